@@ -1,0 +1,50 @@
+# Two commands on a fresh machine:
+#   make run    set up, export the encoder once, run the embedded demo (no servers)
+#   make test   install everything, start Kafka + Cassandra (deploy/local), run the whole suite
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+PIP    := $(BIN)/python -m pip
+STAMP  := $(VENV)/.installed
+
+.PHONY: run test venv install install-all encoder lint typecheck servers-up servers-down bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+
+$(VENV)/.installed-run: pyproject.toml | $(BIN)/python
+	$(PIP) install -q -e '.[export]'
+	touch $@
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(PIP) install -q -e '.[export,kafka,cassandra,bench,eval,dev]'
+	touch $@
+
+install: $(VENV)/.installed-run
+install-all: $(STAMP)
+
+encoder: $(VENV)/.installed-run
+	$(BIN)/interest-stream export-encoder --precision fp32
+	$(BIN)/interest-stream export-encoder --precision int8
+
+run: encoder
+	$(BIN)/interest-stream run
+
+test: $(STAMP) encoder
+	bash deploy/local/test-with-servers $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/mypy
+
+servers-up:
+	deploy/local/up
+
+servers-down:
+	deploy/local/down
+
+bench: $(STAMP) encoder
+	$(BIN)/interest-stream bench encoder
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,35 @@
+"""The text-to-vector boundary: every encoder the pipeline can use satisfies `Encoder`.
+
+The batch core only ever sees this protocol, so the ONNX runtime, the hashing encoder used
+in tests and benchmarks, and any future backend are interchangeable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+import numpy.typing as npt
+
+Vectors = npt.NDArray[np.float32]
+
+
+@runtime_checkable
+class Encoder(Protocol):
+    """Maps texts to L2-normalized float32 vectors of a fixed dimension.
+
+    Guarantee: deterministic for a given `model_id`; row i of the result encodes texts[i].
+    """
+
+    @property
+    def model_id(self) -> str:
+        """Identifies the weights and precision; stored next to every vector."""
+        ...
+
+    @property
+    def dim(self) -> int: ...
+
+    def encode(self, texts: Sequence[str]) -> Vectors:
+        """Return an array of shape (len(texts), dim), each row of unit length."""
+        ...

@@ -1,0 +1,198 @@
+"""The input event contract (topics `clicks`, `reviews`, `queries`) and its validation.
+
+`EventModel` is the single source of truth: the JSON Schema files producers validate
+against are generated from it, and `parse_event` turns raw message bytes into either a
+validated `Event` or a `Rejection` whose reason names the field, the rule and an excerpt
+of the offending value. Nothing here raises on bad input: rejections are data.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import unicodedata
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, StrictStr
+from pydantic import ValidationError, field_validator
+
+EventType = Literal["click", "review", "query"]
+
+TOPIC_OF_TYPE: dict[str, str] = {"click": "clicks", "review": "reviews", "query": "queries"}
+TYPE_OF_TOPIC: dict[str, str] = {topic: kind for kind, topic in TOPIC_OF_TYPE.items()}
+
+MAX_ID_CHARS = 128
+MAX_TEXT_CHARS = 4096
+MAX_MESSAGE_BYTES = 2 * 1024 * 1024
+# Events older than this are almost certainly a unit mistake (seconds sent as milliseconds,
+# an unset clock) rather than history: 2000-01-01T00:00:00Z.
+MIN_EPOCH_SECONDS = 946_684_800.0
+
+_RFC3339 = re.compile(
+    r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$"
+)
+
+Identifier = Annotated[StrictStr, Field(min_length=1, max_length=MAX_ID_CHARS)]
+Timestamp = Annotated[
+    StrictInt | Annotated[StrictStr, Field(json_schema_extra={"format": "date-time"})],
+    Field(description="RFC 3339 timestamp with offset, or epoch milliseconds"),
+]
+
+
+def normalize_text(text: str) -> str:
+    """NFC-normalize and trim: the form that is validated, encoded and cached."""
+    return unicodedata.normalize("NFC", text).strip()
+
+
+def parse_timestamp(value: int | str) -> float:
+    """Epoch seconds from an RFC 3339 string with offset or from epoch milliseconds."""
+    if isinstance(value, int):
+        return value / 1000.0
+    if not _RFC3339.match(value):
+        raise ValueError("must be RFC 3339 with a UTC offset, e.g. 2026-01-31T12:00:00Z")
+    return datetime.fromisoformat(value.replace("z", "Z")).timestamp()
+
+
+class EventModel(BaseModel):
+    """One user action, as producers publish it (JSON object, UTF-8, key = user_id)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True, title="InterestEvent")
+
+    event_id: Identifier = Field(description="Idempotency key; unique per event")
+    user_id: Identifier = Field(description="Whose profile the event feeds; also the key")
+    ts: Timestamp
+    type: EventType = Field(description="click, review or query; must match the topic")
+    text: Annotated[StrictStr, Field(min_length=1, max_length=MAX_TEXT_CHARS)] = Field(
+        description="What the user saw, wrote or searched (1..4096 chars after trim/NFC)"
+    )
+    item_id: Identifier | None = None
+    rating: Annotated[StrictInt | StrictFloat, Field(ge=1, le=5)] | None = Field(
+        default=None, description="Reviews only: 1 (hated) .. 5 (loved)"
+    )
+    domain: Annotated[StrictStr, Field(min_length=1, max_length=64)] | None = Field(
+        default=None, description="Optional catalogue domain, e.g. movies, books"
+    )
+
+    @field_validator("text", mode="before")
+    @classmethod
+    def _normalize_text(cls, value: Any) -> Any:
+        return normalize_text(value) if isinstance(value, str) else value
+
+    @field_validator("ts")
+    @classmethod
+    def _check_ts(cls, value: int | str) -> int | str:
+        parse_timestamp(value)
+        return value
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """A validated event with its timestamp resolved to epoch seconds."""
+
+    event_id: str
+    user_id: str
+    ts: float
+    type: str
+    text: str
+    item_id: str | None = None
+    rating: float | None = None
+    domain: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """An input that could not become an event: kept whole, with the reason, never dropped."""
+
+    raw: bytes
+    reason: str
+    source: str
+    offset: int
+    topic: str | None = None
+    partition: int | None = None
+
+
+@dataclass(frozen=True)
+class ValidationRules:
+    """The time window an event's ts must fall in, relative to the validating clock."""
+
+    max_future_skew_s: float = 300.0
+    min_epoch_s: float = MIN_EPOCH_SECONDS
+
+
+def _excerpt(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} chars)"
+
+
+def _describe(error: ValidationError) -> str:
+    first = error.errors(include_url=False)[0]
+    field = ".".join(str(part) for part in first["loc"] if not str(part).startswith(("str", "int")))
+    message = first["msg"]
+    if first["type"] == "missing":
+        return f"field '{field}': required"
+    if first["type"] == "literal_error":
+        message = "must be one of click, review, query"
+    return f"field '{field}': {message} (got {_excerpt(first.get('input'))})"
+
+
+def parse_event(
+    raw: bytes,
+    *,
+    source: str,
+    offset: int,
+    now: float,
+    rules: ValidationRules,
+    topic: str | None = None,
+    partition: int | None = None,
+    key: bytes | None = None,
+) -> Event | Rejection:
+    """Decode and validate one message; a bad message comes back as a `Rejection`."""
+
+    def reject(reason: str) -> Rejection:
+        return Rejection(raw, reason, source, offset, topic, partition)
+
+    if len(raw) > MAX_MESSAGE_BYTES:
+        return reject(f"message is {len(raw)} bytes, over the {MAX_MESSAGE_BYTES}-byte limit")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return reject(f"not UTF-8: invalid byte at position {exc.start}")
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError as exc:
+        return reject(f"not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}")
+    except RecursionError:
+        return reject("not JSON: nested too deeply")
+    if not isinstance(document, dict):
+        return reject(f"not a JSON object: got {type(document).__name__}")
+    try:
+        model = EventModel.model_validate(document)
+    except ValidationError as exc:
+        return reject(_describe(exc))
+    ts = parse_timestamp(model.ts)
+    if ts < rules.min_epoch_s:
+        return reject(f"field 'ts': before 2000-01-01 (got {_excerpt(model.ts)})")
+    if ts > now + rules.max_future_skew_s:
+        ahead = ts - now
+        return reject(
+            f"field 'ts': {ahead:.0f} s in the future, over the {rules.max_future_skew_s:.0f} s"
+            f" allowed skew (got {_excerpt(model.ts)})"
+        )
+    if topic is not None and TYPE_OF_TOPIC.get(topic, model.type) != model.type:
+        return reject(f"field 'type': '{model.type}' does not belong on topic '{topic}'")
+    if model.rating is not None and model.type != "review":
+        return reject(f"field 'rating': only reviews carry a rating (type is '{model.type}')")
+    if key is not None and key != model.user_id.encode():
+        return reject(f"message key {_excerpt(key)} does not match user_id {model.user_id!r}")
+    return Event(
+        event_id=model.event_id,
+        user_id=model.user_id,
+        ts=ts,
+        type=model.type,
+        text=model.text,
+        item_id=model.item_id,
+        rating=None if model.rating is None else float(model.rating),
+        domain=model.domain,
+    )

@@ -1,0 +1,116 @@
+"""SQLite profile store: the embedded default, one file, no server.
+
+WAL mode so readers (`profile get`) never block the writer; one transaction per batch;
+the version fence is a conditional UPDATE/INSERT whose row count says who won.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from store.base import ApplyResult, ProfileWrite
+from store.codec import decode_profile, encode_profile
+from streams.errors import ConfigurationError, StoreError
+from streams.profile import UserProfile
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS profiles (
+    user_id     TEXT PRIMARY KEY,
+    version     INTEGER NOT NULL,
+    model_id    TEXT NOT NULL,
+    updated_at  REAL NOT NULL,
+    event_count INTEGER NOT NULL,
+    state       BLOB NOT NULL
+)
+"""
+
+
+def path_from_url(url: str) -> Path:
+    """`sqlite:///relative.db` and `sqlite:////abs/path.db` (SQLAlchemy's convention)."""
+    parts = urlsplit(url)
+    if parts.scheme != "sqlite" or not parts.path or parts.path == "/":
+        raise ConfigurationError(f"bad SQLite URL {url!r}: expected sqlite:///path/to/file.db")
+    return Path(parts.path[1:])
+
+
+class SqliteStore:
+    """`ProfileStore` over one SQLite file."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            if path.parent != Path(""):
+                path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.execute("PRAGMA busy_timeout=10000")
+            self._db.execute(_SCHEMA)
+        except (sqlite3.Error, OSError) as exc:
+            raise StoreError(f"cannot open SQLite store {path}: {exc}") from exc
+
+    @classmethod
+    def from_url(cls, url: str) -> SqliteStore:
+        return cls(path_from_url(url))
+
+    def get(self, user_ids: Sequence[str]) -> dict[str, UserProfile]:
+        found: dict[str, UserProfile] = {}
+        ids = list(dict.fromkeys(user_ids))
+        try:
+            for start in range(0, len(ids), 500):
+                chunk = ids[start : start + 500]
+                marks = ",".join("?" * len(chunk))
+                rows = self._db.execute(
+                    f"SELECT user_id, state FROM profiles WHERE user_id IN ({marks})", chunk
+                )
+                found.update((user_id, decode_profile(state)) for user_id, state in rows)
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot read {self.path}: {exc}") from exc
+        return found
+
+    def apply(self, writes: Sequence[ProfileWrite]) -> ApplyResult:
+        won: list[str] = []
+        lost: list[str] = []
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+            for write in writes:
+                profile = write.profile
+                row = (profile.version, profile.model_id, profile.updated_at,
+                       profile.event_count, encode_profile(profile))
+                if write.expected_version == 0:
+                    cursor = self._db.execute(
+                        "INSERT OR IGNORE INTO profiles (version, model_id, updated_at,"
+                        " event_count, state, user_id) VALUES (?, ?, ?, ?, ?, ?)",
+                        (*row, profile.user_id),
+                    )
+                else:
+                    cursor = self._db.execute(
+                        "UPDATE profiles SET version=?, model_id=?, updated_at=?, event_count=?,"
+                        " state=? WHERE user_id=? AND version=?",
+                        (*row, profile.user_id, write.expected_version),
+                    )
+                (won if cursor.rowcount == 1 else lost).append(profile.user_id)
+            self._db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+            raise StoreError(f"cannot write {self.path}: {exc}") from exc
+        return ApplyResult(tuple(won), tuple(lost))
+
+    def delete(self, user_id: str) -> bool:
+        try:
+            cursor = self._db.execute("DELETE FROM profiles WHERE user_id=?", (user_id,))
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot write {self.path}: {exc}") from exc
+        return cursor.rowcount == 1
+
+    def user_ids(self, limit: int | None = None) -> list[str]:
+        query = "SELECT user_id FROM profiles ORDER BY user_id"
+        rows = self._db.execute(query + (" LIMIT ?" if limit else ""), (limit,) if limit else ())
+        return [user_id for (user_id,) in rows]
+
+    def close(self) -> None:
+        self._db.close()

@@ -1,0 +1,230 @@
+"""The batch core: raw messages in, stored profiles and profile-update records out.
+
+validate -> group by user -> read profiles -> dedup -> encode unique texts -> weight ->
+fold per user -> one fenced write per touched user -> update records. It knows nothing of
+Faust, Kafka or files: the embedded `run`, the streaming worker and the tests all call
+`BatchCore.process`, so they cannot disagree about the math. Bad input comes back as
+`Rejection`s for the caller to persist (rejects file or DLQ); it never raises for input.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from encoders.base import Encoder
+from schemas.events import Event, Rejection, ValidationRules, parse_event
+from schemas.updates import ProfileUpdate, profile_update
+from store.base import ProfileStore, ProfileWrite
+from streams.errors import InterestStreamError, StoreError
+from streams.interest import InterestParams, event_weight
+from streams.profile import UserProfile, WeightedEvent, fold_events, select_new
+from streams.sentiment import SentimentScorer
+
+log = logging.getLogger(__name__)
+
+MAX_FENCE_RETRIES = 8
+
+
+class ModelMismatchError(InterestStreamError):
+    """A stored profile was built by another encoder; mixing vector spaces would corrupt it."""
+
+
+@dataclass(frozen=True, slots=True)
+class RawRecord:
+    """One message as a source delivered it. `source` + `offset` identify it for dedup."""
+
+    value: bytes
+    source: str
+    offset: int
+    topic: str | None = None
+    partition: int | None = None
+    key: bytes | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """A valid event and where it was delivered from, before dedup."""
+
+    event: Event
+    source: str
+    offset: int
+
+    @property
+    def event_id(self) -> str:
+        return self.event.event_id
+
+
+@dataclass
+class BatchOutcome:
+    """What one batch did; the caller publishes `updates` and persists `rejects`."""
+
+    updates: list[ProfileUpdate] = field(default_factory=list)
+    rejects: list[Rejection] = field(default_factory=list)
+    applied: int = 0
+    duplicates: int = 0
+    users: int = 0
+    writes: int = 0
+    lost_fences: int = 0
+    texts_encoded: int = 0
+    encode_seconds: float = 0.0
+
+
+class BatchCore:
+    """Turns batches of raw records into profile writes. Safe to call from one thread."""
+
+    def __init__(
+        self,
+        *,
+        encoder: Encoder,
+        store: ProfileStore,
+        params: InterestParams | None = None,
+        rules: ValidationRules | None = None,
+        include_vectors: bool = True,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.encoder = encoder
+        self.store = store
+        self.params = params or InterestParams()
+        self.rules = rules or ValidationRules()
+        self.include_vectors = include_vectors
+        self._clock = clock
+        self._sentiment = SentimentScorer(encoder)
+
+    def validate(
+        self, records: Sequence[RawRecord]
+    ) -> tuple[list[Candidate], list[Rejection]]:
+        """Split records into valid events (with their origin) and rejections."""
+        now = self._clock()
+        events: list[Candidate] = []
+        rejects: list[Rejection] = []
+        for record in records:
+            parsed = parse_event(
+                record.value,
+                source=record.source,
+                offset=record.offset,
+                now=now,
+                rules=self.rules,
+                topic=record.topic,
+                partition=record.partition,
+                key=record.key,
+            )
+            if isinstance(parsed, Rejection):
+                rejects.append(parsed)
+            else:
+                events.append(Candidate(parsed, record.source, record.offset))
+        return events, rejects
+
+    def process(self, records: Sequence[RawRecord]) -> BatchOutcome:
+        """Validate, fold and store one batch. Raises StoreError if the store fails."""
+        outcome = BatchOutcome()
+        candidates, outcome.rejects = self.validate(records)
+        if not candidates:
+            return outcome
+        by_user: dict[str, list[Candidate]] = defaultdict(list)
+        for candidate in candidates:
+            by_user[candidate.event.user_id].append(candidate)
+        stored = self.store.get(sorted(by_user))
+        # Dedup before encoding, so a replayed batch costs a read and nothing else.
+        fresh: dict[str, list[Candidate]] = {}
+        for user_id, items in by_user.items():
+            new, skipped = select_new(stored.get(user_id), items)
+            outcome.duplicates += skipped
+            if new:
+                fresh[user_id] = new
+        outcome.users = len(fresh)
+        if not fresh:
+            return outcome
+        weighted = self._weigh(fresh, outcome)
+        self._fold_and_write(weighted, outcome, stored)
+        return outcome
+
+    def _weigh(
+        self, fresh: dict[str, list[Candidate]], outcome: BatchOutcome
+    ) -> dict[str, list[WeightedEvent]]:
+        flat = [c.event for items in fresh.values() for c in items]
+        texts = list(dict.fromkeys(event.text for event in flat))
+        started = time.perf_counter()
+        vectors = self.encoder.encode(texts)
+        outcome.encode_seconds += time.perf_counter() - started
+        outcome.texts_encoded += len(texts)
+        row_of = {text: i for i, text in enumerate(texts)}
+        unrated = sorted({e.text for e in flat if e.type == "review" and e.rating is None})
+        sentiment: dict[str, float] = {}
+        if unrated:
+            scores = self._sentiment.score(vectors[[row_of[t] for t in unrated]])
+            sentiment = dict(zip(unrated, (float(s) for s in scores), strict=True))
+        weighted: dict[str, list[WeightedEvent]] = {}
+        for user_id, items in fresh.items():
+            weighted[user_id] = [
+                WeightedEvent(
+                    event_id=c.event.event_id,
+                    ts=c.event.ts,
+                    weight=event_weight(
+                        c.event.type,
+                        self.params,
+                        rating=c.event.rating,
+                        text_sentiment=sentiment.get(c.event.text),
+                    ),
+                    text=c.event.text,
+                    vector=vectors[row_of[c.event.text]],
+                    domain=c.event.domain,
+                    source=c.source,
+                    offset=c.offset,
+                )
+                for c in items
+            ]
+        return weighted
+
+    def _fold_and_write(
+        self,
+        by_user: dict[str, list[WeightedEvent]],
+        outcome: BatchOutcome,
+        stored: dict[str, UserProfile],
+    ) -> None:
+        pending = dict(by_user)
+        for attempt in range(MAX_FENCE_RETRIES):
+            if attempt:
+                stored = self.store.get(sorted(pending))
+            writes: list[ProfileWrite] = []
+            folded: dict[str, tuple[int, int]] = {}
+            for user_id in sorted(pending):
+                current = stored.get(user_id) or UserProfile.new(
+                    user_id, self.encoder.model_id, self.encoder.dim
+                )
+                if current.model_id != self.encoder.model_id:
+                    raise ModelMismatchError(
+                        f"profile of {user_id!r} was built with {current.model_id}, this process"
+                        f" encodes with {self.encoder.model_id}; use the same encoder or a new store"
+                    )
+                result = fold_events(current, pending[user_id], self.params, updated_at=self._clock())
+                folded[user_id] = (result.applied, result.duplicates)
+                if result.applied:
+                    writes.append(ProfileWrite(result.profile, current.version))
+                else:
+                    outcome.duplicates += result.duplicates
+            won = set(self.store.apply(writes).won) if writes else set()
+            outcome.writes += len(writes)
+            for write in writes:
+                user_id = write.profile.user_id
+                if user_id in won:
+                    applied, duplicates = folded[user_id]
+                    outcome.applied += applied
+                    outcome.duplicates += duplicates
+                    outcome.updates.append(
+                        profile_update(write.profile, include_vectors=self.include_vectors)
+                    )
+            lost = {w.profile.user_id for w in writes} - won
+            outcome.lost_fences += len(lost)
+            # A lost fence means another writer stored a newer version: re-read and re-fold.
+            # Dedup makes the re-fold skip whatever that writer already applied.
+            pending = {user_id: pending[user_id] for user_id in lost}
+            if not pending:
+                return
+            log.info("version fence lost for %d users, re-reading", len(pending))
+        raise StoreError(f"version fence still lost after {MAX_FENCE_RETRIES} tries: {sorted(pending)[:5]}")

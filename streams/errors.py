@@ -1,0 +1,34 @@
+"""The project's error hierarchy: one root, so callers can catch everything we raise on purpose.
+
+Input problems with single events are not errors here: they become reject/DLQ records.
+These classes are for conditions that stop a command or a component.
+"""
+
+from __future__ import annotations
+
+
+class InterestStreamError(Exception):
+    """Root of every error this project raises on purpose."""
+
+
+class ConfigurationError(InterestStreamError):
+    """A setting, URL or flag cannot be used as given."""
+
+
+class StoreError(InterestStreamError):
+    """The profile store cannot be opened, read or written."""
+
+
+class SourceError(InterestStreamError):
+    """An event source (file, stdin) cannot be read."""
+
+
+class MissingExtraError(InterestStreamError, ImportError):
+    """An optional dependency is not installed; the message names the extra to install."""
+
+    def __init__(self, module: str, extra: str) -> None:
+        super().__init__(
+            f"{module} is not installed: pip install 'interest-stream[{extra}]'"
+        )
+        self.module = module
+        self.extra = extra

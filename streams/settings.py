@@ -1,0 +1,121 @@
+"""One frozen settings object, read from the environment (prefix INTEREST_STREAM_) at start-up.
+
+Nothing reads configuration at import time: commands call `load_settings()` once and pass
+the object (or pieces of it) down. Secrets are `SecretStr`, so they never reach a log line.
+CLI flags override environment values by being passed to `load_settings(**overrides)`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, SecretStr, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from schemas.events import ValidationRules
+from streams.errors import ConfigurationError
+from streams.interest import DAY, HOUR, InterestParams
+
+
+class Settings(BaseSettings):
+    """Every knob of interest-stream; see the configuration table in the README."""
+
+    model_config = SettingsConfigDict(env_prefix="INTEREST_STREAM_", frozen=True, extra="forbid")
+
+    # Store
+    store_url: str = Field("sqlite:///./interest-stream.db", description="Profile store URL")
+    cassandra_username: str | None = None
+    cassandra_password: SecretStr | None = None
+    cassandra_ssl_cafile: Path | None = None
+    cassandra_consistency: Literal["LOCAL_QUORUM", "QUORUM", "LOCAL_ONE", "ONE", "ALL"] = (
+        "LOCAL_QUORUM"
+    )
+    cassandra_local_dc: str | None = None
+    cassandra_max_in_flight: int = Field(64, ge=1)
+
+    # Encoder
+    model_dir: Path | None = Field(None, description="Where exported ONNX models live")
+    precision: Literal["auto", "fp32", "int8", "fp16"] = "auto"
+    encoder_cache_size: int = Field(100_000, ge=0)
+
+    # Interest model
+    short_half_life_s: float = Field(6 * HOUR, gt=0)
+    long_half_life_s: float = Field(30 * DAY, gt=0)
+    weight_click: float = 1.0
+    weight_query: float = 0.5
+    weight_review: float = 1.5
+    max_clusters: int = Field(8, ge=1)
+    summary_size: int = Field(64, ge=1)
+    cluster_similarity: float = Field(0.35, ge=-1, le=1)
+    recent_ids: int = Field(1000, ge=1)
+    max_future_skew_s: float = Field(300.0, ge=0)
+
+    # Batching
+    batch_size: int = Field(256, ge=1)
+    batch_wait_ms: int = Field(200, ge=1)
+
+    # Kafka
+    brokers: str = "127.0.0.1:9092"
+    topic_prefix: str = ""
+    consumer_group: str = "interest-stream"
+    partitions: int = Field(6, ge=1)
+    replication_factor: int = Field(1, ge=1)
+    updates_topic: str = "profile-updates"
+    dlq_topic: str = "interest-stream-dlq"
+    include_vectors: bool = True
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = (
+        "PLAINTEXT"
+    )
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    kafka_username: str | None = None
+    kafka_password: SecretStr | None = None
+    kafka_ssl_cafile: Path | None = None
+    web_enabled: bool = False
+    web_port: int = 6066
+
+    def interest_params(self) -> InterestParams:
+        return InterestParams(
+            short_half_life_s=self.short_half_life_s,
+            long_half_life_s=self.long_half_life_s,
+            type_weights={
+                "click": self.weight_click,
+                "query": self.weight_query,
+                "review": self.weight_review,
+            },
+            summary_size=self.summary_size,
+            max_clusters=self.max_clusters,
+            cluster_similarity=self.cluster_similarity,
+            recent_ids=self.recent_ids,
+        )
+
+    def validation_rules(self) -> ValidationRules:
+        return ValidationRules(max_future_skew_s=self.max_future_skew_s)
+
+    def topic(self, name: str) -> str:
+        """Topic name with the configured prefix (tests and multi-tenant clusters use one)."""
+        return f"{self.topic_prefix}{name}"
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read settings from the environment; non-None overrides (CLI flags) win."""
+    given = {key: value for key, value in overrides.items() if value is not None}
+    try:
+        return Settings(**given)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'settings'}: {e['msg']}" for e in exc.errors()
+        )
+        raise ConfigurationError(f"invalid configuration: {problems}") from exc
+
+
+def parse_duration(text: str) -> float:
+    """'90s', '6h', '30d', '15m' or plain seconds -> seconds."""
+    units = {"s": 1.0, "m": 60.0, "h": HOUR, "d": DAY, "w": 7 * DAY}
+    value = text.strip().lower()
+    try:
+        if value and value[-1] in units:
+            return float(value[:-1]) * units[value[-1]]
+        return float(value)
+    except ValueError as exc:
+        raise ConfigurationError(f"bad duration {text!r}: use e.g. 90s, 15m, 6h, 30d") from exc

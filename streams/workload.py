@@ -1,0 +1,274 @@
+"""Synthetic workloads with planted, drifting interests: the demo, the tests and benchmarks.
+
+A catalogue of item texts across several topics and domains is generated from phrase
+lists; each user is given interests that change halfway through the period (one interest
+is replaced by another). Events are clicks on items of current interests, searches for
+them, and reviews (rated or not, mostly praise for interests and some complaints about
+other topics). The ground truth is returned beside the events, so that what the pipeline
+recovers can be checked. Deterministic for a given seed.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+TOPICS: dict[str, dict[str, Any]] = {
+    "space films": {
+        "domain": "movies",
+        "subjects": ["Astronauts", "A starship crew", "A lone pilot", "The mission commander",
+                     "Alien explorers", "A rookie cosmonaut"],
+        "actions": ["stranded on Mars", "racing through a wormhole", "fighting to survive in orbit",
+                    "landing on a frozen moon", "searching for a habitable planet",
+                    "escaping a dying space station"],
+        "queries": ["space movies", "sci-fi films about astronauts", "best space exploration film",
+                    "movies set on mars", "interstellar travel movie"],
+    },
+    "cooking": {
+        "domain": "recipes",
+        "subjects": ["Quick weeknight", "Slow-cooked", "Classic Italian", "Spicy Thai",
+                     "Healthy vegetarian", "One-pot"],
+        "actions": ["pasta with garlic and basil", "chicken curry with coconut milk",
+                    "beef stew with root vegetables", "lentil soup with cumin",
+                    "risotto with mushrooms", "stir-fried noodles with tofu"],
+        "queries": ["easy dinner recipes", "how to cook curry", "pasta recipe",
+                    "vegetarian soup recipe", "what to cook tonight"],
+    },
+    "jazz": {
+        "domain": "music",
+        "subjects": ["Late-night", "Smoky club", "Bebop", "Cool", "Modal", "Live"],
+        "actions": ["saxophone improvisation album", "jazz piano trio record",
+                    "trumpet ballads collection", "big band swing session",
+                    "double bass and drums jam", "jazz standards with a singer"],
+        "queries": ["jazz albums", "best saxophone records", "jazz piano music",
+                    "swing music playlist", "bebop classics"],
+    },
+    "hiking": {
+        "domain": "outdoors",
+        "subjects": ["Alpine", "Coastal", "Desert", "Forest", "Volcanic", "Glacier"],
+        "actions": ["trail guide for a three-day trek", "hiking boots for rocky paths",
+                    "backpacking tent for mountain camping", "route map of ridge walks",
+                    "water filter for long hikes", "trekking poles for steep descents"],
+        "queries": ["hiking trails", "best hiking boots", "mountain trekking gear",
+                    "backpacking tent", "day hikes near me"],
+    },
+    "programming": {
+        "domain": "books",
+        "subjects": ["A practical guide to", "Mastering", "Learning", "The art of",
+                     "Advanced", "Beginner's handbook of"],
+        "actions": ["Python programming", "distributed systems design", "Rust for systems code",
+                    "database internals", "functional programming in Haskell",
+                    "compilers and interpreters"],
+        "queries": ["programming books", "learn python", "software engineering book",
+                    "how databases work", "best book on compilers"],
+    },
+    "football": {
+        "domain": "sports",
+        "subjects": ["Champions League", "Premier League", "World Cup", "Derby day", "Cup final",
+                     "Transfer window"],
+        "actions": ["match highlights and goals", "tactical analysis of the striker",
+                    "penalty shootout drama", "goalkeeper saves compilation",
+                    "coach press conference", "midfield passing masterclass"],
+        "queries": ["football highlights", "soccer match results", "best goals this season",
+                    "premier league news", "world cup goals"],
+    },
+    "gardening": {
+        "domain": "home",
+        "subjects": ["Organic", "Balcony", "Cottage", "Vegetable", "Herb", "Rose"],
+        "actions": ["garden planting calendar", "compost and soil guide",
+                    "seeds for tomatoes and peppers", "pruning shears for shrubs",
+                    "raised bed kit for vegetables", "watering can and hose set"],
+        "queries": ["gardening tips", "how to grow tomatoes", "best compost",
+                    "vegetable garden ideas", "pruning roses"],
+    },
+    "mystery novels": {
+        "domain": "books",
+        "subjects": ["A detective", "An amateur sleuth", "A retired inspector", "Two rival spies",
+                     "A young journalist", "The village doctor"],
+        "actions": ["solves a murder on a night train", "uncovers a poisoning at the manor",
+                    "tracks a jewel thief through London", "investigates a locked-room mystery",
+                    "hunts a serial killer in the fog", "decodes a cipher left by the victim"],
+        "queries": ["mystery novels", "detective books", "best crime thriller",
+                    "whodunit books", "murder mystery series"],
+    },
+}
+
+PRAISE = ["Loved it: {t}. Absolutely wonderful.", "{t} was excellent, highly recommended.",
+          "Really enjoyed {t}, great quality."]
+COMPLAINTS = ["{t} was terrible, a waste of money.", "Hated {t}, very disappointing.",
+              "{t}: boring and poorly made, do not recommend."]
+
+
+@dataclass(frozen=True)
+class Item:
+    item_id: str
+    text: str
+    topic: str
+    domain: str
+
+
+@dataclass
+class PlantedUser:
+    """Ground truth for one user: interests before and after the midpoint."""
+
+    user_id: str
+    early: list[str]
+    late: list[str]
+
+    @property
+    def all_interests(self) -> set[str]:
+        return set(self.early) | set(self.late)
+
+
+@dataclass
+class Workload:
+    events: list[dict[str, Any]]
+    items: list[Item]
+    users: list[PlantedUser]
+    topic_of_text: dict[str, str] = field(default_factory=dict)
+    start: float = 0.0
+    end: float = 0.0
+
+
+def catalogue() -> list[Item]:
+    items = []
+    for topic, spec in TOPICS.items():
+        slug = topic.replace(" ", "-")
+        for i, subject in enumerate(spec["subjects"]):
+            for j, action in enumerate(spec["actions"]):
+                items.append(Item(f"{slug}-{i}{j}", f"{subject} {action}", topic, spec["domain"]))
+    return items
+
+
+# Far enough in the past that generated events never trip the future-skew check.
+DEFAULT_END = datetime(2026, 10, 1, tzinfo=UTC).timestamp()
+
+
+def _format_ts(ts: float, rng: random.Random) -> str | int:
+    if rng.random() < 0.5:
+        return int(ts * 1000)
+    return datetime.fromtimestamp(ts, tz=UTC).isoformat(timespec="milliseconds")
+
+
+def generate(
+    *,
+    users: int = 50,
+    days: int = 28,
+    events_per_user: int = 60,
+    seed: int = 7,
+    duplicates: float = 0.0,
+    end: float = DEFAULT_END,
+) -> Workload:
+    """Events (dicts in the event contract) in time order, plus the planted truth."""
+    rng = random.Random(seed)
+    items = catalogue()
+    by_topic: dict[str, list[Item]] = {}
+    for item in items:
+        by_topic.setdefault(item.topic, []).append(item)
+    topics = sorted(TOPICS)
+    start = end - days * 86400.0
+    middle = (start + end) / 2
+    timed: list[tuple[float, dict[str, Any]]] = []
+    planted: list[PlantedUser] = []
+    for u in range(users):
+        user_id = f"user-{u:05d}"
+        chosen = rng.sample(topics, 3)
+        truth = PlantedUser(user_id, early=[chosen[0], chosen[1]], late=[chosen[1], chosen[2]])
+        planted.append(truth)
+        for n in range(events_per_user):
+            ts = rng.uniform(start, end)
+            interests = truth.early if ts < middle else truth.late
+            topic = rng.choice(interests)
+            item = rng.choice(by_topic[topic])
+            event: dict[str, Any] = {
+                "event_id": f"{user_id}-e{n:05d}",
+                "user_id": user_id,
+                "ts": _format_ts(ts, rng),
+                "domain": item.domain,
+            }
+            roll = rng.random()
+            if roll < 0.65:
+                event.update(type="click", text=item.text, item_id=item.item_id)
+            elif roll < 0.8:
+                event.update(type="query", text=rng.choice(TOPICS[topic]["queries"]))
+                del event["domain"]
+            elif roll < 0.92:
+                event.update(type="review", item_id=item.item_id, rating=rng.choice([4, 5]),
+                             text=rng.choice(PRAISE).format(t=item.text))
+                if rng.random() < 0.4:
+                    del event["rating"]
+            else:
+                other = rng.choice([t for t in topics if t not in truth.all_interests])
+                disliked = rng.choice(by_topic[other])
+                event.update(type="review", item_id=disliked.item_id, domain=disliked.domain,
+                             rating=rng.choice([1, 2]),
+                             text=rng.choice(COMPLAINTS).format(t=disliked.text))
+            timed.append((ts, event))
+    timed.sort(key=lambda pair: (pair[0], pair[1]["event_id"]))
+    ordered = [event for _, event in timed]
+    if duplicates > 0:
+        copies = rng.sample(ordered, int(len(ordered) * duplicates))
+        for copy in copies:
+            ordered.insert(rng.randrange(len(ordered)), dict(copy))
+    topic_of_text = {item.text: item.topic for item in items}
+    return Workload(ordered, items, planted, topic_of_text, start, end)
+
+
+def topic_of(text: str, workload: Workload) -> str | None:
+    """Which planted topic a profile label came from (item title, review of it, or query)."""
+    if text in workload.topic_of_text:
+        return workload.topic_of_text[text]
+    for title, topic in workload.topic_of_text.items():
+        if title in text:
+            return topic
+    for topic, spec in TOPICS.items():
+        if text in spec["queries"]:
+            return topic
+    return None
+
+
+@dataclass(frozen=True)
+class Recovery:
+    """How well profiles recovered the planted interests."""
+
+    users: int
+    top_cluster_planted: float
+    top2_clusters_planted: float
+    short_term_current: float
+
+    def as_dict(self) -> dict[str, float | int]:
+        return {
+            "users": self.users,
+            "top_cluster_is_planted": round(self.top_cluster_planted, 3),
+            "top2_clusters_are_planted": round(self.top2_clusters_planted, 3),
+            "short_term_matches_current_interest": round(self.short_term_current, 3),
+        }
+
+
+def recovery(
+    profiles: dict[str, Any], workload: Workload, topic_vectors: dict[str, Any]
+) -> Recovery:
+    """Share of users whose top clusters are planted interests, and whose short-term
+    profile is nearest to one of their current (late) interests.
+
+    `profiles` maps user id to `UserProfile`; `topic_vectors` maps topic to a unit vector
+    (mean of its item encodings) in the profiles' vector space.
+    """
+    import numpy as np
+
+    top1 = top2 = current = 0
+    users = [u for u in workload.users if u.user_id in profiles]
+    names = sorted(topic_vectors)
+    matrix = np.stack([topic_vectors[n] for n in names])
+    for truth in users:
+        profile = profiles[truth.user_id]
+        topics = [topic_of(c.label, workload) for c in profile.clusters]
+        top1 += bool(topics) and topics[0] in truth.all_interests
+        top2 += len(topics) >= 2 and all(t in truth.all_interests for t in topics[:2])
+        short = profile.state.short.profile()
+        if short is not None:
+            current += names[int(np.argmax(matrix @ short))] in truth.late
+    n = max(len(users), 1)
+    return Recovery(len(users), top1 / n, top2 / n, current / n)

@@ -1,0 +1,123 @@
+"""The batch core end to end over SQLite with the model-free hashing encoder."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from encoders.hashing import HashingEncoder
+from store import ProfileWrite, open_store
+from store.sqlite import SqliteStore
+from streams.core import BatchCore, RawRecord
+from streams.profile import UserProfile
+from streams.workload import generate
+
+NOW = 1_800_000_000.0
+
+
+def _core(path: Path) -> BatchCore:
+    return BatchCore(encoder=HashingEncoder(), store=open_store(f"sqlite:///{path}"),
+                     clock=lambda: NOW)
+
+
+def _records(events: list[dict], source: str = "s") -> list[RawRecord]:
+    return [RawRecord(json.dumps(e).encode(), source, i) for i, e in enumerate(events, 1)]
+
+
+def _run(core: BatchCore, records: list[RawRecord], batch: int = 50) -> None:
+    for start in range(0, len(records), batch):
+        core.process(records[start : start + batch])
+
+
+def _profiles(core: BatchCore) -> dict[str, UserProfile]:
+    return core.store.get(core.store.user_ids())
+
+
+def test_shuffled_input_in_other_batches_gives_identical_profiles(tmp_path: Path):
+    events = generate(users=12, events_per_user=40, seed=3, duplicates=0.05).events
+    shuffled = list(events)
+    random.Random(1).shuffle(shuffled)
+    a, b = _core(tmp_path / "a.db"), _core(tmp_path / "b.db")
+    _run(a, _records(events, "file:a"), batch=64)
+    _run(b, _records(shuffled, "file:b"), batch=17)
+    pa, pb = _profiles(a), _profiles(b)
+    assert pa.keys() == pb.keys() and len(pa) == 12
+    for user_id in pa:
+        x, y = pa[user_id], pb[user_id]
+        assert x.event_count == y.event_count == 40
+        np.testing.assert_allclose(x.state.long.decayed_sum, y.state.long.decayed_sum, atol=1e-6)
+        np.testing.assert_allclose(x.state.short.decayed_sum, y.state.short.decayed_sum, atol=1e-6)
+        assert [c.label for c in x.clusters] == [c.label for c in y.clusters]
+
+
+def test_replaying_the_same_records_changes_nothing(tmp_path: Path):
+    core = _core(tmp_path / "p.db")
+    records = _records(generate(users=5, events_per_user=20, seed=4).events)
+    _run(core, records)
+    before = {u: p.version for u, p in _profiles(core).items()}
+    outcome = core.process(records)
+    assert outcome.applied == 0 and outcome.duplicates == len(records)
+    assert outcome.texts_encoded == 0 and outcome.writes == 0 and outcome.updates == []
+    assert {u: p.version for u, p in _profiles(core).items()} == before
+
+
+def test_bad_records_are_rejected_and_good_ones_applied(tmp_path: Path):
+    core = _core(tmp_path / "p.db")
+    good = {"event_id": "e1", "user_id": "u", "ts": 1_799_000_000_000, "type": "click",
+            "text": "A starship crew racing through a wormhole"}
+    records = [RawRecord(b"{oops", "s", 1), RawRecord(json.dumps(good).encode(), "s", 2),
+               RawRecord(b"\xff", "s", 3)]
+    outcome = core.process(records)
+    assert outcome.applied == 1 and [r.offset for r in outcome.rejects] == [1, 3]
+    assert outcome.rejects[0].raw == b"{oops"
+    [update] = outcome.updates
+    assert update.user_id == "u" and update.version == 1 and update.event_count == 1
+    assert update.clusters[0].label == good["text"]
+
+
+def test_a_lost_version_fence_is_reread_and_reapplied(tmp_path: Path):
+    path = tmp_path / "p.db"
+    core = _core(path)
+    events = generate(users=1, events_per_user=10, seed=5).events
+    _run(core, _records(events[:5], "file:x"))
+
+    class RacingStore(SqliteStore):
+        """Another worker writes the same user right before our first write."""
+
+        raced = False
+
+        def apply(self, writes):
+            if not self.raced:
+                self.raced = True
+                other = _core(path)
+                other.process(_records(events, "file:x")[5:8])
+            return super().apply(writes)
+
+    racing = BatchCore(encoder=HashingEncoder(), store=RacingStore(path), clock=lambda: NOW)
+    outcome = racing.process(_records(events, "file:x")[5:])
+    assert outcome.lost_fences == 1
+    profile = _profiles(racing)["user-00000"]
+    assert profile.event_count == 10  # the other worker's 3 events are not applied twice
+
+
+def test_a_profile_from_another_model_is_refused(tmp_path: Path):
+    core = _core(tmp_path / "p.db")
+    foreign = UserProfile.new("u", "other-model", 384)
+    core.store.apply([ProfileWrite(foreign, 0)])
+    good = {"event_id": "e1", "user_id": "u", "ts": 1_799_000_000_000, "type": "query",
+            "text": "jazz"}
+    with pytest.raises(Exception, match="built with other-model"):
+        core.process([RawRecord(json.dumps(good).encode(), "s", 1)])
+
+
+def test_unrated_reviews_get_a_signed_weight_from_their_text(tmp_path: Path):
+    core = _core(tmp_path / "p.db")
+    review = {"event_id": "r1", "user_id": "u", "ts": 1_799_000_000_000, "type": "review",
+              "text": "I hated it, absolutely terrible."}
+    core.process([RawRecord(json.dumps(review).encode(), "s", 1)])
+    [entry] = _profiles(core)["u"].summary
+    assert entry.weight < 0

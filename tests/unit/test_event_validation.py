@@ -1,0 +1,98 @@
+"""Every kind of bad input becomes a rejection with a reason naming the field and rule."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from schemas.events import Event, Rejection, ValidationRules, parse_event
+
+NOW = 1_780_000_000.0
+GOOD = {"event_id": "e1", "user_id": "u1", "ts": "2026-05-01T10:00:00+02:00", "type": "review",
+        "text": "  Great film about astronauts ", "rating": 5, "domain": "movies", "item_id": "i1"}
+
+
+def parse(raw: bytes, **kw: object) -> Event | Rejection:
+    return parse_event(raw, source="test", offset=1, now=NOW, rules=ValidationRules(), **kw)
+
+
+def with_(**changes: object) -> bytes:
+    body = {**GOOD, **changes}
+    return json.dumps({k: v for k, v in body.items() if v is not ...}).encode()
+
+
+def test_a_valid_event_is_normalized():
+    event = parse(with_())
+    assert isinstance(event, Event)
+    assert event.text == "Great film about astronauts"
+    assert event.ts == 1_777_622_400.0
+    assert parse(with_(ts=1_777_622_400_000)) == event
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        (b"{not json", "not JSON"),
+        (b"\xff\xfe{}", "not UTF-8"),
+        (b"[1, 2]", "not a JSON object"),
+        (b'"just a string"', "not a JSON object"),
+        (with_(event_id=...), "field 'event_id': required"),
+        (with_(user_id=...), "field 'user_id': required"),
+        (with_(ts=...), "field 'ts': required"),
+        (with_(text=...), "field 'text': required"),
+        (with_(type=...), "field 'type': required"),
+        (with_(event_id=""), "field 'event_id'"),
+        (with_(user_id="u" * 129), "field 'user_id'"),
+        (with_(event_id=17), "field 'event_id'"),
+        (with_(text=""), "field 'text'"),
+        (with_(text="   "), "field 'text'"),
+        (with_(text="x" * 1_048_576), "field 'text': String should have at most 4096"),
+        (with_(text=["list"]), "field 'text'"),
+        (with_(ts="yesterday"), "field 'ts'"),
+        (with_(ts="2026-05-01T10:00:00"), "field 'ts'"),
+        (with_(ts=True), "field 'ts'"),
+        (with_(ts=1.5), "field 'ts'"),
+        (with_(ts="1970-01-01T00:00:00Z"), "field 'ts': before 2000"),
+        (with_(ts=0), "field 'ts': before 2000"),
+        (with_(ts="2027-06-01T00:00:00Z"), "in the future"),
+        (with_(type="purchase"), "field 'type': must be one of"),
+        (with_(rating=0), "field 'rating'"),
+        (with_(rating=6), "field 'rating'"),
+        (with_(rating="5"), "field 'rating'"),
+        (with_(type="click"), "only reviews carry a rating"),
+        (with_(domain=""), "field 'domain'"),
+        (with_(item_id=""), "field 'item_id'"),
+    ],
+)
+def test_bad_input_is_rejected_with_a_precise_reason(raw: bytes, expected: str):
+    result = parse(raw)
+    assert isinstance(result, Rejection), result
+    assert expected in result.reason
+    assert result.raw == raw
+
+
+def test_type_must_match_the_topic_and_key_the_user():
+    assert "does not belong on topic 'clicks'" in parse(with_(), topic="clicks").reason  # type: ignore[union-attr]
+    assert isinstance(parse(with_(), topic="reviews", key=b"u1"), Event)
+    assert "does not match user_id" in parse(with_(), topic="reviews", key=b"u2").reason  # type: ignore[union-attr]
+
+
+def test_an_oversized_message_is_rejected_before_parsing():
+    result = parse(b"{" + b" " * (3 * 1024 * 1024) + b"}")
+    assert isinstance(result, Rejection) and "byte limit" in result.reason
+
+
+@given(st.binary(max_size=300))
+def test_arbitrary_bytes_never_raise(raw: bytes):
+    assert isinstance(parse(raw), Event | Rejection)
+
+
+@settings(suppress_health_check=[HealthCheck.too_slow])
+@given(st.dictionaries(st.sampled_from(list(GOOD)), st.none() | st.integers() | st.text(),
+                       max_size=8))
+def test_arbitrary_objects_never_raise(body: dict[str, object]):
+    result = parse(json.dumps(body).encode())
+    assert isinstance(result, Event | Rejection)
