@@ -8,6 +8,7 @@ Texts that share words get similar vectors, which is enough to make interests re
 from __future__ import annotations
 
 import hashlib
+import itertools
 import unicodedata
 from collections.abc import Sequence
 
@@ -34,7 +35,7 @@ class HashingEncoder:
         out = np.zeros((len(texts), self._dim), dtype=np.float32)
         for row, text in enumerate(texts):
             words = unicodedata.normalize("NFC", text).lower().split()
-            features = words + [f"{a} {b}" for a, b in zip(words, words[1:], strict=False)]
+            features = words + [f"{a} {b}" for a, b in itertools.pairwise(words)]
             for feature in features or ["<empty>"]:
                 digest = hashlib.blake2b(feature.encode(), digest_size=16).digest()
                 seed = int.from_bytes(digest[:8], "little")

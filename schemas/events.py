@@ -15,8 +15,16 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, StrictStr
-from pydantic import ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    ValidationError,
+    field_validator,
+)
 
 EventType = Literal["click", "review", "query"]
 
@@ -111,6 +119,7 @@ class Rejection:
     offset: int
     topic: str | None = None
     partition: int | None = None
+    key: bytes | None = None
 
 
 @dataclass(frozen=True)
@@ -151,7 +160,7 @@ def parse_event(
     """Decode and validate one message; a bad message comes back as a `Rejection`."""
 
     def reject(reason: str) -> Rejection:
-        return Rejection(raw, reason, source, offset, topic, partition)
+        return Rejection(raw, reason, source, offset, topic, partition, key)
 
     if len(raw) > MAX_MESSAGE_BYTES:
         return reject(f"message is {len(raw)} bytes, over the {MAX_MESSAGE_BYTES}-byte limit")

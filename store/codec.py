@@ -33,7 +33,7 @@ def encode_profile(profile: UserProfile) -> bytes:
     state = profile.state
     domains = sorted(profile.domains)
     dim = profile.dim
-    arrays: dict[str, np.ndarray] = {
+    arrays: dict[str, Any] = {
         "short": state.short.decayed_sum,
         "long": state.long.decayed_sum,
         "domain_short": np.array([profile.domains[d].short.decayed_sum for d in domains]).reshape(
@@ -60,8 +60,11 @@ def encode_profile(profile: UserProfile) -> bytes:
         "short": _horizon_meta(state.short),
         "long": _horizon_meta(state.long),
         "domains": [
-            {"name": d, "short": _horizon_meta(profile.domains[d].short),
-             "long": _horizon_meta(profile.domains[d].long)}
+            {
+                "name": d,
+                "short": _horizon_meta(profile.domains[d].short),
+                "long": _horizon_meta(profile.domains[d].long),
+            }
             for d in domains
         ],
         "summary": [[e.event_id, e.ts, e.weight, e.text] for e in profile.summary],
@@ -70,7 +73,8 @@ def encode_profile(profile: UserProfile) -> bytes:
         "recent_event_ids": dict(profile.recent_event_ids),
     }
     buffer = io.BytesIO()
-    np.savez(buffer, meta=np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8), **arrays)
+    arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
+    np.savez(buffer, **arrays)
     return buffer.getvalue()
 
 

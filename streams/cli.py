@@ -17,6 +17,7 @@ from typing import Any
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -35,7 +36,7 @@ class CliGroup(click.Group):
         try:
             return super().invoke(ctx)
         except InterestStreamError as exc:
-            console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+            console.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
             sys.exit(2)
 
 
@@ -82,15 +83,24 @@ def _half_life(value: str | None) -> float | None:
 @main.command()
 @click.argument("events", required=False)
 @click.option("--store", "store_url", help="Profile store URL [env INTEREST_STREAM_STORE_URL].")
-@click.option("--rejects", type=click.Path(dir_okay=False, path_type=Path),
-              default=Path("interest-stream-rejects.jsonl"), show_default=True,
-              help="Where rejected events go (JSONL with original bytes and reason).")
+@click.option(
+    "--rejects",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("interest-stream-rejects.jsonl"),
+    show_default=True,
+    help="Where rejected events go (JSONL with original bytes and reason).",
+)
 @click.option("--batch-size", type=int, help="Events per batch [default 256].")
 @click.option("--precision", type=click.Choice(["auto", "fp32", "int8", "fp16"]))
 @click.option("--short-half-life", help="e.g. 6h [default 6h].")
 @click.option("--long-half-life", help="e.g. 30d [default 30d].")
-@click.option("--demo-users", type=int, default=60, show_default=True,
-              help="Users in the bundled demo (used when no EVENTS file is given).")
+@click.option(
+    "--demo-users",
+    type=int,
+    default=60,
+    show_default=True,
+    help="Users in the bundled demo (used when no EVENTS file is given).",
+)
 @click.option("--show", type=int, default=5, show_default=True, help="Users to show at the end.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @ENCODER_OPTION
@@ -144,7 +154,7 @@ def run(
         include_vectors=settings.include_vectors,
     )
     try:
-        with _progress(total, enabled=not as_json) as advance:
+        with _Progress(total, enabled=not as_json) as advance:
             summary = run_embedded(
                 source,
                 core,
@@ -152,8 +162,12 @@ def run(
                 rejects_path=rejects,
                 on_batch=lambda n, outcome: advance(n),
             )
-        result: dict[str, Any] = {"source": source.name, "store": settings.store_url,
-                                  "model_id": encoder.model_id, **summary.as_dict()}
+        result: dict[str, Any] = {
+            "source": source.name,
+            "store": settings.store_url,
+            "model_id": encoder.model_id,
+            **summary.as_dict(),
+        }
         if summary.rejected:
             result["rejects_file"] = str(rejects)
         shown = store.get(sorted(summary.users)[:show]) if show else {}
@@ -175,7 +189,7 @@ def _store_options(settings: Settings) -> dict[str, Any]:
     return {"settings": settings}
 
 
-class _progress:
+class _Progress:
     """A rich progress bar with events/s that degrades to nothing for scripts."""
 
     def __init__(self, total: int | None, enabled: bool) -> None:
@@ -259,8 +273,13 @@ def profiles_table(profiles: list[Any]) -> Table:
     for profile in profiles:
         labels = "\n".join(f"{c.label[:60]} ({c.weight:.2f})" for c in profile.clusters[:3])
         drift = profile.drift()
-        table.add_row(profile.user_id, str(profile.version), str(profile.event_count), labels,
-                      "-" if drift is None else f"{drift:.2f}")
+        table.add_row(
+            profile.user_id,
+            str(profile.version),
+            str(profile.event_count),
+            labels,
+            "-" if drift is None else f"{drift:.2f}",
+        )
     return table
 
 
@@ -294,10 +313,14 @@ def profile_get(user_id: str, store_url: str | None, as_json: bool, vectors: boo
 
 
 @main.command("export-encoder")
-@click.option("--precision", type=click.Choice(["fp32", "int8", "fp16"]), default="fp32",
-              show_default=True)
-@click.option("--model-dir", type=click.Path(file_okay=False, path_type=Path),
-              help="Output directory [env INTEREST_STREAM_MODEL_DIR, default ~/.cache/...].")
+@click.option(
+    "--precision", type=click.Choice(["fp32", "int8", "fp16"]), default="fp32", show_default=True
+)
+@click.option(
+    "--model-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Output directory [env INTEREST_STREAM_MODEL_DIR, default ~/.cache/...].",
+)
 @click.option("--force", is_flag=True, help="Export again even if a valid export exists.")
 @click.option("--json", "as_json", is_flag=True)
 def export_encoder_command(
@@ -320,13 +343,27 @@ def export_encoder_command(
 @click.option("--days", type=int, default=28, show_default=True)
 @click.option("--events-per-user", type=int, default=60, show_default=True)
 @click.option("--seed", type=int, default=7, show_default=True)
-@click.option("--duplicates", type=float, default=0.0, show_default=True,
-              help="Fraction of events to repeat (redelivery practice).")
+@click.option(
+    "--duplicates",
+    type=float,
+    default=0.0,
+    show_default=True,
+    help="Fraction of events to repeat (redelivery practice).",
+)
 @click.option("--shuffle", is_flag=True, help="Write events in random order.")
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
-              help="Output JSONL file [default: stdout].")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Output JSONL file [default: stdout].",
+)
 def generate(
-    users: int, days: int, events_per_user: int, seed: int, duplicates: float, shuffle: bool,
+    users: int,
+    days: int,
+    events_per_user: int,
+    seed: int,
+    duplicates: float,
+    shuffle: bool,
     output: Path | None,
 ) -> None:
     """Generate a synthetic event log with planted, drifting interests (JSONL)."""
@@ -334,8 +371,9 @@ def generate(
 
     from streams.workload import generate as generate_workload
 
-    workload = generate_workload(users=users, days=days, events_per_user=events_per_user,
-                                 seed=seed, duplicates=duplicates)
+    workload = generate_workload(
+        users=users, days=days, events_per_user=events_per_user, seed=seed, duplicates=duplicates
+    )
     events = list(workload.events)
     if shuffle:
         random.Random(seed).shuffle(events)
@@ -345,6 +383,60 @@ def generate(
     else:
         output.write_text(lines, encoding="utf-8")
         console.print(f"wrote {len(events):,} events for {users} users to {output}")
+
+
+@main.command()
+@click.option("--brokers", help="Kafka bootstrap servers [env INTEREST_STREAM_BROKERS].")
+@click.option("--store", "store_url", help="Profile store URL [env INTEREST_STREAM_STORE_URL].")
+@click.option("--group", "consumer_group", help="Consumer group [default interest-stream].")
+@click.option("--topic-prefix", help="Prefix of every topic name [default none].")
+@click.option("--batch-size", type=int, help="Max events per batch [default 256].")
+@click.option("--batch-wait-ms", type=int, help="Max wait to fill a batch [default 200].")
+@click.option("--precision", type=click.Choice(["auto", "fp32", "int8", "fp16"]))
+@click.option("--short-half-life", help="e.g. 6h [default 6h].")
+@click.option("--long-half-life", help="e.g. 30d [default 30d].")
+@click.option(
+    "--loglevel",
+    default="info",
+    show_default=True,
+    type=click.Choice(["debug", "info", "warning", "error"]),
+)
+@ENCODER_OPTION
+def worker(
+    brokers: str | None,
+    store_url: str | None,
+    consumer_group: str | None,
+    topic_prefix: str | None,
+    batch_size: int | None,
+    batch_wait_ms: int | None,
+    precision: str | None,
+    short_half_life: str | None,
+    long_half_life: str | None,
+    loglevel: str,
+    encoder_kind: str,
+) -> None:
+    """Consume clicks, reviews and queries from Kafka; write profiles; publish updates.
+
+    Offsets are committed only after the store and profile-updates hold the result; run
+    `interest-stream init` once first so that the topics and the schema exist.
+    """
+    from store import open_store
+    from streams.worker import run_worker
+
+    settings = load_settings(
+        brokers=brokers,
+        store_url=store_url,
+        consumer_group=consumer_group,
+        topic_prefix=topic_prefix,
+        batch_size=batch_size,
+        batch_wait_ms=batch_wait_ms,
+        precision=precision,
+        short_half_life_s=_half_life(short_half_life),
+        long_half_life_s=_half_life(long_half_life),
+    )
+    encoder = build_encoder(settings, encoder_kind)
+    store = open_store(settings.store_url, **_store_options(settings))
+    run_worker(settings, encoder, store, loglevel)
 
 
 @main.group()

@@ -109,13 +109,15 @@ def _summarize(
     mass: npt.NDArray[np.float64],
     similarity: npt.NDArray[np.float64],
 ) -> Cluster:
-    members = np.array(sorted(group))
+    ordered = sorted(group)
+    members = np.array(ordered)
     centroid = mass[members] @ vectors[members]
     norm = float(np.linalg.norm(centroid))
     centroid = centroid / norm if norm > 0 else centroid
     centrality = similarity[np.ix_(members, members)] @ mass[members]
-    order = sorted(range(len(members)), key=lambda k: (-centrality[k], entries[members[k]].event_id))
-    medoid = int(members[order[0]])
+    # The medoid: the member most similar (by decayed mass) to the others; ties by event id.
+    best = min(range(len(ordered)), key=lambda k: (-centrality[k], entries[ordered[k]].event_id))
+    medoid = ordered[best]
     return Cluster(centroid, float(mass[members].sum()), entries[medoid].text, len(members))
 
 

@@ -15,8 +15,6 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-import numpy as np
-
 from encoders.base import Encoder
 from schemas.events import Event, Rejection, ValidationRules, parse_event
 from schemas.updates import ProfileUpdate, profile_update
@@ -96,9 +94,7 @@ class BatchCore:
         self._clock = clock
         self._sentiment = SentimentScorer(encoder)
 
-    def validate(
-        self, records: Sequence[RawRecord]
-    ) -> tuple[list[Candidate], list[Rejection]]:
+    def validate(self, records: Sequence[RawRecord]) -> tuple[list[Candidate], list[Rejection]]:
         """Split records into valid events (with their origin) and rejections."""
         now = self._clock()
         events: list[Candidate] = []
@@ -200,9 +196,12 @@ class BatchCore:
                 if current.model_id != self.encoder.model_id:
                     raise ModelMismatchError(
                         f"profile of {user_id!r} was built with {current.model_id}, this process"
-                        f" encodes with {self.encoder.model_id}; use the same encoder or a new store"
+                        f" encodes with {self.encoder.model_id}; use the same encoder"
+                        " or a new store"
                     )
-                result = fold_events(current, pending[user_id], self.params, updated_at=self._clock())
+                result = fold_events(
+                    current, pending[user_id], self.params, updated_at=self._clock()
+                )
                 folded[user_id] = (result.applied, result.duplicates)
                 if result.applied:
                     writes.append(ProfileWrite(result.profile, current.version))
@@ -227,4 +226,6 @@ class BatchCore:
             if not pending:
                 return
             log.info("version fence lost for %d users, re-reading", len(pending))
-        raise StoreError(f"version fence still lost after {MAX_FENCE_RETRIES} tries: {sorted(pending)[:5]}")
+        raise StoreError(
+            f"version fence still lost after {MAX_FENCE_RETRIES} tries: {sorted(pending)[:5]}"
+        )

@@ -27,8 +27,6 @@ class MissingExtraError(InterestStreamError, ImportError):
     """An optional dependency is not installed; the message names the extra to install."""
 
     def __init__(self, module: str, extra: str) -> None:
-        super().__init__(
-            f"{module} is not installed: pip install 'interest-stream[{extra}]'"
-        )
+        super().__init__(f"{module} is not installed: pip install 'interest-stream[{extra}]'")
         self.module = module
         self.extra = extra

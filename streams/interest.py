@@ -150,9 +150,7 @@ def event_weight(
     return base * (0.0 if text_sentiment is None else text_sentiment)
 
 
-def seed_ema(
-    vectors: Sequence[npt.NDArray[np.floating]], keep: float
-) -> FloatVector | None:
+def seed_ema(vectors: Sequence[npt.NDArray[np.floating]], keep: float) -> FloatVector | None:
     """The seed baseline p <- k·p + (1-k)·v over events in arrival order.
 
     Equals the decayed sum for evenly spaced unit-weight events with k = e^{-λΔt}, up to the

@@ -94,7 +94,9 @@ def select_new(profile: UserProfile | None, events: Sequence[D]) -> tuple[list[D
     seen: set[str] = set()
     for event in events:
         high_water = offsets.get(event.source or "")
-        replayed = event.offset is not None and high_water is not None and event.offset <= high_water
+        replayed = (
+            event.offset is not None and high_water is not None and event.offset <= high_water
+        )
         if replayed or event.event_id in seen or event.event_id in recent:
             continue
         seen.add(event.event_id)

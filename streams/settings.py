@@ -64,13 +64,13 @@ class Settings(BaseSettings):
     updates_topic: str = "profile-updates"
     dlq_topic: str = "interest-stream-dlq"
     include_vectors: bool = True
-    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = (
-        "PLAINTEXT"
-    )
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
     kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
     kafka_username: str | None = None
     kafka_password: SecretStr | None = None
     kafka_ssl_cafile: Path | None = None
+    kafka_session_timeout_s: float = Field(10.0, gt=0)
+    kafka_max_poll_interval_s: float = Field(600.0, gt=0)
     web_enabled: bool = False
     web_port: int = 6066
 

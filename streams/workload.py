@@ -18,87 +18,203 @@ from typing import Any
 TOPICS: dict[str, dict[str, Any]] = {
     "space films": {
         "domain": "movies",
-        "subjects": ["Astronauts", "A starship crew", "A lone pilot", "The mission commander",
-                     "Alien explorers", "A rookie cosmonaut"],
-        "actions": ["stranded on Mars", "racing through a wormhole", "fighting to survive in orbit",
-                    "landing on a frozen moon", "searching for a habitable planet",
-                    "escaping a dying space station"],
-        "queries": ["space movies", "sci-fi films about astronauts", "best space exploration film",
-                    "movies set on mars", "interstellar travel movie"],
+        "subjects": [
+            "Astronauts",
+            "A starship crew",
+            "A lone pilot",
+            "The mission commander",
+            "Alien explorers",
+            "A rookie cosmonaut",
+        ],
+        "actions": [
+            "stranded on Mars",
+            "racing through a wormhole",
+            "fighting to survive in orbit",
+            "landing on a frozen moon",
+            "searching for a habitable planet",
+            "escaping a dying space station",
+        ],
+        "queries": [
+            "space movies",
+            "sci-fi films about astronauts",
+            "best space exploration film",
+            "movies set on mars",
+            "interstellar travel movie",
+        ],
     },
     "cooking": {
         "domain": "recipes",
-        "subjects": ["Quick weeknight", "Slow-cooked", "Classic Italian", "Spicy Thai",
-                     "Healthy vegetarian", "One-pot"],
-        "actions": ["pasta with garlic and basil", "chicken curry with coconut milk",
-                    "beef stew with root vegetables", "lentil soup with cumin",
-                    "risotto with mushrooms", "stir-fried noodles with tofu"],
-        "queries": ["easy dinner recipes", "how to cook curry", "pasta recipe",
-                    "vegetarian soup recipe", "what to cook tonight"],
+        "subjects": [
+            "Quick weeknight",
+            "Slow-cooked",
+            "Classic Italian",
+            "Spicy Thai",
+            "Healthy vegetarian",
+            "One-pot",
+        ],
+        "actions": [
+            "pasta with garlic and basil",
+            "chicken curry with coconut milk",
+            "beef stew with root vegetables",
+            "lentil soup with cumin",
+            "risotto with mushrooms",
+            "stir-fried noodles with tofu",
+        ],
+        "queries": [
+            "easy dinner recipes",
+            "how to cook curry",
+            "pasta recipe",
+            "vegetarian soup recipe",
+            "what to cook tonight",
+        ],
     },
     "jazz": {
         "domain": "music",
         "subjects": ["Late-night", "Smoky club", "Bebop", "Cool", "Modal", "Live"],
-        "actions": ["saxophone improvisation album", "jazz piano trio record",
-                    "trumpet ballads collection", "big band swing session",
-                    "double bass and drums jam", "jazz standards with a singer"],
-        "queries": ["jazz albums", "best saxophone records", "jazz piano music",
-                    "swing music playlist", "bebop classics"],
+        "actions": [
+            "saxophone improvisation album",
+            "jazz piano trio record",
+            "trumpet ballads collection",
+            "big band swing session",
+            "double bass and drums jam",
+            "jazz standards with a singer",
+        ],
+        "queries": [
+            "jazz albums",
+            "best saxophone records",
+            "jazz piano music",
+            "swing music playlist",
+            "bebop classics",
+        ],
     },
     "hiking": {
         "domain": "outdoors",
         "subjects": ["Alpine", "Coastal", "Desert", "Forest", "Volcanic", "Glacier"],
-        "actions": ["trail guide for a three-day trek", "hiking boots for rocky paths",
-                    "backpacking tent for mountain camping", "route map of ridge walks",
-                    "water filter for long hikes", "trekking poles for steep descents"],
-        "queries": ["hiking trails", "best hiking boots", "mountain trekking gear",
-                    "backpacking tent", "day hikes near me"],
+        "actions": [
+            "trail guide for a three-day trek",
+            "hiking boots for rocky paths",
+            "backpacking tent for mountain camping",
+            "route map of ridge walks",
+            "water filter for long hikes",
+            "trekking poles for steep descents",
+        ],
+        "queries": [
+            "hiking trails",
+            "best hiking boots",
+            "mountain trekking gear",
+            "backpacking tent",
+            "day hikes near me",
+        ],
     },
     "programming": {
         "domain": "books",
-        "subjects": ["A practical guide to", "Mastering", "Learning", "The art of",
-                     "Advanced", "Beginner's handbook of"],
-        "actions": ["Python programming", "distributed systems design", "Rust for systems code",
-                    "database internals", "functional programming in Haskell",
-                    "compilers and interpreters"],
-        "queries": ["programming books", "learn python", "software engineering book",
-                    "how databases work", "best book on compilers"],
+        "subjects": [
+            "A practical guide to",
+            "Mastering",
+            "Learning",
+            "The art of",
+            "Advanced",
+            "Beginner's handbook of",
+        ],
+        "actions": [
+            "Python programming",
+            "distributed systems design",
+            "Rust for systems code",
+            "database internals",
+            "functional programming in Haskell",
+            "compilers and interpreters",
+        ],
+        "queries": [
+            "programming books",
+            "learn python",
+            "software engineering book",
+            "how databases work",
+            "best book on compilers",
+        ],
     },
     "football": {
         "domain": "sports",
-        "subjects": ["Champions League", "Premier League", "World Cup", "Derby day", "Cup final",
-                     "Transfer window"],
-        "actions": ["match highlights and goals", "tactical analysis of the striker",
-                    "penalty shootout drama", "goalkeeper saves compilation",
-                    "coach press conference", "midfield passing masterclass"],
-        "queries": ["football highlights", "soccer match results", "best goals this season",
-                    "premier league news", "world cup goals"],
+        "subjects": [
+            "Champions League",
+            "Premier League",
+            "World Cup",
+            "Derby day",
+            "Cup final",
+            "Transfer window",
+        ],
+        "actions": [
+            "match highlights and goals",
+            "tactical analysis of the striker",
+            "penalty shootout drama",
+            "goalkeeper saves compilation",
+            "coach press conference",
+            "midfield passing masterclass",
+        ],
+        "queries": [
+            "football highlights",
+            "soccer match results",
+            "best goals this season",
+            "premier league news",
+            "world cup goals",
+        ],
     },
     "gardening": {
         "domain": "home",
         "subjects": ["Organic", "Balcony", "Cottage", "Vegetable", "Herb", "Rose"],
-        "actions": ["garden planting calendar", "compost and soil guide",
-                    "seeds for tomatoes and peppers", "pruning shears for shrubs",
-                    "raised bed kit for vegetables", "watering can and hose set"],
-        "queries": ["gardening tips", "how to grow tomatoes", "best compost",
-                    "vegetable garden ideas", "pruning roses"],
+        "actions": [
+            "garden planting calendar",
+            "compost and soil guide",
+            "seeds for tomatoes and peppers",
+            "pruning shears for shrubs",
+            "raised bed kit for vegetables",
+            "watering can and hose set",
+        ],
+        "queries": [
+            "gardening tips",
+            "how to grow tomatoes",
+            "best compost",
+            "vegetable garden ideas",
+            "pruning roses",
+        ],
     },
     "mystery novels": {
         "domain": "books",
-        "subjects": ["A detective", "An amateur sleuth", "A retired inspector", "Two rival spies",
-                     "A young journalist", "The village doctor"],
-        "actions": ["solves a murder on a night train", "uncovers a poisoning at the manor",
-                    "tracks a jewel thief through London", "investigates a locked-room mystery",
-                    "hunts a serial killer in the fog", "decodes a cipher left by the victim"],
-        "queries": ["mystery novels", "detective books", "best crime thriller",
-                    "whodunit books", "murder mystery series"],
+        "subjects": [
+            "A detective",
+            "An amateur sleuth",
+            "A retired inspector",
+            "Two rival spies",
+            "A young journalist",
+            "The village doctor",
+        ],
+        "actions": [
+            "solves a murder on a night train",
+            "uncovers a poisoning at the manor",
+            "tracks a jewel thief through London",
+            "investigates a locked-room mystery",
+            "hunts a serial killer in the fog",
+            "decodes a cipher left by the victim",
+        ],
+        "queries": [
+            "mystery novels",
+            "detective books",
+            "best crime thriller",
+            "whodunit books",
+            "murder mystery series",
+        ],
     },
 }
 
-PRAISE = ["Loved it: {t}. Absolutely wonderful.", "{t} was excellent, highly recommended.",
-          "Really enjoyed {t}, great quality."]
-COMPLAINTS = ["{t} was terrible, a waste of money.", "Hated {t}, very disappointing.",
-              "{t}: boring and poorly made, do not recommend."]
+PRAISE = [
+    "Loved it: {t}. Absolutely wonderful.",
+    "{t} was excellent, highly recommended.",
+    "Really enjoyed {t}, great quality.",
+]
+COMPLAINTS = [
+    "{t} was terrible, a waste of money.",
+    "Hated {t}, very disappointing.",
+    "{t}: boring and poorly made, do not recommend.",
+]
 
 
 @dataclass(frozen=True)
@@ -195,16 +311,24 @@ def generate(
                 event.update(type="query", text=rng.choice(TOPICS[topic]["queries"]))
                 del event["domain"]
             elif roll < 0.92:
-                event.update(type="review", item_id=item.item_id, rating=rng.choice([4, 5]),
-                             text=rng.choice(PRAISE).format(t=item.text))
+                event.update(
+                    type="review",
+                    item_id=item.item_id,
+                    rating=rng.choice([4, 5]),
+                    text=rng.choice(PRAISE).format(t=item.text),
+                )
                 if rng.random() < 0.4:
                     del event["rating"]
             else:
                 other = rng.choice([t for t in topics if t not in truth.all_interests])
                 disliked = rng.choice(by_topic[other])
-                event.update(type="review", item_id=disliked.item_id, domain=disliked.domain,
-                             rating=rng.choice([1, 2]),
-                             text=rng.choice(COMPLAINTS).format(t=disliked.text))
+                event.update(
+                    type="review",
+                    item_id=disliked.item_id,
+                    domain=disliked.domain,
+                    rating=rng.choice([1, 2]),
+                    text=rng.choice(COMPLAINTS).format(t=disliked.text),
+                )
             timed.append((ts, event))
     timed.sort(key=lambda pair: (pair[0], pair[1]["event_id"]))
     ordered = [event for _, event in timed]

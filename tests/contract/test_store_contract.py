@@ -36,16 +36,30 @@ def _profile(user_id: str, n: int = 5, seed: int = 0) -> UserProfile:
     for i in range(n):
         vector = rng.standard_normal(DIM).astype(np.float32)
         vector /= np.linalg.norm(vector)
-        events.append(WeightedEvent(f"{user_id}-{seed}-{i}", 1.7e9 + 3600 * i, (1.0, -1.5)[i % 2],
-                                    f"text {i}", vector, domain=("movies", None)[i % 2],
-                                    source="clicks:3", offset=100 + i))
-    return fold_events(UserProfile.new(user_id, "model-a", DIM), events, PARAMS,
-                       updated_at=1.75e9).profile
+        events.append(
+            WeightedEvent(
+                f"{user_id}-{seed}-{i}",
+                1.7e9 + 3600 * i,
+                (1.0, -1.5)[i % 2],
+                f"text {i}",
+                vector,
+                domain=("movies", None)[i % 2],
+                source="clicks:3",
+                offset=100 + i,
+            )
+        )
+    return fold_events(
+        UserProfile.new(user_id, "model-a", DIM), events, PARAMS, updated_at=1.75e9
+    ).profile
 
 
 def _assert_equal(a: UserProfile, b: UserProfile) -> None:
     assert (a.user_id, a.model_id, a.version, a.event_count) == (
-        b.user_id, b.model_id, b.version, b.event_count)
+        b.user_id,
+        b.model_id,
+        b.version,
+        b.event_count,
+    )
     np.testing.assert_array_equal(a.state.long.decayed_sum, b.state.long.decayed_sum)
     np.testing.assert_array_equal(a.state.short.decayed_sum, b.state.short.decayed_sum)
     assert a.state.long.t_ref == b.state.long.t_ref and a.state.short.weight == b.state.short.weight

@@ -20,8 +20,9 @@ NOW = 1_800_000_000.0
 
 
 def _core(path: Path) -> BatchCore:
-    return BatchCore(encoder=HashingEncoder(), store=open_store(f"sqlite:///{path}"),
-                     clock=lambda: NOW)
+    return BatchCore(
+        encoder=HashingEncoder(), store=open_store(f"sqlite:///{path}"), clock=lambda: NOW
+    )
 
 
 def _records(events: list[dict], source: str = "s") -> list[RawRecord]:
@@ -67,10 +68,18 @@ def test_replaying_the_same_records_changes_nothing(tmp_path: Path):
 
 def test_bad_records_are_rejected_and_good_ones_applied(tmp_path: Path):
     core = _core(tmp_path / "p.db")
-    good = {"event_id": "e1", "user_id": "u", "ts": 1_799_000_000_000, "type": "click",
-            "text": "A starship crew racing through a wormhole"}
-    records = [RawRecord(b"{oops", "s", 1), RawRecord(json.dumps(good).encode(), "s", 2),
-               RawRecord(b"\xff", "s", 3)]
+    good = {
+        "event_id": "e1",
+        "user_id": "u",
+        "ts": 1_799_000_000_000,
+        "type": "click",
+        "text": "A starship crew racing through a wormhole",
+    }
+    records = [
+        RawRecord(b"{oops", "s", 1),
+        RawRecord(json.dumps(good).encode(), "s", 2),
+        RawRecord(b"\xff", "s", 3),
+    ]
     outcome = core.process(records)
     assert outcome.applied == 1 and [r.offset for r in outcome.rejects] == [1, 3]
     assert outcome.rejects[0].raw == b"{oops"
@@ -108,16 +117,26 @@ def test_a_profile_from_another_model_is_refused(tmp_path: Path):
     core = _core(tmp_path / "p.db")
     foreign = UserProfile.new("u", "other-model", 384)
     core.store.apply([ProfileWrite(foreign, 0)])
-    good = {"event_id": "e1", "user_id": "u", "ts": 1_799_000_000_000, "type": "query",
-            "text": "jazz"}
+    good = {
+        "event_id": "e1",
+        "user_id": "u",
+        "ts": 1_799_000_000_000,
+        "type": "query",
+        "text": "jazz",
+    }
     with pytest.raises(Exception, match="built with other-model"):
         core.process([RawRecord(json.dumps(good).encode(), "s", 1)])
 
 
 def test_unrated_reviews_get_a_signed_weight_from_their_text(tmp_path: Path):
     core = _core(tmp_path / "p.db")
-    review = {"event_id": "r1", "user_id": "u", "ts": 1_799_000_000_000, "type": "review",
-              "text": "I hated it, absolutely terrible."}
+    review = {
+        "event_id": "r1",
+        "user_id": "u",
+        "ts": 1_799_000_000_000,
+        "type": "review",
+        "text": "I hated it, absolutely terrible.",
+    }
     core.process([RawRecord(json.dumps(review).encode(), "s", 1)])
     [entry] = _profiles(core)["u"].summary
     assert entry.weight < 0

@@ -11,8 +11,16 @@ from hypothesis import strategies as st
 from schemas.events import Event, Rejection, ValidationRules, parse_event
 
 NOW = 1_780_000_000.0
-GOOD = {"event_id": "e1", "user_id": "u1", "ts": "2026-05-01T10:00:00+02:00", "type": "review",
-        "text": "  Great film about astronauts ", "rating": 5, "domain": "movies", "item_id": "i1"}
+GOOD = {
+    "event_id": "e1",
+    "user_id": "u1",
+    "ts": "2026-05-01T10:00:00+02:00",
+    "type": "review",
+    "text": "  Great film about astronauts ",
+    "rating": 5,
+    "domain": "movies",
+    "item_id": "i1",
+}
 
 
 def parse(raw: bytes, **kw: object) -> Event | Rejection:
@@ -91,8 +99,9 @@ def test_arbitrary_bytes_never_raise(raw: bytes):
 
 
 @settings(suppress_health_check=[HealthCheck.too_slow])
-@given(st.dictionaries(st.sampled_from(list(GOOD)), st.none() | st.integers() | st.text(),
-                       max_size=8))
+@given(
+    st.dictionaries(st.sampled_from(list(GOOD)), st.none() | st.integers() | st.text(), max_size=8)
+)
 def test_arbitrary_objects_never_raise(body: dict[str, object]):
     result = parse(json.dumps(body).encode())
     assert isinstance(result, Event | Rejection)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -19,8 +20,16 @@ T0 = 1_700_000_000.0
 def _event(i: int, ts: float, weight: float, seed: int) -> WeightedEvent:
     vector = np.random.default_rng(seed).standard_normal(DIM).astype(np.float32)
     vector /= np.linalg.norm(vector)
-    return WeightedEvent(f"e{i}", ts, weight, f"text {seed % 5}", vector,
-                         domain=("movies", "books", None)[seed % 3], source="s", offset=None)
+    return WeightedEvent(
+        f"e{i}",
+        ts,
+        weight,
+        f"text {seed % 5}",
+        vector,
+        domain=("movies", "books", None)[seed % 3],
+        source="s",
+        offset=None,
+    )
 
 
 events_strategy = st.lists(
@@ -37,7 +46,7 @@ events_strategy = st.lists(
 def _fold_in_batches(events: list[WeightedEvent], cuts: list[int]) -> UserProfile:
     profile = UserProfile.new("u", "m", DIM)
     bounds = sorted({0, len(events), *(c % (len(events) + 1) for c in cuts)})
-    for start, end in zip(bounds, bounds[1:], strict=False):
+    for start, end in itertools.pairwise(bounds):
         profile = fold_events(profile, events[start:end], PARAMS, updated_at=0.0).profile
     return profile
 
@@ -51,8 +60,9 @@ def _assert_same(a: UserProfile, b: UserProfile) -> None:
         assert sa.t_ref == sb.t_ref
     assert a.domains.keys() == b.domains.keys()
     for name in a.domains:
-        np.testing.assert_allclose(a.domains[name].long.decayed_sum,
-                                   b.domains[name].long.decayed_sum, atol=1e-6)
+        np.testing.assert_allclose(
+            a.domains[name].long.decayed_sum, b.domains[name].long.decayed_sum, atol=1e-6
+        )
     assert [e.event_id for e in a.summary] == [e.event_id for e in b.summary]
     assert [c.label for c in a.clusters] == [c.label for c in b.clusters]
     for ca, cb in zip(a.clusters, b.clusters, strict=True):
@@ -62,8 +72,12 @@ def _assert_same(a: UserProfile, b: UserProfile) -> None:
 
 
 @settings(max_examples=60, deadline=None)
-@given(events_strategy, st.randoms(use_true_random=False),
-       st.lists(st.integers(0, 100), max_size=4), st.lists(st.integers(0, 100), max_size=4))
+@given(
+    events_strategy,
+    st.randoms(use_true_random=False),
+    st.lists(st.integers(0, 100), max_size=4),
+    st.lists(st.integers(0, 100), max_size=4),
+)
 def test_any_permutation_and_batching_gives_the_same_profile(events, rng, cuts_a, cuts_b):
     shuffled = list(events)
     rng.shuffle(shuffled)
@@ -82,12 +96,20 @@ def test_an_event_applied_twice_counts_once(events, rng):
 
 
 def test_offsets_at_or_below_the_high_water_mark_are_skipped():
-    base = [WeightedEvent(f"e{i}", T0 + i, 1.0, "t", np.ones(DIM, np.float32), source="clicks:0",
-                          offset=i) for i in range(10)]
+    base = [
+        WeightedEvent(
+            f"e{i}", T0 + i, 1.0, "t", np.ones(DIM, np.float32), source="clicks:0", offset=i
+        )
+        for i in range(10)
+    ]
     profile = fold_events(UserProfile.new("u", "m", DIM), base, PARAMS, updated_at=0).profile
     # Same offsets, new ids: a redelivery after a crash, before the ids were known.
-    redelivered = [WeightedEvent(f"x{i}", T0 + i, 1.0, "t", np.ones(DIM, np.float32),
-                                 source="clicks:0", offset=i) for i in range(5, 12)]
+    redelivered = [
+        WeightedEvent(
+            f"x{i}", T0 + i, 1.0, "t", np.ones(DIM, np.float32), source="clicks:0", offset=i
+        )
+        for i in range(5, 12)
+    ]
     outcome = fold_events(profile, redelivered, PARAMS, updated_at=0)
     assert outcome.applied == 2 and outcome.duplicates == 5
     assert outcome.profile.applied_offsets == {"clicks:0": 11}
@@ -108,8 +130,10 @@ def test_after_one_half_life_a_contribution_weighs_half(half_life, weight):
 def test_a_negative_review_lowers_cosine_to_its_text():
     rng = np.random.default_rng(1)
     liked, disliked = (rng.standard_normal(DIM) for _ in range(2))
-    events = [WeightedEvent("a", T0, 1.0, "liked", liked.astype(np.float32)),
-              WeightedEvent("b", T0 + 1, 1.0, "other", disliked.astype(np.float32))]
+    events = [
+        WeightedEvent("a", T0, 1.0, "liked", liked.astype(np.float32)),
+        WeightedEvent("b", T0 + 1, 1.0, "other", disliked.astype(np.float32)),
+    ]
     before = fold_events(UserProfile.new("u", "m", DIM), events, PARAMS, updated_at=0).profile
     negative = WeightedEvent("c", T0 + 2, -1.5, "hated it", disliked.astype(np.float32))
     after = fold_events(before, [negative], PARAMS, updated_at=0).profile
@@ -152,5 +176,7 @@ def test_seed_formula_is_the_evenly_spaced_special_case(count, spacing):
     assert ema is not None
     # The EMA seeded with v_0 is k^(n-1)·v_0 + (1-k)·Σ_{i>=1} k^(n-1-i)·v_i, and the decayed
     # sum is Σ_i k^(n-1-i)·v_i: the same series up to the factor (1-k) on the later terms.
-    expected = (ema - keep ** (count - 1) * vectors[0]) / (1 - keep) + keep ** (count - 1) * vectors[0]
+    expected = (ema - keep ** (count - 1) * vectors[0]) / (1 - keep) + keep ** (
+        count - 1
+    ) * vectors[0]
     np.testing.assert_allclose(state.decayed_sum, expected, rtol=1e-6, atol=1e-9)

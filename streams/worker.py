@@ -1,0 +1,238 @@
+"""The streaming worker: the only module that knows Faust.
+
+One agent consumes the co-partitioned topics clicks, reviews and queries with raw
+serializers (so decoding and validation happen in our code and bad bytes reach the DLQ
+intact), takes batches with `noack_take`, runs the same `BatchCore` as the embedded mode in
+a worker thread, publishes the DLQ records and profile updates, and only then acks the
+batch's offsets. Redelivered events are skipped by the per-partition high-water offsets
+stored with each profile; racing workers are fenced by the store's version check.
+Transient store or broker failures are retried with capped backoff; anything else crashes
+the worker (a `CrashingSupervisor`: a poisoned agent is not silently restarted).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+import time
+from collections.abc import Awaitable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from encoders.base import Encoder
+from schemas.events import Rejection
+from store.base import ProfileStore
+from streams.core import BatchCore, BatchOutcome, RawRecord
+from streams.errors import MissingExtraError, StoreError
+from streams.settings import Settings
+
+log = logging.getLogger(__name__)
+
+INPUT_TOPICS = ("clicks", "reviews", "queries")
+MAX_BACKOFF_S = 30.0
+
+
+def dlq_headers(rejection: Rejection) -> list[tuple[str, bytes]]:
+    """Where a rejected message came from and why, as Kafka headers (value stays original)."""
+    return [
+        ("reason", rejection.reason.encode()),
+        ("source.topic", (rejection.topic or "").encode()),
+        ("source.partition", str(rejection.partition).encode()),
+        ("source.offset", str(rejection.offset).encode()),
+    ]
+
+
+def _credentials(settings: Settings) -> Any:
+    import faust
+
+    if settings.kafka_security_protocol == "PLAINTEXT":
+        return None
+    context = None
+    if settings.kafka_security_protocol in ("SSL", "SASL_SSL"):
+        context = ssl.create_default_context(
+            cafile=str(settings.kafka_ssl_cafile) if settings.kafka_ssl_cafile else None
+        )
+    if settings.kafka_security_protocol == "SSL":
+        return faust.SSLCredentials(context)
+    password = settings.kafka_password.get_secret_value() if settings.kafka_password else None
+    return faust.SASLCredentials(
+        username=settings.kafka_username,
+        password=password,
+        mechanism=settings.kafka_sasl_mechanism or "SCRAM-SHA-512",
+        ssl_context=context,
+    )
+
+
+class Pipeline:
+    """What the agent needs besides Faust: the core, its thread and the retry policy."""
+
+    def __init__(self, core: BatchCore, settings: Settings) -> None:
+        self.core = core
+        self.settings = settings
+        # One thread: batches are processed strictly one after another per worker, and the
+        # event loop stays free for heartbeats while the encoder and the store work.
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="batch-core")
+        self.batches = 0
+        self.lost_fences = 0
+
+    async def process(self, records: Sequence[RawRecord]) -> BatchOutcome:
+        """Run the batch core, retrying transient store failures with capped backoff."""
+        loop = asyncio.get_running_loop()
+        delay = 0.5
+        while True:
+            try:
+                return await loop.run_in_executor(self.executor, self.core.process, records)
+            except StoreError as exc:
+                log.warning("store unavailable (%s); retrying batch in %.1f s", exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, MAX_BACKOFF_S)
+
+
+async def _retrying(label: str, send: Any) -> None:
+    """Await a publish, retrying broker errors with capped backoff (at-least-once)."""
+    delay = 0.5
+    while True:
+        try:
+            await send()
+            return
+        except Exception as exc:  # broker errors surface as several aiokafka/faust types
+            log.warning("%s failed (%r); retrying in %.1f s", label, exc, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, MAX_BACKOFF_S)
+
+
+def create_app(settings: Settings, encoder: Encoder, store: ProfileStore) -> Any:
+    """The Faust app with its single agent, ready for `faust.Worker`."""
+    try:
+        import faust
+        from mode import CrashingSupervisor
+    except ImportError as exc:  # pragma: no cover - depends on the installed extras
+        raise MissingExtraError("faust-streaming", "kafka") from exc
+
+    core = BatchCore(
+        encoder=encoder,
+        store=store,
+        params=settings.interest_params(),
+        rules=settings.validation_rules(),
+        include_vectors=settings.include_vectors,
+    )
+    pipeline = Pipeline(core, settings)
+    app = faust.App(
+        settings.consumer_group,
+        broker=[f"kafka://{b.strip()}" for b in settings.brokers.split(",")],
+        broker_credentials=_credentials(settings),
+        value_serializer="raw",
+        key_serializer="raw",
+        store="memory://",
+        web_enabled=settings.web_enabled,
+        web_bind="127.0.0.1",
+        web_port=settings.web_port,
+        topic_disable_leader=True,
+        topic_allow_declare=False,
+        consumer_auto_offset_reset="earliest",
+        broker_session_timeout=settings.kafka_session_timeout_s,
+        broker_heartbeat_interval=max(1.0, settings.kafka_session_timeout_s / 4),
+        # A batch may wait for a restarting store; the poll interval must outlast that.
+        broker_max_poll_interval=settings.kafka_max_poll_interval_s,
+        broker_commit_interval=1.0,
+        producer_acks=-1,
+        stream_wait_empty=True,
+        worker_redirect_stdouts=False,
+    )
+    inputs = app.topic(
+        *(settings.topic(name) for name in INPUT_TOPICS),
+        key_type=bytes,
+        value_type=bytes,
+        value_serializer="raw",
+        key_serializer="raw",
+    )
+    updates_topic = settings.topic(settings.updates_topic)
+    dlq_topic = settings.topic(settings.dlq_topic)
+
+    async def publish(outcome: BatchOutcome) -> None:
+        futures: list[Awaitable[Any]] = []
+        for rejection in outcome.rejects:
+            futures.append(
+                await app.producer.send(
+                    dlq_topic, rejection.key, rejection.raw, None, None, dlq_headers(rejection)
+                )
+            )
+        for update in outcome.updates:
+            futures.append(
+                await app.producer.send(
+                    updates_topic,
+                    update.user_id.encode(),
+                    update.model_dump_json().encode(),
+                    None,
+                    None,
+                    None,
+                )
+            )
+        await asyncio.gather(*futures)
+
+    @app.agent(inputs, supervisor_strategy=CrashingSupervisor, concurrency=1)
+    async def fold_events(stream: Any) -> None:
+        async for batch in stream.noack_take(
+            settings.batch_size, within=settings.batch_wait_ms / 1000
+        ):
+            started = time.perf_counter()
+            records = [
+                RawRecord(
+                    value=event.message.value if event.message.value is not None else b"",
+                    source=f"{event.message.topic}:{event.message.partition}",
+                    offset=event.message.offset,
+                    topic=_unprefixed(event.message.topic, settings.topic_prefix),
+                    partition=event.message.partition,
+                    key=event.message.key,
+                )
+                for event in batch
+            ]
+            outcome = await pipeline.process(records)
+            await _retrying("publish", lambda outcome=outcome: publish(outcome))
+            # Acks only now: the profiles and their announcements are durable.
+            for event in batch:
+                await stream.ack(event)
+            pipeline.batches += 1
+            pipeline.lost_fences += outcome.lost_fences
+            log.info(
+                "batch %d: %d records, %d applied, %d duplicates, %d to DLQ, %d users, "
+                "%d writes, %d lost fences, %d texts encoded in %.3f s, total %.3f s",
+                pipeline.batches,
+                len(records),
+                outcome.applied,
+                outcome.duplicates,
+                len(outcome.rejects),
+                outcome.users,
+                outcome.writes,
+                outcome.lost_fences,
+                outcome.texts_encoded,
+                outcome.encode_seconds,
+                time.perf_counter() - started,
+            )
+
+    return app
+
+
+def _unprefixed(topic: str, prefix: str) -> str:
+    return topic[len(prefix) :] if prefix and topic.startswith(prefix) else topic
+
+
+def run_worker(settings: Settings, encoder: Encoder, store: ProfileStore, loglevel: str) -> None:
+    """Run until stopped (SIGTERM/SIGINT); the store is closed on the way out."""
+    import faust
+
+    app = create_app(settings, encoder, store)
+    log.info(
+        "worker: group %s, brokers %s, topics %s, store %s, encoder %s",
+        settings.consumer_group,
+        settings.brokers,
+        ", ".join(settings.topic(t) for t in INPUT_TOPICS),
+        settings.store_url,
+        encoder.model_id,
+    )
+    worker = faust.Worker(app, loglevel=loglevel, quiet=True)
+    try:
+        worker.execute_from_commandline()
+    finally:
+        store.close()

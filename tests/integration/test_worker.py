@@ -1,0 +1,310 @@
+"""The streaming worker against the real local Kafka and Cassandra: exactly-once effect.
+
+Every test publishes a generated workload, runs real `interest-stream worker` processes
+and compares the final Cassandra profiles with one clean embedded pass over the same
+events (the oracle). The model-free hashing encoder keeps these tests about delivery, not
+about the sentence encoder (which has its own parity tests).
+"""
+
+from __future__ import annotations
+
+import random
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
+
+from store import open_store
+from streams.workload import generate
+from tests.integration.harness import (
+    ROOT,
+    WorkerProcess,
+    assert_profiles_equal,
+    create_topics,
+    event_messages,
+    oracle,
+    publish,
+    read_topic,
+    total_events,
+    wait_until,
+)
+
+pytestmark = [pytest.mark.kafka, pytest.mark.cassandra, pytest.mark.slow]
+
+
+@pytest.fixture
+def cluster(
+    kafka_bootstrap: str, cassandra_contact: tuple[str, int], keyspace: str, topic_prefix: str
+) -> dict[str, str]:
+    host, port = cassandra_contact
+    store_url = f"cassandra://{host}:{port}/{keyspace}"
+    open_store(store_url, create_schema=True).close()
+    create_topics(kafka_bootstrap, topic_prefix)
+    return {"bootstrap": kafka_bootstrap, "prefix": topic_prefix, "store": store_url}
+
+
+def _workload(users: int, per_user: int, seed: int) -> list[dict]:
+    events = generate(users=users, events_per_user=per_user, seed=seed, duplicates=0.03).events
+    # Out of order: shuffle within windows of a few hundred events.
+    rng = random.Random(seed)
+    for start in range(0, len(events), 300):
+        window = events[start : start + 300]
+        rng.shuffle(window)
+        events[start : start + 300] = window
+    return events
+
+
+def _expected_count(expected: dict) -> int:
+    return sum(p.event_count for p in expected.values())
+
+
+def _wait_done(
+    cluster: dict[str, str], expected: dict, workers: list[WorkerProcess], timeout_s: float = 300
+) -> None:
+    want = _expected_count(expected)
+    wait_until(
+        lambda: total_events(cluster["store"]) >= want,
+        timeout_s,
+        f"{want} events applied",
+        lambda: "\n".join(w.log_tail() for w in workers),
+    )
+
+
+def test_worker_matches_the_embedded_oracle(cluster: dict[str, str], tmp_path: Path):
+    events = _workload(users=200, per_user=50, seed=11)
+    assert len(events) >= 10_000
+    expected = oracle(events, tmp_path, time.time())
+    publish(cluster["bootstrap"], cluster["prefix"], event_messages(events))
+    worker = WorkerProcess(
+        bootstrap=cluster["bootstrap"],
+        prefix=cluster["prefix"],
+        store_url=cluster["store"],
+        log_path=tmp_path / "worker.log",
+        batch_size=512,
+    ).start()
+    try:
+        _wait_done(cluster, expected, [worker])
+        assert worker.alive(), worker.log_tail()
+    finally:
+        worker.stop()
+    assert_profiles_equal(expected, cluster["store"])
+    updates = read_topic(cluster["bootstrap"], cluster["prefix"] + "profile-updates", timeout_s=10)
+    assert {m.key.decode() for m in updates} == set(expected)
+    assert all(m.value for m in updates)
+
+
+def test_kill_9_at_random_points_loses_nothing_and_applies_nothing_twice(
+    cluster: dict[str, str], tmp_path: Path
+):
+    events = _workload(users=60, per_user=60, seed=12)
+    expected = oracle(events, tmp_path, time.time())
+    publish(cluster["bootstrap"], cluster["prefix"], event_messages(events))
+    rng = random.Random(5)
+    log = tmp_path / "worker.log"
+    kills = 0
+    while kills < 5:
+        worker = WorkerProcess(
+            bootstrap=cluster["bootstrap"],
+            prefix=cluster["prefix"],
+            store_url=cluster["store"],
+            log_path=log,
+            batch_size=64,
+        ).start()
+        # Wait until this incarnation has done some work, then kill it at a random moment.
+        before = total_events(cluster["store"])
+        wait_until(
+            lambda b=before: total_events(cluster["store"]) > b,
+            120,
+            "progress after restart",
+            worker.log_tail,
+        )
+        time.sleep(rng.uniform(0.0, 1.5))
+        worker.kill()
+        kills += 1
+        assert total_events(cluster["store"]) <= _expected_count(expected), "double counting"
+    worker = WorkerProcess(
+        bootstrap=cluster["bootstrap"],
+        prefix=cluster["prefix"],
+        store_url=cluster["store"],
+        log_path=log,
+        batch_size=64,
+    ).start()
+    try:
+        _wait_done(cluster, expected, [worker])
+    finally:
+        worker.stop()
+    assert_profiles_equal(expected, cluster["store"])
+
+
+def _restart(server: str) -> None:
+    subprocess.run([str(ROOT / "deploy/local/restart"), server], check=True, timeout=300)
+
+
+def test_worker_rides_out_broker_and_store_restarts(cluster: dict[str, str], tmp_path: Path):
+    events = _workload(users=80, per_user=50, seed=13)
+    expected = oracle(events, tmp_path, time.time())
+    third = len(events) // 3
+    messages = event_messages(events)
+    publish(cluster["bootstrap"], cluster["prefix"], messages[:third])
+    worker = WorkerProcess(
+        bootstrap=cluster["bootstrap"],
+        prefix=cluster["prefix"],
+        store_url=cluster["store"],
+        log_path=tmp_path / "worker.log",
+        batch_size=64,
+    ).start()
+    try:
+        wait_until(lambda: total_events(cluster["store"]) > 0, 120, "first writes", worker.log_tail)
+        _restart("kafka")
+        publish(cluster["bootstrap"], cluster["prefix"], messages[third : 2 * third])
+        wait_until(
+            lambda: total_events(cluster["store"]) > third // 2,
+            180,
+            "progress after the broker restart",
+            worker.log_tail,
+        )
+        _restart("cassandra")
+        publish(cluster["bootstrap"], cluster["prefix"], messages[2 * third :])
+        _wait_done(cluster, expected, [worker], timeout_s=300)
+        assert worker.alive(), worker.log_tail()
+    finally:
+        worker.stop()
+    assert_profiles_equal(expected, cluster["store"])
+
+
+def test_two_workers_in_one_group_end_at_the_oracle(cluster: dict[str, str], tmp_path: Path):
+    events = _workload(users=100, per_user=50, seed=14)
+    expected = oracle(events, tmp_path, time.time())
+    publish(cluster["bootstrap"], cluster["prefix"], event_messages(events))
+    common = {
+        "bootstrap": cluster["bootstrap"],
+        "prefix": cluster["prefix"],
+        "store_url": cluster["store"],
+        "batch_size": 64,
+    }
+    first = WorkerProcess(log_path=tmp_path / "w1.log", **common).start()  # type: ignore[arg-type]
+    second = WorkerProcess(log_path=tmp_path / "w2.log", **common)  # type: ignore[arg-type]
+    try:
+        wait_until(
+            lambda: total_events(cluster["store"]) > 500,
+            120,
+            "first worker progress",
+            first.log_tail,
+        )
+        second.start()  # joins mid-stream: a rebalance moves partitions under load
+        _wait_done(cluster, expected, [first, second])
+    finally:
+        first.stop()
+        second.stop()
+    assert_profiles_equal(expected, cluster["store"])
+    print(f"lost version fences: {first.lost_fences() + second.lost_fences()}")
+
+
+MALFORMED: list[bytes] = [
+    b"",
+    b" ",
+    b"{",
+    b"}",
+    b"null",
+    b"true",
+    b"42",
+    b'"text"',
+    b"[]",
+    b"[{}]",
+    b"{}",
+    b"\xff\xfe\x00",
+    b"\xc3\x28",
+    b'{"event_id": "x"}',
+    b'{"event_id": "b1", "user_id": "u", "ts": 1790000000000, "type": "click"}',
+    b'{"event_id": "b2", "user_id": "u", "ts": 1790000000000, "text": "t"}',
+    b'{"event_id": "b3", "user_id": "u", "type": "click", "text": "t"}',
+    b'{"user_id": "u", "ts": 1790000000000, "type": "click", "text": "t"}',
+    b'{"event_id": "b4", "ts": 1790000000000, "type": "click", "text": "t"}',
+    b'{"event_id": "b5", "user_id": "u", "ts": 1790000000000, "type": "buy", "text": "t"}',
+    b'{"event_id": "b6", "user_id": "u", "ts": 1790000000000, "type": "click", "text": ""}',
+    b'{"event_id": "b7", "user_id": "u", "ts": 1790000000000, "type": "click", "text": "  "}',
+    b'{"event_id": "b8", "user_id": "u", "ts": "soon", "type": "click", "text": "t"}',
+    b'{"event_id": "b9", "user_id": "u", "ts": "2025-01-01T00:00:00", "type": "click", '
+    b'"text": "t"}',
+    b'{"event_id": "b10", "user_id": "u", "ts": 0, "type": "click", "text": "t"}',
+    b'{"event_id": "b11", "user_id": "u", "ts": 4102444800000, "type": "click", "text": "t"}',
+    b'{"event_id": "b12", "user_id": "u", "ts": true, "type": "click", "text": "t"}',
+    b'{"event_id": 12, "user_id": "u", "ts": 1790000000000, "type": "click", "text": "t"}',
+    b'{"event_id": "b13", "user_id": ["u"], "ts": 1790000000000, "type": "click", "text": "t"}',
+    b'{"event_id": "b14", "user_id": "u", "ts": 1790000000000, "type": "click", "text": 5}',
+    b'{"event_id": "b15", "user_id": "u", "ts": 1790000000000, "type": "review", "text": "t",'
+    b' "rating": 9}',
+    b'{"event_id": "b16", "user_id": "u", "ts": 1790000000000, "type": "review", "text": "t",'
+    b' "rating": "5"}',
+    b'{"event_id": "b17", "user_id": "u", "ts": 1790000000000, "type": "click", "text": "t",'
+    b' "rating": 4}',
+    b'{"event_id": "' + b"e" * 200 + b'", "user_id": "u", "ts": 1790000000000, '
+    b'"type": "click", "text": "t"}',
+    b'{"event_id": "b18", "user_id": "u", "ts": 1790000000000, "type": "click", "text": "'
+    + b"x" * 5000
+    + b'"}',
+    b'{"event_id": "b19", "user_id": "u", "ts": 1790000000000, "type": "click", "text": "t",'
+    b' "domain": ""}',
+    b"[" * 100_000,
+]
+
+
+@settings(
+    max_examples=1,
+    database=None,
+    phases=[Phase.generate],
+    deadline=None,
+    suppress_health_check=list(HealthCheck),
+)
+@given(noise=st.lists(st.binary(min_size=1, max_size=300), min_size=40, max_size=40))
+def test_bad_input_lands_on_the_dlq_and_the_worker_stays_up(
+    noise: list[bytes], cluster: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+):
+    tmp_path = tmp_path_factory.mktemp("dlq")
+    events = _workload(users=30, per_user=30, seed=15)
+    expected = oracle(events, tmp_path, time.time())
+    good = event_messages(events)
+    bad = [
+        (("clicks", "reviews", "queries")[i % 3], b"k%d" % i, raw)
+        for i, raw in enumerate(MALFORMED + noise)
+    ]
+    # A valid review on the clicks topic is also bad: its type does not match the topic.
+    bad.append(
+        (
+            "clicks",
+            b"u",
+            b'{"event_id": "m1", "user_id": "u", "ts": 1790000000000,'
+            b' "type": "review", "text": "fine", "rating": 4}',
+        )
+    )
+    mixed = list(good)
+    rng = random.Random(3)
+    for message in bad:
+        mixed.insert(rng.randrange(len(mixed) + 1), message)
+    publish(cluster["bootstrap"], cluster["prefix"], mixed)
+    worker = WorkerProcess(
+        bootstrap=cluster["bootstrap"],
+        prefix=cluster["prefix"],
+        store_url=cluster["store"],
+        log_path=tmp_path / "worker.log",
+    ).start()
+    try:
+        _wait_done(cluster, expected, [worker])
+        dlq = read_topic(
+            cluster["bootstrap"],
+            cluster["prefix"] + "interest-stream-dlq",
+            expect=len(bad),
+            timeout_s=60,
+        )
+        assert worker.alive(), worker.log_tail()
+    finally:
+        worker.stop()
+    assert len(MALFORMED) >= 30
+    assert sorted(m.value for m in dlq) == sorted(raw for _, _, raw in bad)
+    for message in dlq:
+        headers = dict(message.headers)
+        assert headers["reason"] and headers["source.topic"] and headers["source.offset"]
+    assert_profiles_equal(expected, cluster["store"])
