@@ -52,7 +52,12 @@ def main(verbose: int) -> None:
 
 
 def build_encoder(settings: Settings, kind: str = "onnx") -> Encoder:
-    """The encoder a command runs with: the exported ONNX model, or the model-free hashing one."""
+    """The encoder a command runs with: the exported ONNX model, the model-free hashing one,
+    or `precomputed:PATH` (vectors saved beforehand; used by the pipeline benchmark)."""
+    if kind.startswith("precomputed:"):
+        from encoders.precomputed import PrecomputedEncoder
+
+        return PrecomputedEncoder(Path(kind.split(":", 1)[1]))
     if kind == "hashing":
         from encoders.hashing import HashingEncoder
 
@@ -66,13 +71,23 @@ def build_encoder(settings: Settings, kind: str = "onnx") -> Encoder:
     )
 
 
+class _EncoderChoice(click.ParamType):
+    name = "onnx|hashing|precomputed:PATH"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        if value in ("onnx", "hashing") or str(value).startswith("precomputed:"):
+            return str(value)
+        self.fail(f"{value!r} is not one of onnx, hashing, precomputed:PATH", param, ctx)
+
+
 ENCODER_OPTION = click.option(
     "--encoder",
     "encoder_kind",
-    type=click.Choice(["onnx", "hashing"]),
+    type=_EncoderChoice(),
     default="onnx",
     show_default=True,
-    help="onnx: the exported sentence encoder; hashing: model-free, for plumbing checks.",
+    help="onnx: the exported sentence encoder; hashing: model-free, for plumbing checks;"
+    " precomputed:PATH: vectors saved beforehand (benchmarks).",
 )
 
 
@@ -458,6 +473,71 @@ def bench_encoder_command(texts: int, batch_size: int, as_json: bool) -> None:
         out.print_json(json.dumps(rows, default=str))
     else:
         print_table(rows, out)
+
+
+@bench.command("pipeline")
+@click.option("--brokers", help="Kafka bootstrap servers [default 127.0.0.1:9092].")
+@click.option(
+    "--cassandra",
+    "cassandra_hosts",
+    default="127.0.0.1:9042",
+    show_default=True,
+    help="Cassandra contact point(s) host:port.",
+)
+@click.option("--users", type=int, default=200, show_default=True)
+@click.option("--events-per-user", type=int, default=50, show_default=True)
+@click.option("--batch-size", type=int, help="Worker batch size [default 256].")
+@click.option("--precision", type=click.Choice(["auto", "fp32", "int8", "fp16"]))
+@click.option(
+    "--freshness-rate",
+    type=float,
+    default=500.0,
+    show_default=True,
+    help="Offered load (events/s) for the freshness measurement.",
+)
+@click.option("--freshness-seconds", type=float, default=20.0, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+def bench_pipeline_command(
+    brokers: str | None,
+    cassandra_hosts: str,
+    users: int,
+    events_per_user: int,
+    batch_size: int | None,
+    precision: str | None,
+    freshness_rate: float,
+    freshness_seconds: float,
+    as_json: bool,
+) -> None:
+    """Kafka -> worker -> Cassandra throughput, overhead ratios and freshness, in one run.
+
+    Needs a running Kafka and Cassandra (deploy/local/up); uses fresh topics and a fresh
+    keyspace and drops them afterwards.
+    """
+    import os
+
+    from streams.bench_pipeline import bench_pipeline, print_report
+
+    if precision:
+        os.environ["INTEREST_STREAM_PRECISION"] = precision  # the worker processes inherit it
+    settings = load_settings(
+        brokers=brokers,
+        store_url=f"cassandra://{cassandra_hosts}/bench",
+        batch_size=batch_size,
+        precision=precision,
+    )
+    encoder = build_encoder(settings, "onnx")
+    results = bench_pipeline(
+        settings,
+        encoder,
+        users=users,
+        events_per_user=events_per_user,
+        freshness_rate=freshness_rate,
+        freshness_seconds=freshness_seconds,
+    )
+    if as_json:
+        out.print_json(json.dumps(results))
+    else:
+        print_report(results, out)
 
 
 if __name__ == "__main__":

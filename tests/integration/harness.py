@@ -4,10 +4,6 @@ compute the embedded oracle, compare profiles, read topics back."""
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -22,8 +18,9 @@ from store import open_store
 from streams.core import BatchCore, RawRecord
 from streams.profile import UserProfile
 from streams.settings import load_settings
+from streams.worker_process import ROOT, WorkerProcess
 
-ROOT = Path(__file__).resolve().parents[2]
+__all__ = ["ROOT", "WorkerProcess"]
 
 
 def route(event: dict[str, Any]) -> str:
@@ -77,87 +74,6 @@ def create_topics(bootstrap: str, prefix: str, partitions: int = 6) -> None:
     from streams.admin import init_kafka
 
     init_kafka(load_settings(brokers=bootstrap, topic_prefix=prefix, partitions=partitions))
-
-
-class WorkerProcess:
-    """`interest-stream worker` as a real OS process, so tests can SIGKILL it."""
-
-    def __init__(
-        self,
-        *,
-        bootstrap: str,
-        prefix: str,
-        store_url: str,
-        log_path: Path,
-        batch_size: int = 128,
-        encoder: str = "hashing",
-        group: str | None = None,
-    ) -> None:
-        self.command = [
-            sys.executable,
-            "-m",
-            "streams.cli",
-            "worker",
-            "--brokers",
-            bootstrap,
-            "--topic-prefix",
-            prefix,
-            "--store",
-            store_url,
-            "--group",
-            group or f"{prefix}group",
-            "--batch-size",
-            str(batch_size),
-            "--batch-wait-ms",
-            "100",
-            "--encoder",
-            encoder,
-            "--loglevel",
-            "info",
-        ]
-        self.log_path = log_path
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> WorkerProcess:
-        log = self.log_path.open("ab")
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-        self.process = subprocess.Popen(
-            self.command,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            cwd=ROOT,
-            env=env,
-            start_new_session=True,
-        )
-        return self
-
-    def alive(self) -> bool:
-        return self.process is not None and self.process.poll() is None
-
-    def kill(self) -> None:
-        if self.process is not None and self.alive():
-            self.process.send_signal(signal.SIGKILL)
-            self.process.wait(timeout=30)
-
-    def stop(self) -> None:
-        if self.process is not None and self.alive():
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.kill()
-
-    def log_tail(self, lines: int = 40) -> str:
-        if not self.log_path.exists():
-            return "(no log)"
-        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-
-    def lost_fences(self) -> int:
-        total = 0
-        for line in self.log_path.read_text(errors="replace").splitlines():
-            if " lost fences" in line:
-                total += int(line.split(" lost fences")[0].rsplit(",", 1)[1].split()[0])
-        return total
 
 
 def oracle(events: Sequence[dict[str, Any]], tmp: Path, now: float) -> dict[str, UserProfile]:

@@ -200,7 +200,7 @@ def test_two_workers_in_one_group_end_at_the_oracle(cluster: dict[str, str], tmp
         first.stop()
         second.stop()
     assert_profiles_equal(expected, cluster["store"])
-    print(f"lost version fences: {first.lost_fences() + second.lost_fences()}")
+    print(f"lost version fences: {first.totals().lost_fences + second.totals().lost_fences}")
 
 
 MALFORMED: list[bytes] = [

@@ -1,0 +1,483 @@
+"""`interest-stream bench pipeline`: end-to-end figures measured side by side in one run.
+
+Against a running Kafka and Cassandra (the local ones by default), on a generated workload
+in fresh, uniquely named topics and keyspace (dropped afterwards):
+
+1. encoder alone: the real encoder over the workload's unique texts (cold cache);
+2. the whole pipeline with the real encoder: publish, then a real worker process drains it;
+3. the pipeline with encoding excluded (vectors precomputed) and the ceiling it is compared
+   with: a raw loop of aiokafka consume + cassandra-driver concurrent writes of the same
+   rows, one per touched user per batch;
+4. freshness: click events offered at a fixed rate, p50/p99 from event time to the
+   publication of the profile update that contains it;
+5. Cassandra writes per event and per touched user per batch (from the worker's log).
+
+Throughputs are reported as ratios because absolute numbers on a shared 2-core machine
+move from run to run; all runs use the same workload and settings.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import tempfile
+import threading
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from encoders.base import Encoder
+from schemas.events import TOPIC_OF_TYPE
+from streams.errors import InterestStreamError
+from streams.settings import Settings
+from streams.worker_process import WorkerProcess
+from streams.workload import generate
+
+
+def _progress(message: str) -> None:
+    print(f"[bench] {message}", flush=True)
+
+
+class _UpdateWatcher:
+    """Follows profile-updates in a thread; records arrival times and per-user counts."""
+
+    def __init__(self, bootstrap: str, topic: str) -> None:
+        from kafka import KafkaConsumer
+
+        self._consumer = KafkaConsumer(
+            topic,
+            bootstrap_servers=bootstrap,
+            auto_offset_reset="earliest",
+            enable_auto_commit=False,
+            group_id=None,
+            consumer_timeout_ms=500,
+        )
+        self.first_arrival: float | None = None
+        self.counts: dict[str, int] = {}
+        self.updates: list[tuple[str, int, float]] = []  # user, event_count, publish time (s)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            for message in self._consumer:
+                if message.value is None:
+                    continue
+                update = json.loads(message.value)
+                now = time.monotonic()
+                if self.first_arrival is None:
+                    self.first_arrival = now
+                self.counts[update["user_id"]] = update["event_count"]
+                self.updates.append(
+                    (update["user_id"], update["event_count"], message.timestamp / 1000.0)
+                )
+                if self._stop.is_set():
+                    break
+
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+        self._consumer.close()
+
+
+def _wait(
+    condition: Callable[[], bool], timeout_s: float, what: str, tail: Callable[[], str]
+) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise InterestStreamError(f"benchmark timed out waiting for {what}\n{tail()}")
+        time.sleep(0.05)
+
+
+def _publish(bootstrap: str, prefix: str, events: Sequence[dict[str, Any]]) -> None:
+    from kafka import KafkaProducer
+
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=10)
+    for event in events:
+        producer.send(
+            prefix + TOPIC_OF_TYPE[event["type"]],
+            key=event["user_id"].encode(),
+            value=json.dumps(event).encode(),
+        )
+    producer.flush(timeout=120)
+    producer.close()
+
+
+class _Scratch:
+    """Fresh topics and keyspace for one measurement, removed afterwards."""
+
+    def __init__(self, settings: Settings, tag: str) -> None:
+        from store import open_store
+        from streams.admin import init_kafka
+        from streams.settings import load_settings
+
+        suffix = uuid.uuid4().hex[:8]
+        self.prefix = f"bench-{tag}-{suffix}-"
+        self.keyspace = f"bench_{tag}_{suffix}"
+        host = settings.store_url.split("://", 1)[1].split("/", 1)[0]
+        self.store_url = f"cassandra://{host}/{self.keyspace}"
+        self.settings = load_settings(
+            brokers=settings.brokers,
+            topic_prefix=self.prefix,
+            store_url=self.store_url,
+            partitions=settings.partitions,
+        )
+        init_kafka(self.settings)
+        open_store(self.store_url, create_schema=True).close()
+
+    def drop(self) -> None:
+        from cassandra.cluster import Cluster
+        from kafka.admin import KafkaAdminClient
+
+        host, _, port = self.store_url.split("://", 1)[1].split("/", 1)[0].partition(":")
+        cluster = Cluster(host.split(","), port=int(port or 9042))
+        try:
+            cluster.connect().execute(f"DROP KEYSPACE IF EXISTS {self.keyspace}")
+        finally:
+            cluster.shutdown()
+        admin = KafkaAdminClient(bootstrap_servers=self.settings.brokers)
+        try:
+            names = [t for t in admin.list_topics() if t.startswith(self.prefix)]
+            if names:
+                admin.delete_topics(names)
+        finally:
+            admin.close()
+
+
+def _drain(
+    settings: Settings,
+    events: list[dict[str, Any]],
+    expected: int,
+    encoder: str,
+    tag: str,
+    workdir: Path,
+) -> dict[str, Any]:
+    """Publish everything, start a worker, time from its first update to the last event."""
+    scratch = _Scratch(settings, tag)
+    try:
+        _publish(settings.brokers, scratch.prefix, events)
+        watcher = _UpdateWatcher(settings.brokers, scratch.prefix + settings.updates_topic)
+        worker = WorkerProcess(
+            bootstrap=settings.brokers,
+            prefix=scratch.prefix,
+            store_url=scratch.store_url,
+            log_path=workdir / f"worker-{tag}.log",
+            batch_size=settings.batch_size,
+            batch_wait_ms=settings.batch_wait_ms,
+            encoder=encoder,
+        ).start()
+        try:
+            _wait(
+                lambda: watcher.first_arrival is not None, 300, "the first update", worker.log_tail
+            )
+            _wait(
+                lambda: watcher.total() >= expected,
+                1800,
+                f"{expected} events applied",
+                worker.log_tail,
+            )
+            finished = time.monotonic()
+        finally:
+            worker.stop()
+            watcher.close()
+        assert watcher.first_arrival is not None
+        seconds = finished - watcher.first_arrival
+        totals = worker.totals()
+        # The first batch's work happened before the first update arrived: leave it out.
+        first_batch = min(settings.batch_size, expected)
+        return {
+            "events": expected,
+            "seconds": round(seconds, 3),
+            "events_per_s": round((expected - first_batch) / seconds, 1),
+            "batches": totals.batches,
+            "writes": totals.writes,
+            "touched_user_batches": totals.users,
+            "lost_fences": totals.lost_fences,
+        }
+    finally:
+        scratch.drop()
+
+
+def _raw_ceiling(
+    settings: Settings, events: list[dict[str, Any]], row_blob: bytes
+) -> dict[str, Any]:
+    """aiokafka consume + concurrent cassandra-driver writes of same-size rows, no logic."""
+    from aiokafka import AIOKafkaConsumer
+    from cassandra.cluster import Cluster
+    from cassandra.concurrent import execute_concurrent_with_args
+
+    scratch = _Scratch(settings, "raw")
+    host, _, port = scratch.store_url.split("://", 1)[1].split("/", 1)[0].partition(":")
+    cluster = Cluster(host.split(","), port=int(port or 9042))
+    session = cluster.connect(scratch.keyspace)
+    session.execute("CREATE TABLE IF NOT EXISTS raw_rows (user_id text PRIMARY KEY, state blob)")
+    insert = session.prepare("INSERT INTO raw_rows (user_id, state) VALUES (?, ?)")
+    try:
+        _publish(settings.brokers, scratch.prefix, events)
+
+        async def consume() -> tuple[float, int]:
+            consumer = AIOKafkaConsumer(
+                *(scratch.prefix + t for t in TOPIC_OF_TYPE.values()),
+                bootstrap_servers=settings.brokers,
+                group_id=f"{scratch.prefix}raw",
+                auto_offset_reset="earliest",
+                enable_auto_commit=False,
+            )
+            await consumer.start()
+            seen = writes = 0
+            started: float | None = None
+            try:
+                while seen < len(events):
+                    batches = await consumer.getmany(
+                        timeout_ms=1000, max_records=settings.batch_size
+                    )
+                    records = [r for rs in batches.values() for r in rs]
+                    if not records:
+                        continue
+                    started = started or time.monotonic()
+                    users = {json.loads(r.value)["user_id"] for r in records}
+                    args = [(user, row_blob) for user in sorted(users)]
+                    execute_concurrent_with_args(
+                        session, insert, args, concurrency=settings.cassandra_max_in_flight
+                    )
+                    await consumer.commit()
+                    seen += len(records)
+                    writes += len(args)
+            finally:
+                await consumer.stop()
+            return time.monotonic() - (started or time.monotonic()), writes
+
+        seconds, writes = asyncio.run(consume())
+        first_batch = min(settings.batch_size, len(events))
+        return {
+            "events": len(events),
+            "seconds": round(seconds, 3),
+            "events_per_s": round((len(events) - first_batch) / seconds, 1),
+            "writes": writes,
+        }
+    finally:
+        cluster.shutdown()
+        scratch.drop()
+
+
+def _freshness(
+    settings: Settings, rate: float, seconds: float, workdir: Path, encoder: str
+) -> dict[str, Any]:
+    """Offer click events at `rate`/s; latency from event time to its update's publication."""
+    from kafka import KafkaProducer
+
+    scratch = _Scratch(settings, "fresh")
+    workload = generate(users=200, events_per_user=max(2, int(rate * seconds / 200) + 2), seed=21)
+    clicks = [e for e in workload.events if e["type"] == "click"][: int(rate * seconds)]
+    try:
+        watcher = _UpdateWatcher(settings.brokers, scratch.prefix + settings.updates_topic)
+        worker = WorkerProcess(
+            bootstrap=settings.brokers,
+            prefix=scratch.prefix,
+            store_url=scratch.store_url,
+            log_path=workdir / "worker-freshness.log",
+            batch_size=settings.batch_size,
+            batch_wait_ms=settings.batch_wait_ms,
+            encoder=encoder,
+        ).start()
+        producer = KafkaProducer(bootstrap_servers=settings.brokers, acks=1, linger_ms=0)
+        try:
+            warm = {**clicks[0], "event_id": "warm-up", "ts": int(time.time() * 1000)}
+            producer.send(
+                scratch.prefix + "clicks",
+                key=warm["user_id"].encode(),
+                value=json.dumps(warm).encode(),
+            )
+            producer.flush()
+            _wait(lambda: watcher.total() >= 1, 300, "the warm-up update", worker.log_tail)
+            sent: dict[str, list[float]] = defaultdict(list)
+            started = time.time()
+            for i, event in enumerate(clicks):
+                due = started + i / rate
+                delay = due - time.time()
+                if delay > 0:
+                    time.sleep(delay)
+                now = time.time()
+                event = {**event, "ts": int(now * 1000)}
+                sent[event["user_id"]].append(now)
+                producer.send(
+                    scratch.prefix + "clicks",
+                    key=event["user_id"].encode(),
+                    value=json.dumps(event).encode(),
+                )
+            producer.flush()
+            offered = len(clicks) / (time.time() - started)
+            expected = len(clicks) + 1
+            _wait(lambda: watcher.total() >= expected, 300, "all offered events", worker.log_tail)
+        finally:
+            producer.close()
+            worker.stop()
+            watcher.close()
+        # Per user, clicks are applied in offset order: the k-th click is in the first update
+        # whose event_count reaches k (+1 for the warm-up event of that user).
+        latencies = []
+        by_user: dict[str, list[tuple[int, float]]] = defaultdict(list)
+        for user, count, published in watcher.updates:
+            by_user[user].append((count, published))
+        for user, times in sent.items():
+            base = 1 if user == warm["user_id"] else 0
+            updates = sorted(by_user[user])
+            for k, sent_at in enumerate(times, start=1 + base):
+                published = next(p for c, p in updates if c >= k)
+                latencies.append(published - sent_at)
+        values = np.array(latencies)
+        return {
+            "offered_events_per_s": round(offered, 1),
+            "events": len(latencies),
+            "p50_ms": round(float(np.percentile(values, 50)) * 1000, 1),
+            "p99_ms": round(float(np.percentile(values, 99)) * 1000, 1),
+            "max_ms": round(float(values.max()) * 1000, 1),
+        }
+    finally:
+        scratch.drop()
+
+
+def bench_pipeline(
+    settings: Settings,
+    encoder: Encoder,
+    *,
+    users: int = 200,
+    events_per_user: int = 50,
+    freshness_rate: float = 500.0,
+    freshness_seconds: float = 20.0,
+) -> dict[str, Any]:
+    """Run every measurement and return the figures and ratios."""
+    from encoders.precomputed import save_vectors
+    from store.codec import encode_profile
+    from streams.interest import InterestParams
+    from streams.profile import UserProfile, WeightedEvent, fold_events
+
+    workload = generate(users=users, events_per_user=events_per_user, seed=17)
+    events = workload.events
+    texts = sorted({e["text"] for e in events})
+    workdir = Path(tempfile.mkdtemp(prefix="interest-stream-bench-"))
+    results: dict[str, Any] = {
+        "events": len(events),
+        "users": users,
+        "unique_texts": len(texts),
+        "batch_size": settings.batch_size,
+        "encoder": encoder.model_id,
+        "workdir": str(workdir),
+    }
+
+    _progress(f"encoder alone: {len(texts)} unique texts")
+    started = time.perf_counter()
+    vectors = np.concatenate(
+        [
+            encoder.encode(texts[i : i + settings.batch_size])
+            for i in range(0, len(texts), settings.batch_size)
+        ]
+    )
+    encode_seconds = time.perf_counter() - started
+    results["encoder_alone"] = {
+        "seconds": round(encode_seconds, 3),
+        "texts_per_s": round(len(texts) / encode_seconds, 1),
+        "events_per_s": round(len(events) / encode_seconds, 1),
+    }
+
+    _progress("pipeline with the real encoder")
+    real = _drain(settings, events, len(events), "onnx", "real", workdir)
+    results["pipeline_real_encoder"] = real
+
+    vectors_path = workdir / "vectors.npz"
+    save_vectors(vectors_path, texts, encoder)
+    _progress("pipeline with precomputed vectors (encoding excluded)")
+    no_encode = _drain(
+        settings, events, len(events), f"precomputed:{vectors_path}", "noenc", workdir
+    )
+    results["pipeline_encoding_excluded"] = no_encode
+
+    _progress("raw loop ceiling: aiokafka + cassandra-driver")
+    sample = [
+        WeightedEvent(f"s{i}", 1.7e9 + i, 1.0, texts[i % len(texts)], vectors[i % len(texts)])
+        for i in range(events_per_user)
+    ]
+    typical = fold_events(
+        UserProfile.new("u", encoder.model_id, encoder.dim), sample, InterestParams(), updated_at=0
+    ).profile
+    results["raw_ceiling"] = _raw_ceiling(settings, events, encode_profile(typical))
+
+    _progress(f"freshness at {freshness_rate:.0f} events/s for {freshness_seconds:.0f} s")
+    results["freshness"] = _freshness(settings, freshness_rate, freshness_seconds, workdir, "onnx")
+
+    results["ratios"] = {
+        "pipeline_vs_encoder_alone": round(
+            real["events_per_s"] / results["encoder_alone"]["events_per_s"], 3
+        ),
+        "encoding_excluded_vs_raw_ceiling": round(
+            no_encode["events_per_s"] / results["raw_ceiling"]["events_per_s"], 3
+        ),
+        "cassandra_writes_per_event": round(real["writes"] / len(events), 4),
+        "writes_per_touched_user_per_batch": round(
+            real["writes"] / max(real["touched_user_batches"], 1), 4
+        ),
+    }
+    return results
+
+
+def print_report(results: dict[str, Any], console: Any) -> None:
+    from rich.table import Table
+
+    table = Table(
+        title=f"pipeline benchmark: {results['events']:,} events, "
+        f"{results['users']} users, {results['unique_texts']:,} unique texts, "
+        f"batch {results['batch_size']}"
+    )
+    table.add_column("measurement")
+    table.add_column("events/s", justify="right")
+    table.add_column("seconds", justify="right")
+    table.add_column("notes")
+    enc = results["encoder_alone"]
+    table.add_row(
+        "encoder alone (unique texts)",
+        f"{enc['events_per_s']:,.0f}",
+        f"{enc['seconds']:.1f}",
+        f"{enc['texts_per_s']:,.0f} texts/s",
+    )
+    for key, label in (
+        ("pipeline_real_encoder", "pipeline, real encoder"),
+        ("pipeline_encoding_excluded", "pipeline, encoding excluded"),
+    ):
+        row = results[key]
+        table.add_row(
+            label,
+            f"{row['events_per_s']:,.0f}",
+            f"{row['seconds']:.1f}",
+            f"{row['writes']:,} writes, {row['lost_fences']} lost fences",
+        )
+    raw = results["raw_ceiling"]
+    table.add_row(
+        "raw aiokafka + cassandra-driver",
+        f"{raw['events_per_s']:,.0f}",
+        f"{raw['seconds']:.1f}",
+        f"{raw['writes']:,} writes",
+    )
+    console.print(table)
+    ratios = results["ratios"]
+    fresh = results["freshness"]
+    console.print(
+        f"pipeline / encoder alone: [bold]{ratios['pipeline_vs_encoder_alone']:.2f}x[/bold]"
+        f" (target >= 0.8)\n"
+        f"encoding excluded / raw ceiling: "
+        f"[bold]{ratios['encoding_excluded_vs_raw_ceiling']:.2f}x[/bold] (target >= 0.5)\n"
+        f"Cassandra writes per event: {ratios['cassandra_writes_per_event']:.3f}; per touched "
+        f"user per batch: {ratios['writes_per_touched_user_per_batch']:.2f} (target <= 1)\n"
+        f"freshness at {fresh['offered_events_per_s']:.0f} events/s offered: "
+        f"p50 {fresh['p50_ms']:.0f} ms, p99 [bold]{fresh['p99_ms']:.0f} ms[/bold] "
+        f"(target < 1000), max {fresh['max_ms']:.0f} ms"
+    )
