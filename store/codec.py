@@ -1,14 +1,16 @@
 """Lossless binary form of a `UserProfile`, shared by every store backend.
 
 Decayed sums stay float64 (exact replay comparisons need them); summary vectors stay
-float32 as the encoder produced them. Layout: a .npz archive of arrays plus a JSON member
-for the scalars, so the format is inspectable with numpy alone.
+float32 as the encoder produced them. Layout: a magic tag, the length of a JSON header
+(scalars, texts, and the dtype/shape of each array), the header, then the raw
+little-endian array bytes back to back. Decoding is a handful of `np.frombuffer` views,
+which matters because every batch reads every touched profile.
 """
 
 from __future__ import annotations
 
-import io
 import json
+import struct
 from typing import Any
 
 import numpy as np
@@ -17,7 +19,8 @@ from streams.clusters import Cluster, SummaryEntry
 from streams.interest import HorizonState, InterestState
 from streams.profile import UserProfile
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+MAGIC = b"ISP2"
 
 
 def _horizon_meta(state: HorizonState) -> dict[str, Any]:
@@ -72,36 +75,55 @@ def encode_profile(profile: UserProfile) -> bytes:
         "applied_offsets": dict(profile.applied_offsets),
         "recent_event_ids": dict(profile.recent_event_ids),
     }
-    buffer = io.BytesIO()
-    arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
-    np.savez(buffer, **arrays)
-    return buffer.getvalue()
+    layout = []
+    chunks = []
+    for name, array in arrays.items():
+        data = np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<"))
+        layout.append([name, data.dtype.str, list(data.shape)])
+        chunks.append(data.tobytes())
+    meta["arrays"] = layout
+    header = json.dumps(meta, separators=(",", ":")).encode()
+    return b"".join([MAGIC, struct.pack("<I", len(header)), header, *chunks])
+
+
+def _read_arrays(blob: bytes) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    if blob[:4] != MAGIC:
+        raise ValueError("not an interest-stream profile (bad magic)")
+    (length,) = struct.unpack_from("<I", blob, 4)
+    meta = json.loads(blob[8 : 8 + length])
+    arrays: dict[str, np.ndarray] = {}
+    offset = 8 + length
+    for name, dtype, shape in meta["arrays"]:
+        kind = np.dtype(dtype)
+        count = int(np.prod(shape))
+        arrays[name] = np.frombuffer(blob, kind, count, offset).reshape(shape)
+        offset += count * kind.itemsize
+    return meta, arrays
 
 
 def decode_profile(blob: bytes) -> UserProfile:
     """Inverse of `encode_profile`."""
-    with np.load(io.BytesIO(blob), allow_pickle=False) as archive:
-        meta = json.loads(archive["meta"].tobytes().decode())
-        if meta["format"] != FORMAT_VERSION:
-            raise ValueError(f"unknown profile format {meta['format']}")
-        interests = InterestState(
-            _horizon(meta["short"], archive["short"]), _horizon(meta["long"], archive["long"])
+    meta, archive = _read_arrays(blob)
+    interests = InterestState(
+        _horizon(meta["short"], archive["short"]), _horizon(meta["long"], archive["long"])
+    )
+    domains = {
+        d["name"]: InterestState(
+            _horizon(d["short"], archive["domain_short"][i]),
+            _horizon(d["long"], archive["domain_long"][i]),
         )
-        domains = {
-            d["name"]: InterestState(
-                _horizon(d["short"], archive["domain_short"][i]),
-                _horizon(d["long"], archive["domain_long"][i]),
-            )
-            for i, d in enumerate(meta["domains"])
-        }
-        summary = tuple(
-            SummaryEntry(eid, float(ts), float(w), text, archive["summary"][i])
-            for i, (eid, ts, w, text) in enumerate(meta["summary"])
-        )
-        clusters = tuple(
-            Cluster(archive["centroids"][i].astype(np.float64), float(w), label, int(size))
-            for i, (w, label, size) in enumerate(meta["clusters"])
-        )
+        for i, d in enumerate(meta["domains"])
+    }
+    summary_vectors = archive["summary"]
+    summary = tuple(
+        SummaryEntry(eid, float(ts), float(w), text, summary_vectors[i])
+        for i, (eid, ts, w, text) in enumerate(meta["summary"])
+    )
+    centroids = archive["centroids"]
+    clusters = tuple(
+        Cluster(centroids[i].astype(np.float64), float(w), label, int(size))
+        for i, (w, label, size) in enumerate(meta["clusters"])
+    )
     return UserProfile(
         user_id=meta["user_id"],
         model_id=meta["model_id"],

@@ -78,8 +78,13 @@ class SqliteStore:
             self._db.execute("BEGIN IMMEDIATE")
             for write in writes:
                 profile = write.profile
-                row = (profile.version, profile.model_id, profile.updated_at,
-                       profile.event_count, encode_profile(profile))
+                row = (
+                    profile.version,
+                    profile.model_id,
+                    profile.updated_at,
+                    profile.event_count,
+                    encode_profile(profile),
+                )
                 if write.expected_version == 0:
                     cursor = self._db.execute(
                         "INSERT OR IGNORE INTO profiles (version, model_id, updated_at,"

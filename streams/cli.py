@@ -25,8 +25,8 @@ from encoders.base import Encoder
 from streams.errors import InterestStreamError
 from streams.settings import Settings, load_settings, parse_duration
 
-console = Console(stderr=True)
-out = Console()
+console = Console(stderr=True, soft_wrap=True)
+out = Console(soft_wrap=True)
 
 
 class CliGroup(click.Group):
@@ -265,7 +265,9 @@ def _print_run_summary(result: dict[str, Any], shown: dict[str, Any]) -> None:
     )
     if result["rejected"]:
         reasons = ", ".join(f"{k} x{v}" for k, v in result["reject_reasons"].items())
-        out.print(f"rejects ({reasons}) written to {result['rejects_file']}")
+        out.print(f"rejects ({reasons}) written to {result['rejects_file']}", highlight=False)
+        for line in result["first_rejects"]:
+            out.print(f"  {escape(line)}", highlight=False)
     if "recovery" in result:
         r = result["recovery"]
         out.print(

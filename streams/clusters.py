@@ -81,25 +81,41 @@ def cluster_summary(
     vectors = np.stack([e.vector for e in entries]).astype(np.float64)
     mass = np.array([e.weight * math.exp(-decay * max(0.0, t_ref - e.ts)) for e in entries])
     similarity = _cosine_matrix(vectors)
-    groups: list[list[int]] = [[i] for i in range(len(entries))]
-    # Average linkage between groups, maintained incrementally as sums of pairwise similarity.
-    link = similarity.copy()
-    while len(groups) > 1:
-        sizes = np.array([len(g) for g in groups], dtype=np.float64)
-        score = link / np.outer(sizes, sizes)
-        score[np.tril_indices(len(groups))] = -np.inf
-        # argmax takes the first maximum in row-major order: ties resolve deterministically.
-        a, b = np.unravel_index(int(np.argmax(score)), score.shape)
-        if score[a, b] < min_similarity and len(groups) <= max_clusters:
-            break
-        link[a, :] += link[b, :]
-        link[:, a] += link[:, b]
-        link = np.delete(np.delete(link, b, axis=0), b, axis=1)
-        groups[a] = groups[a] + groups[b]
-        del groups[b]
+    groups = _average_linkage(similarity, max_clusters, min_similarity)
     clusters = [_summarize(group, entries, vectors, mass, similarity) for group in groups]
     clusters.sort(key=lambda c: (-c.weight, c.label))
     return tuple(clusters[:max_clusters])
+
+
+def _average_linkage(
+    similarity: npt.NDArray[np.float64], max_clusters: int, min_similarity: float
+) -> list[list[int]]:
+    """Merge the most similar pair of groups (average linkage) while it is at least
+    `min_similarity` similar or there are more than `max_clusters` groups.
+
+    A group is named by its lowest member index and merges keep the lower name, so the
+    first maximum in row-major order breaks ties the same way on every run.
+    """
+    n = len(similarity)
+    link = similarity.copy()  # link[a, b] = sum of pairwise similarities between groups
+    sizes = np.ones(n)
+    members: list[list[int]] = [[i] for i in range(n)]
+    valid = np.triu(np.ones((n, n), dtype=bool), 1)
+    remaining = n
+    while remaining > 1:
+        score = np.where(valid, link / np.outer(sizes, sizes), -np.inf)
+        a, b = divmod(int(np.argmax(score)), n)
+        if score[a, b] < min_similarity and remaining <= max_clusters:
+            break
+        link[a, :] += link[b, :]
+        link[:, a] += link[:, b]
+        sizes[a] += sizes[b]
+        valid[b, :] = False
+        valid[:, b] = False
+        members[a] += members[b]
+        members[b] = []
+        remaining -= 1
+    return [group for group in members if group]
 
 
 def _summarize(

@@ -34,6 +34,7 @@ class RunSummary:
     texts_encoded: int = 0
     encode_seconds: float = 0.0
     seconds: float = 0.0
+    first_rejects: list[str] = field(default_factory=list)
 
     def add(self, batch_size: int, outcome: BatchOutcome) -> None:
         self.records += batch_size
@@ -41,6 +42,9 @@ class RunSummary:
         self.duplicates += outcome.duplicates
         self.rejected += len(outcome.rejects)
         self.reject_reasons.update(_reason_kind(r.reason) for r in outcome.rejects)
+        for rejection in outcome.rejects[: max(0, 5 - len(self.first_rejects))]:
+            where = rejection.source.removeprefix("file:")
+            self.first_rejects.append(f"{where}:{rejection.offset}: {rejection.reason}")
         self.users.update(update.user_id for update in outcome.updates)
         self.writes += outcome.writes
         self.texts_encoded += outcome.texts_encoded
@@ -53,6 +57,7 @@ class RunSummary:
             "duplicates": self.duplicates,
             "rejected": self.rejected,
             "reject_reasons": dict(self.reject_reasons.most_common()),
+            "first_rejects": self.first_rejects,
             "users_updated": len(self.users),
             "writes": self.writes,
             "texts_encoded": self.texts_encoded,

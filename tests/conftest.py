@@ -1,3 +1,23 @@
-"""Shared fixtures: the local-server fixtures (Kafka, Cassandra) are a plugin module."""
+"""Shared fixtures. The local-server fixtures (Kafka, Cassandra) live in a plugin module."""
+
+from __future__ import annotations
+
+import pytest
+
+from encoders.base import Encoder
 
 pytest_plugins = ["tests.integration.conftest_servers"]
+
+
+@pytest.fixture(scope="session")
+def onnx_encoder() -> Encoder:
+    """The real fp32 sentence encoder, exported on first use (cached across runs)."""
+    from encoders import EncoderNotExportedError, load_encoder
+
+    try:
+        return load_encoder(precision="fp32")
+    except EncoderNotExportedError:
+        from encoders.export import export_encoder
+
+        export_encoder(precision="fp32")
+        return load_encoder(precision="fp32")
