@@ -70,6 +70,27 @@ def read_topic(
     return messages
 
 
+def consumer_lag(bootstrap: str, group: str, topics: Sequence[str]) -> int:
+    """Messages of `topics` not yet committed by `group` (acked = written and announced)."""
+    from kafka import KafkaAdminClient, TopicPartition
+
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
+    try:
+        committed = admin.list_consumer_group_offsets(group)
+        partitions = [TopicPartition(t, p) for t in topics
+                      for p in consumer.partitions_for_topic(t) or ()]
+        ends = consumer.end_offsets(partitions)
+    finally:
+        consumer.close()
+        admin.close()
+    lag = 0
+    for tp, end in ends.items():
+        meta = committed.get(tp)
+        lag += end - (meta.offset if meta is not None and meta.offset >= 0 else 0)
+    return lag
+
+
 def create_topics(bootstrap: str, prefix: str, partitions: int = 6) -> None:
     from streams.admin import init_kafka
 
