@@ -15,6 +15,8 @@ from __future__ import annotations
 import logging
 import re
 import ssl
+import threading
+import time
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -56,16 +58,35 @@ DDL_TIMEOUT_S = 60.0
 
 # Columns a profile write sets, in bind order (user_id comes first for INSERT, last for UPDATE).
 _PROFILE_COLUMNS = (
-    "version", "write_id", "model_id", "updated_at", "event_count", "short", "long",
-    "short_weight", "long_weight", "t_ref", "cluster_labels", "cluster_weights",
-    "applied_offsets", "state",
+    "version",
+    "write_id",
+    "model_id",
+    "updated_at",
+    "event_count",
+    "short",
+    "long",
+    "short_weight",
+    "long_weight",
+    "t_ref",
+    "cluster_labels",
+    "cluster_weights",
+    "applied_offsets",
+    "state",
 )
 _DOMAIN_COLUMNS = (
-    "user_id", "domain", "version", "updated_at", "short", "long", "short_weight",
-    "long_weight", "t_ref",
+    "user_id",
+    "domain",
+    "version",
+    "updated_at",
+    "short",
+    "long",
+    "short_weight",
+    "long_weight",
+    "t_ref",
 )
-_VECTOR_COLUMNS = ("short", "long")
+_HORIZONS = ("short", "long")
 _DOMAIN_WRITE_ATTEMPTS = 3
+_UNSENT_ATTEMPTS = 10  # about 5 s of pauses in all
 
 Horizon = Literal["short", "long"]
 
@@ -102,8 +123,9 @@ def parse_url(url: str) -> CassandraTarget:
     if len(ports) > 1:
         raise ConfigurationError(f"bad Cassandra URL {url!r}: all hosts must use one port")
     keyspace = parts.path.strip("/") or DEFAULT_KEYSPACE
-    return CassandraTarget(tuple(hosts), ports.pop() if ports else DEFAULT_PORT,
-                           checked_keyspace(keyspace))
+    return CassandraTarget(
+        tuple(hosts), ports.pop() if ports else DEFAULT_PORT, checked_keyspace(keyspace)
+    )
 
 
 def _split_host_port(item: str, url: str) -> tuple[str, int | None]:
@@ -155,6 +177,18 @@ def describe_error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}".replace("\n", " ")
 
 
+def _never_sent(outcome: Any) -> bool:
+    """True for a driver error that proves the request never left this process."""
+    from cassandra.cluster import NoHostAvailable
+    from cassandra.connection import ConnectionBusy
+    from cassandra.pool import NoConnectionsAvailable
+
+    if not isinstance(outcome, NoHostAvailable) or not outcome.errors:
+        return False
+    unsent = (ConnectionBusy, NoConnectionsAvailable)
+    return all(isinstance(error, unsent) for error in outcome.errors.values())
+
+
 def _ssl_context(settings: Settings) -> ssl.SSLContext | None:
     if settings.cassandra_ssl_cafile is None:
         return None
@@ -202,8 +236,11 @@ def connect(target: CassandraTarget, settings: Settings) -> tuple[Cluster, Sessi
 
     consistency = ConsistencyLevel.name_to_value[settings.cassandra_consistency]
     # LWTs in the local DC unless the configured consistency spans DCs anyway.
-    serial = (ConsistencyLevel.SERIAL if settings.cassandra_consistency in ("QUORUM", "ALL")
-              else ConsistencyLevel.LOCAL_SERIAL)
+    serial = (
+        ConsistencyLevel.SERIAL
+        if settings.cassandra_consistency in ("QUORUM", "ALL")
+        else ConsistencyLevel.LOCAL_SERIAL
+    )
     auth = _auth_provider(settings)
     tls = _ssl_context(settings)
     for version in (ProtocolVersion.V5, ProtocolVersion.V4):
@@ -234,12 +271,14 @@ def connect(target: CassandraTarget, settings: Settings) -> tuple[Cluster, Sessi
             if version == ProtocolVersion.V5 and refused:
                 log.info("Cassandra at %s refuses protocol v5, using v4", target)
                 continue
-            raise StoreError(f"cannot connect to Cassandra at {target}: "
-                             f"{describe_error(exc)}") from exc
+            raise StoreError(
+                f"cannot connect to Cassandra at {target}: {describe_error(exc)}"
+            ) from exc
         except driver_errors() as exc:
             cluster.shutdown()
-            raise StoreError(f"cannot connect to Cassandra at {target}: "
-                             f"{describe_error(exc)}") from exc
+            raise StoreError(
+                f"cannot connect to Cassandra at {target}: {describe_error(exc)}"
+            ) from exc
     raise AssertionError("unreachable")  # pragma: no cover
 
 
@@ -257,8 +296,13 @@ class SchemaReport:
     existing: tuple[str, ...]
 
     def as_dict(self) -> dict[str, Any]:
-        return {"keyspace": self.keyspace, "replication": self.replication, "dim": self.dim,
-                "created": list(self.created), "existing": list(self.existing)}
+        return {
+            "keyspace": self.keyspace,
+            "replication": self.replication,
+            "dim": self.dim,
+            "created": list(self.created),
+            "existing": list(self.existing),
+        }
 
 
 def replication_map(replication: Mapping[str, str | int]) -> str:
@@ -299,7 +343,7 @@ def _schema_objects(cluster: Cluster, keyspace: str) -> set[str]:
     names = {keyspace}
     for table_name, table in meta.tables.items():
         names.add(f"{keyspace}.{table_name}")
-        names.update(table.indexes)
+        names.update(f"{keyspace}.{index}" for index in table.indexes)
     return names
 
 
@@ -337,13 +381,15 @@ def ensure_schema(
             match = _CREATES.match(statement)
             if match is not None:
                 name = match.group(2)
-                expected.append(name.split(".", 1)[1] if match.group(1) == "INDEX" else name)
+                # Index names are unqualified in CQL but unique per keyspace.
+                expected.append(f"{keyspace}.{name}" if match.group(1) == "INDEX" else name)
             session.execute(statement, timeout=DDL_TIMEOUT_S)
         if not cluster.control_connection.wait_for_schema_agreement():
             log.warning("Cassandra nodes do not agree on the schema yet; continuing")
     except driver_errors() as exc:
-        raise StoreError(f"cannot create the schema in keyspace {keyspace}: "
-                         f"{describe_error(exc)}") from exc
+        raise StoreError(
+            f"cannot create the schema in keyspace {keyspace}: {describe_error(exc)}"
+        ) from exc
     found = table_dim(cluster, keyspace)
     if found != dim:
         raise StoreError(
@@ -384,20 +430,19 @@ def vector_bytes(vector: npt.NDArray[np.floating], dim: int) -> bytes:
 
 def _bind(
     prepared: PreparedStatement,
-    values: Mapping[str, Any],
-    vectors: Mapping[str, npt.NDArray[np.floating] | None],
+    values: Sequence[Any],
+    vectors: Mapping[int, npt.NDArray[np.floating] | None],
     dim: int,
 ) -> BoundStatement:
-    """Bind `values` by name, vectors pre-serialized into their slots.
+    """Bind `values` by position, the vectors (by marker index) pre-serialized.
 
     `BoundStatement.values` holds the serialized parameters the driver sends: binding None
     in a vector slot and then putting our bytes there skips the driver's slow packing.
     """
-    names = [column.name for column in prepared.column_metadata]
-    bound = prepared.bind([values.get(name) for name in names])
-    for name, vector in vectors.items():
+    bound = prepared.bind(list(values))
+    for index, vector in vectors.items():
         if vector is not None:
-            bound.values[names.index(name)] = vector_bytes(vector, dim)
+            bound.values[index] = vector_bytes(vector, dim)
     return bound
 
 
@@ -446,11 +491,15 @@ class _Statements:
                     f"SELECT user_id, similarity_cosine({horizon}, ?) FROM {profiles}"
                     f" ORDER BY {horizon} ANN OF ? LIMIT ?"
                 )
-                for horizon in _VECTOR_COLUMNS
+                for horizon in _HORIZONS
             },
         )
-        for idempotent in (statements.read_state, statements.write_domain,
-                           statements.delete_domains, statements.list_ids):
+        for idempotent in (
+            statements.read_state,
+            statements.write_domain,
+            statements.delete_domains,
+            statements.list_ids,
+        ):
             idempotent.is_idempotent = True
         # A read at SERIAL consistency finishes any Paxos round in progress on the row, so
         # what it returns is final: the way to learn the fate of a timed-out LWT.
@@ -470,16 +519,18 @@ class CassandraStore:
     """`ProfileStore` over a Cassandra keyspace; see the module docstring.
 
     Writes (`apply`): one LWT per user, at most `cassandra_max_in_flight` in flight.
-    `[applied]` decides won or lost, except where the outcome is unknown: a WriteTimeout
-    or client-side timeout may hide a Paxos round that went on to commit, and a driver
-    retry of a round that had committed reports "not applied" while the row holds our
-    own version. Each write carries a fresh random `write_id`; for those cases the row is
-    read back at SERIAL consistency (which completes any round in flight, so the answer
-    is final) and the write won if and only if the stored `write_id` is ours. Comparing
-    versions alone would not do: a racing writer that read the same version stores the
-    same version number. A lost write stored nothing; the caller re-reads and re-folds.
-    If even the read-back fails, `apply` raises StoreError and the batch must not be
-    acknowledged.
+    `[applied]` decides won or lost, except where the outcome is unknown: any error but
+    a refusal (invalid request, no permission) may hide a Paxos round that went on to
+    commit (a WriteTimeout after the propose phase, a WriteFailure in the commit phase,
+    a client-side timeout, a lost connection), and a driver retry of a round that had
+    committed reports "not applied" while the row holds our own version. Each write
+    carries a fresh random `write_id`; in those cases the row is read back at SERIAL
+    consistency (which completes any round in flight, so the answer is final) and the
+    write won if and only if the stored `write_id` is ours. Comparing versions alone
+    would not do: a racing writer that read the same version stores the same version
+    number. A lost write stored nothing; the caller re-reads and re-folds. If even the
+    read-back fails, `apply` raises StoreError and the batch must not be acknowledged.
+    Requests the driver never sent (its buffers full) are sent again; see `_execute_all`.
 
     The `profile_domains` rows of the winners follow as plain idempotent writes (one
     single-partition batch per user, retried a few times). They are derived data: a
@@ -489,8 +540,9 @@ class CassandraStore:
     whole read-fold-write cycle; the next change of that domain repairs it.
     """
 
-    def __init__(self, cluster: Cluster, session: Session, keyspace: str,
-                 settings: Settings) -> None:
+    def __init__(
+        self, cluster: Cluster, session: Session, keyspace: str, settings: Settings
+    ) -> None:
         self.keyspace = checked_keyspace(keyspace)
         self._cluster = cluster
         self._session = session
@@ -505,8 +557,9 @@ class CassandraStore:
         try:
             self._statements = _Statements.prepare(session, self.keyspace)
         except driver_errors() as exc:
-            raise StoreError(f"cannot prepare statements on {self.keyspace}: "
-                             f"{describe_error(exc)}") from exc
+            raise StoreError(
+                f"cannot prepare statements on {self.keyspace}: {describe_error(exc)}"
+            ) from exc
 
     @classmethod
     def from_url(
@@ -541,18 +594,65 @@ class CassandraStore:
 
     def _execute_all(self, statements: Sequence[Statement]) -> list[Any]:
         """Run statements with at most `max_in_flight` outstanding; a ResultSet or the
-        exception for each, in order."""
-        from cassandra.concurrent import execute_concurrent
+        exception for each, in order.
 
+        Not `cassandra.concurrent.execute_concurrent`: it starts the next request from the
+        previous one's callback, which recurses when many fail at once (measured: a
+        RecursionError, then a TypeError while sorting its results). Here one loop
+        submits, a semaphore bounds, callbacks only release.
+
+        Requests the driver refused to send (its socket buffer full: "Connection is
+        overloaded", or no free connection) were never seen by Cassandra, so they are
+        sent again after a short pause, LWTs included; this is the backpressure that
+        large profile rows need from a slow node.
+        """
         if not statements:
             return []
-        results = execute_concurrent(
-            self._session,
-            [(statement, None) for statement in statements],
-            concurrency=self._max_in_flight,
-            raise_on_first_error=False,
-        )
-        return [result.result_or_exc for result in results]
+        results: list[Any] = [None] * len(statements)
+        pending = list(range(len(statements)))
+        for attempt in range(_UNSENT_ATTEMPTS):
+            if attempt:
+                time.sleep(min(0.02 * 2**attempt, 1.0))
+            for index, outcome in zip(
+                pending, self._execute_round([statements[i] for i in pending]), strict=True
+            ):
+                results[index] = outcome
+            pending = [i for i in pending if _never_sent(results[i])]
+            if not pending:
+                break
+        if pending:
+            log.warning(
+                "%d requests refused by the driver as overloaded after %d tries",
+                len(pending),
+                _UNSENT_ATTEMPTS,
+            )
+        return results
+
+    def _execute_round(self, statements: Sequence[Statement]) -> list[Any]:
+        slots = threading.BoundedSemaphore(self._max_in_flight)
+        futures: list[Any] = []
+        for statement in statements:
+            slots.acquire()
+            try:
+                future = self._session.execute_async(statement)
+            except Exception as exc:  # refused before sending, e.g. NoHostAvailable
+                slots.release()
+                futures.append(exc)
+                continue
+            future.add_callbacks(
+                callback=lambda _rows: slots.release(), errback=lambda _exc: slots.release()
+            )
+            futures.append(future)
+        results: list[Any] = []
+        for future in futures:
+            if isinstance(future, Exception):
+                results.append(future)
+                continue
+            try:
+                results.append(future.result())  # the request's own timeout bounds this wait
+            except Exception as exc:
+                results.append(exc)
+        return results
 
     def _error(self, action: str, exc: BaseException) -> StoreError:
         return StoreError(f"Cassandra {action} ({self.keyspace}): {describe_error(exc)}")
@@ -581,20 +681,24 @@ class CassandraStore:
             "applied_offsets": dict(profile.applied_offsets),
             "state": encode_profile(profile),
         }
+        columns = [values.get(column) for column in _PROFILE_COLUMNS]  # vectors: None here
         vectors = {"short": state.short.profile(), "long": state.long.profile()}
+        slots = {_PROFILE_COLUMNS.index(name): vector for name, vector in vectors.items()}
         if write.expected_version == 0:
-            return _bind(self._statements.insert, values, vectors, self.dim)
-        # The UPDATE's markers are the SET columns, user_id, then the IF version; bind by
-        # position because `version` names two of them.
-        update = self._statements.update
-        ordered = [values[c] for c in _PROFILE_COLUMNS] + [profile.user_id,
-                                                           write.expected_version]
-        bound = update.bind(ordered)
-        for name in _VECTOR_COLUMNS:
-            vector = vectors[name]
-            if vector is not None:
-                bound.values[_PROFILE_COLUMNS.index(name)] = vector_bytes(vector, self.dim)
-        return bound
+            # INSERT markers: user_id, then the columns.
+            return _bind(
+                self._statements.insert,
+                [profile.user_id, *columns],
+                {index + 1: vector for index, vector in slots.items()},
+                self.dim,
+            )
+        # UPDATE markers: the SET columns, user_id, then the expected version of the IF.
+        return _bind(
+            self._statements.update,
+            [*columns, profile.user_id, write.expected_version],
+            slots,
+            self.dim,
+        )
 
     def _domain_writes(self, profile: UserProfile) -> Statement | None:
         from cassandra.query import BatchStatement, BatchType
@@ -611,8 +715,12 @@ class CassandraStore:
                 "long_weight": interests.long.weight,
                 "t_ref": interests.long.t_ref,
             }
-            vectors = {"short": interests.short.profile(), "long": interests.long.profile()}
-            rows.append(_bind(self._statements.write_domain, values, vectors, self.dim))
+            vectors = {
+                _DOMAIN_COLUMNS.index("short"): interests.short.profile(),
+                _DOMAIN_COLUMNS.index("long"): interests.long.profile(),
+            }
+            ordered = [values.get(column) for column in _DOMAIN_COLUMNS]
+            rows.append(_bind(self._statements.write_domain, ordered, vectors, self.dim))
         if len(rows) <= 1:
             return rows[0] if rows else None
         # All rows share the partition: an unlogged batch is one mutation, one round trip.
@@ -622,8 +730,9 @@ class CassandraStore:
         batch.is_idempotent = True
         return batch
 
-    def _outcome_not_applied(self, write: ProfileWrite, write_id: uuid.UUID,
-                             result: ResultSet) -> Outcome:
+    def _outcome_not_applied(
+        self, write: ProfileWrite, write_id: uuid.UUID, result: ResultSet
+    ) -> Outcome:
         row = result.one()
         names = list(result.column_names or ())
         if "write_id" in names:  # a failed INSERT IF NOT EXISTS returns the whole row
@@ -642,7 +751,9 @@ class CassandraStore:
             if isinstance(result, BaseException):
                 raise self._error(
                     f"write of user {user_id!r} has an unknown outcome and reading it back"
-                    " failed; nothing may be acknowledged", result)
+                    " failed; nothing may be acknowledged",
+                    result,
+                )
             row = result.one()
             if row is not None and row[1] == write_id:
                 won.add(user_id)
@@ -652,17 +763,25 @@ class CassandraStore:
         pending = [(p.user_id, s) for p in profiles if (s := self._domain_writes(p)) is not None]
         for attempt in range(1, _DOMAIN_WRITE_ATTEMPTS + 1):
             results = self._execute_all([statement for _, statement in pending])
-            failed = [(item, r) for item, r in zip(pending, results, strict=True)
-                      if isinstance(r, BaseException)]
+            failed = [
+                (item, r)
+                for item, r in zip(pending, results, strict=True)
+                if isinstance(r, BaseException)
+            ]
             if not failed:
                 return
             if attempt == _DOMAIN_WRITE_ATTEMPTS:
                 users = sorted(user_id for (user_id, _), _ in failed)
                 raise self._error(
                     f"profiles of {len(users)} users ({', '.join(users[:5])}) are stored but"
-                    " writing their per-domain rows failed", failed[0][1])
-            log.warning("per-domain writes failed for %d users, retrying: %s",
-                        len(failed), describe_error(failed[0][1]))
+                    " writing their per-domain rows failed",
+                    failed[0][1],
+                )
+            log.warning(
+                "per-domain writes failed for %d users, retrying: %s",
+                len(failed),
+                describe_error(failed[0][1]),
+            )
             pending = [item for item, _ in failed]
 
     # -- ProfileStore ----------------------------------------------------------------------
@@ -694,35 +813,48 @@ class CassandraStore:
         statements = [self._profile_write(w, i) for w, i in zip(writes, write_ids, strict=True)]
         won: set[str] = set()
         uncertain: list[tuple[ProfileWrite, uuid.UUID]] = []
-        for write, write_id, result in zip(writes, write_ids, self._execute_all(statements),
-                                           strict=True):
+        failures: list[tuple[str, BaseException]] = []
+        for write, write_id, result in zip(
+            writes, write_ids, self._execute_all(statements), strict=True
+        ):
             user_id = write.profile.user_id
             if isinstance(result, RequestValidationException):
                 # Refused before execution (bad request, no permission): nothing happened.
                 raise self._error(f"write of user {user_id!r} was refused", result)
             if isinstance(result, BaseException):
-                log.warning("write of user %r: %s; reading it back at SERIAL consistency",
-                            user_id, describe_error(result))
+                failures.append((user_id, result))
                 uncertain.append((write, write_id))
                 continue
-            outcome = ("won" if result.was_applied
-                       else self._outcome_not_applied(write, write_id, result))
+            outcome = (
+                "won" if result.was_applied else self._outcome_not_applied(write, write_id, result)
+            )
             if outcome == "won":
                 won.add(user_id)
             elif outcome == "unknown":
                 uncertain.append((write, write_id))
+        if failures:
+            log.warning(
+                "%d of %d writes failed with an unknown outcome (first: user %r, %s);"
+                " reading them back at SERIAL consistency",
+                len(failures),
+                len(writes),
+                failures[0][0],
+                describe_error(failures[0][1]),
+            )
         if uncertain:
             won |= self._resolve(uncertain)
         self._write_domains([w.profile for w in writes if w.profile.user_id in won])
-        return ApplyResult(tuple(u for u in users if u in won),
-                           tuple(u for u in users if u not in won))
+        return ApplyResult(
+            tuple(u for u in users if u in won), tuple(u for u in users if u not in won)
+        )
 
     def delete(self, user_id: str) -> bool:
         """Erase the profile (an LWT, so it is ordered with fenced writes) and then all
         per-domain rows of the user."""
         try:
-            existed = bool(self._session.execute(self._statements.delete_profile,
-                                                 (user_id,)).was_applied)
+            existed = bool(
+                self._session.execute(self._statements.delete_profile, (user_id,)).was_applied
+            )
             self._session.execute(self._statements.delete_domains, (user_id,))
         except driver_errors() as exc:
             raise self._error(f"delete of user {user_id!r} failed", exc) from exc

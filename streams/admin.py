@@ -1,0 +1,264 @@
+"""Setting up the servers before the first worker starts: Kafka topics and the Cassandra schema.
+
+`init_kafka` creates the input topics (clicks, reviews, queries: equal partition counts,
+since the worker consumes them co-partitioned by user), the compacted `profile-updates`
+topic and the DLQ; `init_cassandra` applies schemas/profiles.cql. Both are idempotent: what
+exists is left alone and reported, and what exists in a shape the pipeline cannot use (input
+topics with other partition counts, an update topic that is not compacted) is reported as a
+problem rather than altered, because fixing it loses data or moves keys between partitions.
+`interest-stream init` is the command-line face of this module.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from store.cassandra import LOCAL_REPLICATION, SchemaReport
+from streams.errors import ConfigurationError, InterestStreamError, MissingExtraError
+from streams.settings import Settings
+from streams.worker import INPUT_TOPICS
+
+COMPACTED = {"cleanup.policy": "compact"}
+
+
+class TopicSetupError(InterestStreamError):
+    """Kafka topics cannot be checked or created (broker unreachable, refused, not allowed)."""
+
+
+@dataclass(frozen=True)
+class TopicReport:
+    """One topic as init found or created it."""
+
+    name: str
+    partitions: int
+    replication: int
+    cleanup_policy: str
+    status: Literal["created", "exists"]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "partitions": self.partitions,
+            "replication": self.replication,
+            "cleanup_policy": self.cleanup_policy,
+            "status": self.status,
+        }
+
+
+@dataclass(frozen=True)
+class KafkaInitReport:
+    """The topics of one `init_kafka` run; `problems` are layouts the worker cannot use."""
+
+    brokers: str
+    topics: tuple[TopicReport, ...]
+    problems: tuple[str, ...] = field(default=())
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "brokers": self.brokers,
+            "topics": [t.as_dict() for t in self.topics],
+            "problems": list(self.problems),
+        }
+
+
+def topic_plan(settings: Settings, partitions: int | None = None) -> dict[str, dict[str, Any]]:
+    """Every topic the pipeline uses (prefixed names), as kafka-python create_topics specs."""
+    count = partitions or settings.partitions
+    if count < 1:
+        raise ConfigurationError(f"partitions must be at least 1, got {count}")
+    spec = {"num_partitions": count, "replication_factor": settings.replication_factor}
+    plan = {settings.topic(name): {**spec, "configs": {}} for name in INPUT_TOPICS}
+    # Compacted: the topic keeps the latest update per user, and an erased user's
+    # tombstone removes it.
+    plan[settings.topic(settings.updates_topic)] = {**spec, "configs": dict(COMPACTED)}
+    plan[settings.topic(settings.dlq_topic)] = {**spec, "configs": {}}
+    return plan
+
+
+def admin_client(settings: Settings, *, timeout_s: float = 15.0) -> Any:
+    """A KafkaAdminClient with the configured security (TLS, SASL/SCRAM)."""
+    try:
+        from kafka.admin import KafkaAdminClient
+        from kafka.errors import KafkaError
+    except ImportError as exc:
+        raise MissingExtraError("kafka-python", "kafka") from exc
+    protocol = settings.kafka_security_protocol
+    options: dict[str, Any] = {"security_protocol": protocol}
+    if protocol in ("SSL", "SASL_SSL") and settings.kafka_ssl_cafile is not None:
+        options["ssl_cafile"] = str(settings.kafka_ssl_cafile)
+    if protocol.startswith("SASL"):
+        if settings.kafka_username is None or settings.kafka_password is None:
+            raise ConfigurationError(
+                f"security protocol {protocol} needs INTEREST_STREAM_KAFKA_USERNAME and"
+                " INTEREST_STREAM_KAFKA_PASSWORD"
+            )
+        options.update(
+            # The worker's default too: SCRAM-SHA-512 unless configured otherwise.
+            sasl_mechanism=settings.kafka_sasl_mechanism or "SCRAM-SHA-512",
+            sasl_plain_username=settings.kafka_username,
+            sasl_plain_password=settings.kafka_password.get_secret_value(),
+        )
+    try:
+        return KafkaAdminClient(
+            bootstrap_servers=[b.strip() for b in settings.brokers.split(",") if b.strip()],
+            client_id="interest-stream-init",
+            request_timeout_ms=int(timeout_s * 1000),
+            bootstrap_timeout_ms=int(timeout_s * 1000),
+            **options,
+        )
+    except KafkaError as exc:
+        raise TopicSetupError(f"cannot reach Kafka at {settings.brokers}: {exc}") from exc
+
+
+def _create_missing(client: Any, plan: Mapping[str, dict[str, Any]], timeout_s: float) -> set[str]:
+    from kafka.errors import TopicAlreadyExistsError
+
+    existing = set(client.list_topics())
+    missing = {name: spec for name, spec in plan.items() if name not in existing}
+    if not missing:
+        return set()
+    response = client.create_topics(missing, timeout_ms=int(timeout_s * 1000), raise_errors=False)
+    created: set[str] = set()
+    for result in response["topics"]:
+        if result["error_code"] == 0:
+            created.add(result["name"])
+        elif result["error_code"] != TopicAlreadyExistsError.errno:  # a concurrent init won
+            raise TopicSetupError(
+                f"cannot create topic {result['name']}: error {result['error_code']}"
+                f" {result['error_message'] or ''}".rstrip()
+            )
+    client.wait_for_topics(sorted(created), timeout_ms=int(timeout_s * 1000))
+    return created
+
+
+def _cleanup_policies(client: Any, names: list[str]) -> dict[str, str]:
+    from kafka.admin import ConfigResource, ConfigResourceType
+
+    resources = [
+        ConfigResource(ConfigResourceType.TOPIC, name, configs={"cleanup.policy": None})
+        for name in names
+    ]
+    # "all", not the default "modified": a topic on the broker default has no modified value.
+    described = client.describe_configs(resources, config_filter="all")["topic"]
+    return {
+        name: described.get(name, {}).get("cleanup.policy", {}).get("value", "delete")
+        for name in names
+    }
+
+
+def init_kafka(
+    settings: Settings, *, partitions: int | None = None, timeout_s: float = 15.0
+) -> KafkaInitReport:
+    """Create the pipeline's topics that are missing and report the layout of all of them."""
+    from kafka.errors import KafkaError
+
+    plan = topic_plan(settings, partitions)
+    client = admin_client(settings, timeout_s=timeout_s)
+    try:
+        created = _create_missing(client, plan, timeout_s)
+        described = {t["name"]: t for t in client.describe_topics(list(plan))}
+        policies = _cleanup_policies(client, list(plan))
+    except KafkaError as exc:
+        raise TopicSetupError(f"Kafka at {settings.brokers}: {exc}") from exc
+    finally:
+        client.close()
+    topics = []
+    for name in plan:
+        info = described.get(name)
+        if info is None or info.get("error_code"):
+            raise TopicSetupError(f"topic {name} is not visible on {settings.brokers} after init")
+        parts = info["partitions"]
+        topics.append(
+            TopicReport(
+                name=name,
+                partitions=len(parts),
+                replication=len(parts[0]["replica_nodes"]) if parts else 0,
+                cleanup_policy=policies[name],
+                status="created" if name in created else "exists",
+            )
+        )
+    return KafkaInitReport(
+        settings.brokers, tuple(topics), _layout_problems(settings, topics, plan)
+    )
+
+
+def _layout_problems(
+    settings: Settings, topics: list[TopicReport], plan: Mapping[str, dict[str, Any]]
+) -> tuple[str, ...]:
+    problems = []
+    inputs = {settings.topic(name) for name in INPUT_TOPICS}
+    counts = {t.name: t.partitions for t in topics if t.name in inputs}
+    wanted = next(iter(plan.values()))["num_partitions"]
+    if any(count != wanted for count in counts.values()):
+        layout = ", ".join(f"{name} {count}" for name, count in counts.items())
+        problems.append(
+            f"input topics have partition counts {layout}, expected {wanted} each: the worker"
+            " joins them co-partitioned by user, so all three need the same count (recreate"
+            " the odd ones, or pass --partitions to match the existing ones)"
+        )
+    updates = settings.topic(settings.updates_topic)
+    for topic in topics:
+        if topic.name == updates and topic.cleanup_policy != "compact":
+            problems.append(
+                f"{updates} has cleanup.policy={topic.cleanup_policy}, expected compact: set it"
+                f" with kafka-configs --alter --add-config cleanup.policy=compact"
+            )
+    return tuple(problems)
+
+
+@dataclass(frozen=True)
+class CassandraInitReport:
+    """The schema objects of one `init_cassandra` run."""
+
+    store: str
+    schema: SchemaReport
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"store": self.store, **self.schema.as_dict()}
+
+
+def init_cassandra(
+    settings: Settings,
+    *,
+    replication: Mapping[str, str | int] | None = None,
+    dim: int | None = None,
+) -> CassandraInitReport:
+    """Apply schemas/profiles.cql to the keyspace of `settings.store_url`.
+
+    `replication` is used only when the keyspace does not exist yet. The default,
+    SimpleStrategy with one replica, suits a single local node; in production pass
+    NetworkTopologyStrategy with a factor per data centre, e.g.
+    {"class": "NetworkTopologyStrategy", "dc1": 3}. `dim` is the encoder's dimension
+    (default 384, all-MiniLM-L6-v2).
+    """
+    from store.cassandra import DEFAULT_DIM, connect, ensure_schema, parse_url
+
+    if not settings.store_url.startswith("cassandra://"):
+        raise ConfigurationError(
+            f"store URL {settings.store_url!r} is not a cassandra:// URL; pass --store"
+            " cassandra://host:9042/keyspace or set INTEREST_STREAM_STORE_URL"
+        )
+    target = parse_url(settings.store_url)
+    cluster, session = connect(target, settings)
+    try:
+        schema = ensure_schema(
+            cluster,
+            session,
+            target.keyspace,
+            replication=replication or LOCAL_REPLICATION,
+            dim=dim or DEFAULT_DIM,
+        )
+    finally:
+        cluster.shutdown()
+    return CassandraInitReport(str(target), schema)
+
+
+def replication_options(
+    factor: int | None = None, datacenters: Mapping[str, int] | None = None
+) -> dict[str, str | int]:
+    """Replication from CLI flags: a factor per data centre wins over a simple factor."""
+    if datacenters:
+        return {"class": "NetworkTopologyStrategy", **datacenters}
+    return {"class": "SimpleStrategy", "replication_factor": factor or 1}
