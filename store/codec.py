@@ -1,7 +1,7 @@
 """Lossless binary form of a `UserProfile`, shared by every store backend.
 
-Decayed sums stay float64 (exact replay comparisons need them); summary vectors stay
-float32 as the encoder produced them. Layout: a magic tag, the length of a JSON header
+Decayed sums stay float64 (exact replay comparisons need them); summary vectors are
+float16, as the interest model keeps them. Layout: a magic tag, the length of a JSON header
 (scalars, texts, and the dtype/shape of each array), the header, then the raw
 little-endian array bytes back to back. Decoding is a handful of `np.frombuffer` views,
 which matters because every batch reads every touched profile.
@@ -45,10 +45,10 @@ def encode_profile(profile: UserProfile) -> bytes:
         "domain_long": np.array([profile.domains[d].long.decayed_sum for d in domains]).reshape(
             len(domains), dim
         ),
-        "summary": np.array([e.vector for e in profile.summary], dtype=np.float32).reshape(
+        "summary": np.array([e.vector for e in profile.summary], dtype=np.float16).reshape(
             len(profile.summary), dim
         ),
-        "centroids": np.array([c.centroid for c in profile.clusters]).reshape(
+        "centroids": np.array([c.centroid for c in profile.clusters], dtype=np.float32).reshape(
             len(profile.clusters), dim
         ),
     }
@@ -121,7 +121,7 @@ def decode_profile(blob: bytes) -> UserProfile:
     )
     centroids = archive["centroids"]
     clusters = tuple(
-        Cluster(centroids[i].astype(np.float64), float(w), label, int(size))
+        Cluster(centroids[i], float(w), label, int(size))
         for i, (w, label, size) in enumerate(meta["clusters"])
     )
     return UserProfile(

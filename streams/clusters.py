@@ -27,7 +27,7 @@ class SummaryEntry:
     ts: float
     weight: float
     text: str
-    vector: npt.NDArray[np.float32]
+    vector: npt.NDArray[np.float16]
 
     def rank(self, decay: float) -> float:
         return math.log(abs(self.weight)) + decay * self.ts
@@ -37,7 +37,7 @@ class SummaryEntry:
 class Cluster:
     """One interest: unit centroid, decayed mass at the profile's reference time, medoid label."""
 
-    centroid: FloatVector
+    centroid: npt.NDArray[np.float32]
     weight: float
     label: str
     size: int
@@ -134,7 +134,9 @@ def _summarize(
     # The medoid: the member most similar (by decayed mass) to the others; ties by event id.
     best = min(range(len(ordered)), key=lambda k: (-centrality[k], entries[ordered[k]].event_id))
     medoid = ordered[best]
-    return Cluster(centroid, float(mass[members].sum()), entries[medoid].text, len(members))
+    return Cluster(
+        centroid.astype(np.float32), float(mass[members].sum()), entries[medoid].text, len(members)
+    )
 
 
 def contextual_profile(
@@ -143,7 +145,7 @@ def contextual_profile(
     """Σ softmax(q·c_k/τ)·c_k: the user's interests as seen from a context vector q."""
     if not clusters:
         return None
-    centroids = np.stack([c.centroid for c in clusters])
+    centroids = np.stack([c.centroid for c in clusters]).astype(np.float64)
     logits = centroids @ np.asarray(context, dtype=np.float64) / temperature
     attention = np.exp(logits - logits.max())
     attention /= attention.sum()

@@ -150,7 +150,12 @@ def fold_events(
         in_domain = [e for e in fresh if e.domain == domain]
         current = domains.get(domain, InterestState.empty(profile.dim))
         domains[domain] = _fold_state(current, in_domain, params)
-    new_entries = [SummaryEntry(e.event_id, e.ts, e.weight, e.text, e.vector) for e in fresh]
+    # Summary vectors are kept in float16 from the start: half the stored row (every LWT
+    # carries it twice), and every path (batch sizes, stores) sees the very same values.
+    new_entries = [
+        SummaryEntry(e.event_id, e.ts, e.weight, e.text, np.asarray(e.vector, dtype=np.float16))
+        for e in fresh
+    ]
     summary = merge_summary(profile.summary, new_entries, params.summary_size, params.long_decay)
     clusters = cluster_summary(
         summary,
