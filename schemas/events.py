@@ -72,8 +72,10 @@ class EventModel(BaseModel):
     user_id: Identifier = Field(description="Whose profile the event feeds; also the key")
     ts: Timestamp
     type: EventType = Field(description="click, review or query; must match the topic")
-    text: Annotated[StrictStr, Field(min_length=1, max_length=MAX_TEXT_CHARS)] = Field(
-        description="What the user saw, wrote or searched (1..4096 chars after trim/NFC)"
+    text: Annotated[StrictStr, Field(min_length=1, max_length=MAX_TEXT_CHARS)] | None = Field(
+        default=None,
+        description="What the user saw, wrote or searched (1..4096 chars after trim/NFC);"
+        " a click may leave it out when item_id names an item published on `items`",
     )
     item_id: Identifier | None = None
     rating: Annotated[StrictInt | StrictFloat, Field(ge=1, le=5)] | None = Field(
@@ -97,13 +99,17 @@ class EventModel(BaseModel):
 
 @dataclass(frozen=True, slots=True)
 class Event:
-    """A validated event with its timestamp resolved to epoch seconds."""
+    """A validated event with its timestamp resolved to epoch seconds.
+
+    `text` is None only for a click that names an item instead; the batch core fills it in
+    from the item catalogue (or rejects the click if the item is unknown).
+    """
 
     event_id: str
     user_id: str
     ts: float
     type: str
-    text: str
+    text: str | None
     item_id: str | None = None
     rating: float | None = None
     domain: str | None = None
@@ -191,6 +197,8 @@ def parse_event(
         )
     if topic is not None and TYPE_OF_TOPIC.get(topic, model.type) != model.type:
         return reject(f"field 'type': '{model.type}' does not belong on topic '{topic}'")
+    if model.text is None and (model.type != "click" or model.item_id is None):
+        return reject("field 'text': required (only a click with an item_id may leave it out)")
     if model.rating is not None and model.type != "review":
         return reject(f"field 'rating': only reviews carry a rating (type is '{model.type}')")
     if key is not None and key != model.user_id.encode():
@@ -205,3 +213,68 @@ def parse_event(
         rating=None if model.rating is None else float(model.rating),
         domain=model.domain,
     )
+
+
+class ItemModel(BaseModel):
+    """One catalogue item on the compacted `items` topic (key = item_id; null value = erase)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True, title="Item")
+
+    item_id: Identifier = Field(description="Must equal the message key")
+    text: Annotated[StrictStr, Field(min_length=1, max_length=MAX_TEXT_CHARS)] = Field(
+        description="Title or description the item is embedded from"
+    )
+    domain: Annotated[StrictStr, Field(min_length=1, max_length=64)] | None = None
+
+    @field_validator("text", mode="before")
+    @classmethod
+    def _normalize_text(cls, value: Any) -> Any:
+        return normalize_text(value) if isinstance(value, str) else value
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    """A validated catalogue item; `text` None means the item was erased (tombstone)."""
+
+    item_id: str
+    text: str | None
+    domain: str | None = None
+
+
+def parse_item(
+    raw: bytes | None,
+    *,
+    source: str,
+    offset: int,
+    key: bytes | None = None,
+    topic: str | None = None,
+    partition: int | None = None,
+) -> Item | Rejection:
+    """Decode one `items` message; a null value with a key is an erasure."""
+
+    def reject(reason: str) -> Rejection:
+        return Rejection(raw or b"", reason, source, offset, topic, partition, key)
+
+    if raw is None:
+        if not key:
+            return reject("tombstone without a key")
+        return Item(key.decode("utf-8", errors="replace"), None)
+    if len(raw) > MAX_MESSAGE_BYTES:
+        return reject(f"message is {len(raw)} bytes, over the {MAX_MESSAGE_BYTES}-byte limit")
+    try:
+        document = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        return reject(f"not UTF-8: invalid byte at position {exc.start}")
+    except json.JSONDecodeError as exc:
+        return reject(f"not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}")
+    except RecursionError:
+        return reject("not JSON: nested too deeply")
+    if not isinstance(document, dict):
+        return reject(f"not a JSON object: got {type(document).__name__}")
+    try:
+        model = ItemModel.model_validate(document)
+    except ValidationError as exc:
+        return reject(_describe(exc))
+    if key is not None and key != model.item_id.encode():
+        return reject(f"message key {_excerpt(key)} does not match item_id {model.item_id!r}")
+    return Item(model.item_id, model.text, model.domain)

@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from schemas.events import TOPIC_OF_TYPE, EventModel
+from schemas.events import TOPIC_OF_TYPE, EventModel, ItemModel
 from schemas.updates import ProfileUpdate
 
 HERE = Path(__file__).parent
@@ -23,6 +23,12 @@ def _topic_schema(event_type: str, topic: str) -> dict[str, Any]:
     schema["properties"]["type"] = {"const": event_type, "description": "Must match the topic"}
     if event_type != "review":
         schema["properties"].pop("rating")
+    if event_type == "click":
+        # A click may name an item published on `items` instead of carrying its text.
+        schema["required"] = [name for name in schema["required"] if name != "text"]
+        schema["anyOf"] = [{"required": ["text"]}, {"required": ["item_id"]}]
+    else:
+        schema["required"] = sorted({*schema["required"], "text"})
     schema["description"] = (
         f"One message on topic '{topic}': UTF-8 JSON, Kafka key = user_id. "
         "Extra properties are ignored."
@@ -42,6 +48,13 @@ def render_schemas() -> dict[str, str]:
         "a null value (tombstone) means the user was erased."
     )
     files["profile-updates.schema.json"] = update
+    item = ItemModel.model_json_schema()
+    item["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    item["description"] = (
+        "Value of a message on the compacted topic 'items' (key = item_id); a null value "
+        "erases the item. Clicks may then carry only the item_id."
+    )
+    files["items.schema.json"] = item
     return {name: json.dumps(body, indent=2, sort_keys=True) + "\n" for name, body in files.items()}
 
 

@@ -12,6 +12,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
+import numpy as np
+import numpy.typing as npt
+
 from streams.profile import UserProfile
 
 
@@ -52,3 +55,29 @@ class ProfileStore(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class StoredItem:
+    """A catalogue item with its embedding, so clicks can carry only the item id."""
+
+    item_id: str
+    text: str
+    domain: str | None
+    model_id: str
+    vector: npt.NDArray[np.float32]
+
+
+@runtime_checkable
+class ItemCatalog(Protocol):
+    """Item texts and embeddings, written from the `items` topic (last write wins)."""
+
+    def get_items(self, item_ids: Sequence[str]) -> dict[str, StoredItem]:
+        """Stored items among `item_ids`; unknown ids are left out."""
+        ...
+
+    def put_items(self, items: Sequence[StoredItem]) -> None:
+        """Insert or replace items (idempotent: replaying the topic is harmless)."""
+        ...
+
+    def delete_item(self, item_id: str) -> bool: ...

@@ -28,7 +28,7 @@ from urllib.parse import urlsplit
 import numpy as np
 import numpy.typing as npt
 
-from store.base import ApplyResult, ProfileWrite
+from store.base import ApplyResult, ProfileWrite, StoredItem
 from store.codec import decode_profile, encode_profile
 from streams.errors import ConfigurationError, MissingExtraError, StoreError
 from streams.profile import UserProfile
@@ -554,6 +554,7 @@ class CassandraStore:
                 f" `interest-stream init --cassandra` (or open the store with create_schema)"
             )
         self.dim = dim
+        self._items_prepared: dict[str, PreparedStatement] | None = None
         try:
             self._statements = _Statements.prepare(session, self.keyspace)
         except driver_errors() as exc:
@@ -897,3 +898,84 @@ class CassandraStore:
             raise self._error("ANN query failed", exc) from exc
         # similarity_cosine is (1 + cos) / 2; callers think in cosines.
         return [(user_id, 2.0 * float(similarity) - 1.0) for user_id, similarity in rows]
+
+    # -- items (ItemCatalog) ---------------------------------------------------------------
+
+    def _item_statements(self) -> dict[str, PreparedStatement]:
+        """Prepared on first use: a store that never sees items never prepares them."""
+        if self._items_prepared is None:
+            table = f"{self.keyspace}.items"
+            try:
+                prepared = {
+                    "read": self._session.prepare(
+                        f"SELECT item_id, text, domain, model_id, vector FROM {table}"
+                        " WHERE item_id = ?"
+                    ),
+                    "write": self._session.prepare(
+                        f"INSERT INTO {table} (item_id, text, domain, model_id, vector,"
+                        " updated_at) VALUES (?, ?, ?, ?, ?, toTimestamp(now()))"
+                    ),
+                    "delete": self._session.prepare(
+                        f"DELETE FROM {table} WHERE item_id = ? IF EXISTS"
+                    ),
+                    "nearest": self._session.prepare(
+                        f"SELECT item_id, text, similarity_cosine(vector, ?) FROM {table}"
+                        " ORDER BY vector ANN OF ? LIMIT ?"
+                    ),
+                }
+            except driver_errors() as exc:
+                raise self._error("preparing item statements failed", exc) from exc
+            from cassandra import ConsistencyLevel
+
+            prepared["read"].is_idempotent = prepared["write"].is_idempotent = True
+            prepared["nearest"].consistency_level = ConsistencyLevel.LOCAL_ONE
+            prepared["nearest"].fetch_size = None
+            self._items_prepared = prepared
+        return self._items_prepared
+
+    def get_items(self, item_ids: Sequence[str]) -> dict[str, StoredItem]:
+        """Items by id, one concurrent single-partition read each."""
+        ids = list(dict.fromkeys(item_ids))
+        read = self._item_statements()["read"]
+        found: dict[str, StoredItem] = {}
+        for item_id, result in zip(
+            ids, self._execute_all([read.bind((i,)) for i in ids]), strict=True
+        ):
+            if isinstance(result, BaseException):
+                raise self._error(f"read of item {item_id!r} failed", result)
+            row = result.one()
+            if row is not None and row[4] is not None:
+                vector = np.asarray(row[4], dtype=np.float32)
+                found[item_id] = StoredItem(row[0], row[1], row[2], row[3], vector)
+        return found
+
+    def put_items(self, items: Sequence[StoredItem]) -> None:
+        """Plain (idempotent) upserts: the `items` topic is compacted, last write wins."""
+        write = self._item_statements()["write"]
+        statements = []
+        for item in items:
+            bound = write.bind((item.item_id, item.text, item.domain, item.model_id, None))
+            bound.values[4] = vector_bytes(item.vector, self.dim)
+            statements.append(bound)
+        for item, result in zip(items, self._execute_all(statements), strict=True):
+            if isinstance(result, BaseException):
+                raise self._error(f"write of item {item.item_id!r} failed", result)
+
+    def delete_item(self, item_id: str) -> bool:
+        try:
+            result = self._session.execute(self._item_statements()["delete"], (item_id,))
+        except driver_errors() as exc:
+            raise self._error(f"delete of item {item_id!r} failed", exc) from exc
+        return bool(result.was_applied)
+
+    def nearest_items(
+        self, vector: npt.NDArray[np.floating], *, limit: int = 10
+    ) -> list[tuple[str, str, float]]:
+        """Items nearest `vector` (SAI ANN at LOCAL_ONE): (item_id, text, cosine)."""
+        bound = self._item_statements()["nearest"].bind([None, None, limit])
+        bound.values[0] = bound.values[1] = vector_bytes(vector, self.dim)
+        try:
+            rows = list(self._session.execute(bound))
+        except driver_errors() as exc:
+            raise self._error("item ANN query failed", exc) from exc
+        return [(item_id, text, 2.0 * float(sim) - 1.0) for item_id, text, sim in rows]

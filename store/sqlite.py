@@ -11,10 +11,22 @@ from collections.abc import Sequence
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from store.base import ApplyResult, ProfileWrite
+import numpy as np
+
+from store.base import ApplyResult, ProfileWrite, StoredItem
 from store.codec import decode_profile, encode_profile
 from streams.errors import ConfigurationError, StoreError
 from streams.profile import UserProfile
+
+_ITEMS_SCHEMA = """
+CREATE TABLE IF NOT EXISTS items (
+    item_id  TEXT PRIMARY KEY,
+    text     TEXT NOT NULL,
+    domain   TEXT,
+    model_id TEXT NOT NULL,
+    vector   BLOB NOT NULL
+)
+"""
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS profiles (
@@ -49,6 +61,7 @@ class SqliteStore:
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute("PRAGMA busy_timeout=10000")
             self._db.execute(_SCHEMA)
+            self._db.execute(_ITEMS_SCHEMA)
         except (sqlite3.Error, OSError) as exc:
             raise StoreError(f"cannot open SQLite store {path}: {exc}") from exc
 
@@ -116,6 +129,50 @@ class SqliteStore:
         query = "SELECT user_id FROM profiles ORDER BY user_id"
         rows = self._db.execute(query + (" LIMIT ?" if limit else ""), (limit,) if limit else ())
         return [user_id for (user_id,) in rows]
+
+    def get_items(self, item_ids: Sequence[str]) -> dict[str, StoredItem]:
+        found: dict[str, StoredItem] = {}
+        ids = list(dict.fromkeys(item_ids))
+        try:
+            for start in range(0, len(ids), 500):
+                chunk = ids[start : start + 500]
+                marks = ",".join("?" * len(chunk))
+                rows = self._db.execute(
+                    "SELECT item_id, text, domain, model_id, vector FROM items"
+                    f" WHERE item_id IN ({marks})",
+                    chunk,
+                )
+                for item_id, text, domain, model_id, vector in rows:
+                    array = np.frombuffer(vector, dtype="<f4").astype(np.float32)
+                    found[item_id] = StoredItem(item_id, text, domain, model_id, array)
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot read {self.path}: {exc}") from exc
+        return found
+
+    def put_items(self, items: Sequence[StoredItem]) -> None:
+        rows = [
+            (i.item_id, i.text, i.domain, i.model_id, np.asarray(i.vector, "<f4").tobytes())
+            for i in items
+        ]
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+            self._db.executemany(
+                "INSERT OR REPLACE INTO items (item_id, text, domain, model_id, vector)"
+                " VALUES (?, ?, ?, ?, ?)",
+                rows,
+            )
+            self._db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+            raise StoreError(f"cannot write {self.path}: {exc}") from exc
+
+    def delete_item(self, item_id: str) -> bool:
+        try:
+            cursor = self._db.execute("DELETE FROM items WHERE item_id=?", (item_id,))
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot write {self.path}: {exc}") from exc
+        return cursor.rowcount == 1
 
     def close(self) -> None:
         self._db.close()

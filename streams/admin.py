@@ -73,6 +73,7 @@ def topic_plan(settings: Settings, partitions: int | None = None) -> dict[str, d
     # Compacted: the topic keeps the latest update per user, and an erased user's
     # tombstone removes it.
     plan[settings.topic(settings.updates_topic)] = {**spec, "configs": dict(COMPACTED)}
+    plan[settings.topic(settings.items_topic)] = {**spec, "configs": dict(COMPACTED)}
     plan[settings.topic(settings.dlq_topic)] = {**spec, "configs": {}}
     return plan
 

@@ -13,12 +13,15 @@ import logging
 import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+import numpy.typing as npt
 
 from encoders.base import Encoder
 from schemas.events import Event, Rejection, ValidationRules, parse_event
 from schemas.updates import ProfileUpdate, profile_update
-from store.base import ProfileStore, ProfileWrite
+from store.base import ItemCatalog, ProfileStore, ProfileWrite
 from streams.errors import InterestStreamError, StoreError
 from streams.interest import InterestParams, event_weight
 from streams.profile import UserProfile, WeightedEvent, fold_events, select_new
@@ -52,10 +55,21 @@ class Candidate:
     event: Event
     source: str
     offset: int
+    raw: bytes = b""
+    topic: str | None = None
+    partition: int | None = None
+    key: bytes | None = None
 
     @property
     def event_id(self) -> str:
         return self.event.event_id
+
+
+def _text(event: Event) -> str:
+    """The event's text; item-only clicks have had theirs filled in before this is used."""
+    if event.text is None:
+        raise AssertionError(f"event {event.event_id!r} reached encoding without text")
+    return event.text
 
 
 @dataclass
@@ -84,10 +98,12 @@ class BatchCore:
         params: InterestParams | None = None,
         rules: ValidationRules | None = None,
         include_vectors: bool = True,
+        items: ItemCatalog | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.encoder = encoder
         self.store = store
+        self.items = items
         self.params = params or InterestParams()
         self.rules = rules or ValidationRules()
         self.include_vectors = include_vectors
@@ -113,13 +129,24 @@ class BatchCore:
             if isinstance(parsed, Rejection):
                 rejects.append(parsed)
             else:
-                events.append(Candidate(parsed, record.source, record.offset))
+                events.append(
+                    Candidate(
+                        parsed,
+                        record.source,
+                        record.offset,
+                        record.value,
+                        record.topic,
+                        record.partition,
+                        record.key,
+                    )
+                )
         return events, rejects
 
     def process(self, records: Sequence[RawRecord]) -> BatchOutcome:
         """Validate, fold and store one batch. Raises StoreError if the store fails."""
         outcome = BatchOutcome()
         candidates, outcome.rejects = self.validate(records)
+        candidates, known_vectors = self._resolve_items(candidates, outcome.rejects)
         if not candidates:
             return outcome
         by_user: dict[str, list[Candidate]] = defaultdict(list)
@@ -136,21 +163,78 @@ class BatchCore:
         outcome.users = len(fresh)
         if not fresh:
             return outcome
-        weighted = self._weigh(fresh, outcome)
+        weighted = self._weigh(fresh, outcome, known_vectors)
         self._fold_and_write(weighted, outcome, stored)
         return outcome
 
+    def _resolve_items(
+        self, candidates: list[Candidate], rejects: list[Rejection]
+    ) -> tuple[list[Candidate], dict[str, npt.NDArray[np.float32]]]:
+        """Fill in the text (and reuse the stored vector) of clicks that name only an item.
+
+        A click naming an unknown item is rejected to the DLQ rather than held back: the
+        DLQ record can be replayed once the item is published, and the partition does
+        not stall behind it.
+        """
+        wanted = sorted(
+            {
+                c.event.item_id
+                for c in candidates
+                if c.event.text is None and c.event.item_id is not None
+            }
+        )
+        if not wanted:
+            return candidates, {}
+        found = self.items.get_items(wanted) if self.items is not None else {}
+        resolved: list[Candidate] = []
+        vectors: dict[str, npt.NDArray[np.float32]] = {}
+        for candidate in candidates:
+            event = candidate.event
+            if event.text is not None:
+                resolved.append(candidate)
+                continue
+            item = found.get(event.item_id or "")
+            if item is None:
+                rejects.append(
+                    Rejection(
+                        candidate.raw,
+                        f"field 'item_id': unknown item"
+                        f" {event.item_id!r} and the click carries no text",
+                        candidate.source,
+                        candidate.offset,
+                        candidate.topic,
+                        candidate.partition,
+                        candidate.key,
+                    )
+                )
+                continue
+            if item.model_id == self.encoder.model_id:
+                vectors[item.text] = item.vector
+            domain = event.domain or item.domain
+            resolved.append(replace(candidate, event=replace(event, text=item.text, domain=domain)))
+        return resolved, vectors
+
     def _weigh(
-        self, fresh: dict[str, list[Candidate]], outcome: BatchOutcome
+        self,
+        fresh: dict[str, list[Candidate]],
+        outcome: BatchOutcome,
+        known: dict[str, npt.NDArray[np.float32]],
     ) -> dict[str, list[WeightedEvent]]:
         flat = [c.event for items in fresh.values() for c in items]
-        texts = list(dict.fromkeys(event.text for event in flat))
+        texts = list(dict.fromkeys(_text(event) for event in flat))
+        missing = [text for text in texts if text not in known]
         started = time.perf_counter()
-        vectors = self.encoder.encode(texts)
+        encoded = self.encoder.encode(missing) if missing else None
         outcome.encode_seconds += time.perf_counter() - started
-        outcome.texts_encoded += len(texts)
+        outcome.texts_encoded += len(missing)
+        # Items' stored vectors stand in for encoding their titles again.
+        rows = [known[t] for t in texts if t in known]
+        texts = [t for t in texts if t in known] + missing
+        if encoded is not None:
+            rows.extend(encoded)
+        vectors = np.stack(rows)
         row_of = {text: i for i, text in enumerate(texts)}
-        unrated = sorted({e.text for e in flat if e.type == "review" and e.rating is None})
+        unrated = sorted({_text(e) for e in flat if e.type == "review" and e.rating is None})
         sentiment: dict[str, float] = {}
         if unrated:
             scores = self._sentiment.score(vectors[[row_of[t] for t in unrated]])
@@ -165,10 +249,10 @@ class BatchCore:
                         c.event.type,
                         self.params,
                         rating=c.event.rating,
-                        text_sentiment=sentiment.get(c.event.text),
+                        text_sentiment=sentiment.get(_text(c.event)),
                     ),
-                    text=c.event.text,
-                    vector=vectors[row_of[c.event.text]],
+                    text=_text(c.event),
+                    vector=vectors[row_of[_text(c.event)]],
                     domain=c.event.domain,
                     source=c.source,
                     offset=c.offset,

@@ -62,6 +62,7 @@ class Settings(BaseSettings):
     partitions: int = Field(6, ge=1)
     replication_factor: int = Field(1, ge=1)
     updates_topic: str = "profile-updates"
+    items_topic: str = "items"
     dlq_topic: str = "interest-stream-dlq"
     include_vectors: bool = True
     kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"

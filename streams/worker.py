@@ -16,18 +16,20 @@ import asyncio
 import logging
 import ssl
 import time
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, TypeVar
 
 from encoders.base import Encoder
 from schemas.events import Rejection
-from store.base import ProfileStore
+from store.base import ItemCatalog, ProfileStore
 from streams.core import BatchCore, BatchOutcome, RawRecord
 from streams.errors import MissingExtraError, StoreError
+from streams.items import apply_items
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 INPUT_TOPICS = ("clicks", "reviews", "queries")
 MAX_BACKOFF_S = 30.0
@@ -78,11 +80,15 @@ class Pipeline:
 
     async def process(self, records: Sequence[RawRecord]) -> BatchOutcome:
         """Run the batch core, retrying transient store failures with capped backoff."""
+        return await self.run(self.core.process, records)
+
+    async def run(self, work: Callable[..., T], *args: Any) -> T:
+        """Run `work` on the batch thread, retrying transient store failures."""
         loop = asyncio.get_running_loop()
         delay = 0.5
         while True:
             try:
-                return await loop.run_in_executor(self.executor, self.core.process, records)
+                return await loop.run_in_executor(self.executor, work, *args)
             except StoreError as exc:
                 log.warning("store unavailable (%s); retrying batch in %.1f s", exc, delay)
                 await asyncio.sleep(delay)
@@ -110,12 +116,14 @@ def create_app(settings: Settings, encoder: Encoder, store: ProfileStore) -> Any
     except ImportError as exc:  # pragma: no cover - depends on the installed extras
         raise MissingExtraError("faust-streaming", "kafka") from exc
 
+    catalog = store if isinstance(store, ItemCatalog) else None
     core = BatchCore(
         encoder=encoder,
         store=store,
         params=settings.interest_params(),
         rules=settings.validation_rules(),
         include_vectors=settings.include_vectors,
+        items=catalog,
     )
     pipeline = Pipeline(core, settings)
     app = faust.App(
@@ -147,17 +155,26 @@ def create_app(settings: Settings, encoder: Encoder, store: ProfileStore) -> Any
         value_serializer="raw",
         key_serializer="raw",
     )
+    items = app.topic(
+        settings.topic(settings.items_topic),
+        key_type=bytes,
+        value_type=bytes,
+        value_serializer="raw",
+        key_serializer="raw",
+        allow_empty=True,  # a null value erases the item
+    )
     updates_topic = settings.topic(settings.updates_topic)
     dlq_topic = settings.topic(settings.dlq_topic)
 
+    async def send_rejects(rejections: Sequence[Rejection]) -> list[Awaitable[Any]]:
+        return [
+            await app.producer.send(dlq_topic, r.key, r.raw, None, None, dlq_headers(r))
+            for r in rejections
+        ]
+
     async def publish(outcome: BatchOutcome) -> None:
-        futures: list[Awaitable[Any]] = []
-        for rejection in outcome.rejects:
-            futures.append(
-                await app.producer.send(
-                    dlq_topic, rejection.key, rejection.raw, None, None, dlq_headers(rejection)
-                )
-            )
+        """DLQ records and profile updates of one batch, confirmed by the broker."""
+        futures = await send_rejects(outcome.rejects)
         for update in outcome.updates:
             futures.append(
                 await app.producer.send(
@@ -211,7 +228,43 @@ def create_app(settings: Settings, encoder: Encoder, store: ProfileStore) -> Any
                 time.perf_counter() - started,
             )
 
+    if catalog is not None:
+
+        @app.agent(items, supervisor_strategy=CrashingSupervisor, concurrency=1)
+        async def catalogue_items(stream: Any) -> None:
+            async for batch in stream.noack_take(
+                settings.batch_size, within=settings.batch_wait_ms / 1000
+            ):
+                entries = [
+                    (
+                        RawRecord(
+                            value=event.message.value or b"",
+                            source=f"{event.message.topic}:{event.message.partition}",
+                            offset=event.message.offset,
+                            topic=event.message.topic,
+                            partition=event.message.partition,
+                            key=event.message.key,
+                        ),
+                        event.message.value is None,
+                    )
+                    for event in batch
+                ]
+                outcome = await pipeline.run(apply_items, entries, encoder, catalog)
+                await _retrying("publish", lambda o=outcome: _confirmed(send_rejects(o.rejects)))
+                for event in batch:
+                    await stream.ack(event)
+                log.info(
+                    "items: %d stored, %d erased, %d to DLQ",
+                    outcome.stored,
+                    outcome.erased,
+                    len(outcome.rejects),
+                )
+
     return app
+
+
+async def _confirmed(sending: Awaitable[list[Awaitable[Any]]]) -> None:
+    await asyncio.gather(*await sending)
 
 
 def _unprefixed(topic: str, prefix: str) -> str:

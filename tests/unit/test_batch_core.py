@@ -140,3 +140,47 @@ def test_unrated_reviews_get_a_signed_weight_from_their_text(tmp_path: Path):
     core.process([RawRecord(json.dumps(review).encode(), "s", 1)])
     [entry] = _profiles(core)["u"].summary
     assert entry.weight < 0
+
+
+def test_clicks_may_name_a_catalogued_item_instead_of_its_text(tmp_path: Path):
+    from streams.items import apply_items
+
+    store = open_store(f"sqlite:///{tmp_path}/p.db")
+    encoder = HashingEncoder()
+    items = [
+        RawRecord(
+            json.dumps(
+                {"item_id": "i1", "text": "Jazz piano trio record", "domain": "music"}
+            ).encode(),
+            "items:0",
+            1,
+            key=b"i1",
+        ),
+        RawRecord(b"{broken", "items:0", 2, key=b"i2"),
+    ]
+    outcome = apply_items(items, encoder, store)
+    assert outcome.stored == 1 and len(outcome.rejects) == 1
+    core = BatchCore(encoder=encoder, store=store, items=store, clock=lambda: NOW)
+    click = {
+        "event_id": "c1",
+        "user_id": "u",
+        "ts": 1_799_000_000_000,
+        "type": "click",
+        "item_id": "i1",
+    }
+    unknown = {**click, "event_id": "c2", "item_id": "nope"}
+    no_text = {**click, "event_id": "c3", "type": "query"}
+    result = core.process(_records([click, unknown, no_text]))
+    assert result.applied == 1 and result.texts_encoded == 0  # the stored vector was reused
+    reasons = sorted(r.reason for r in result.rejects)
+    assert "unknown item 'nope'" in reasons[0] and "field 'text': required" in reasons[1]
+    profile = store.get(["u"])["u"]
+    assert profile.clusters[0].label == "Jazz piano trio record"
+    assert list(profile.domains) == ["music"]
+    np.testing.assert_allclose(
+        profile.state.long.profile(), encoder.encode(["Jazz piano trio record"])[0], atol=1e-6
+    )
+    # Erasing the item: later item-only clicks are rejected.
+    erased = apply_items([(RawRecord(b"", "items:0", 3, key=b"i1"), True)], encoder, store)
+    assert erased.erased == 1
+    assert core.process(_records([{**click, "event_id": "c4"}])).rejects
