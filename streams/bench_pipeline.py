@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 import tempfile
 import threading
 import time
@@ -40,7 +41,7 @@ from streams.workload import generate
 
 
 def _progress(message: str) -> None:
-    print(f"[bench] {message}", flush=True)
+    print(f"[bench] {message}", file=sys.stderr, flush=True)
 
 
 class _UpdateWatcher:
