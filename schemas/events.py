@@ -152,6 +152,23 @@ def _describe(error: ValidationError) -> str:
     return f"field '{field}': {message} (got {_excerpt(first.get('input'))})"
 
 
+def _json_object(raw: bytes) -> dict[str, Any] | str:
+    """The message as a JSON object, or the reason it is not one."""
+    if len(raw) > MAX_MESSAGE_BYTES:
+        return f"message is {len(raw)} bytes, over the {MAX_MESSAGE_BYTES}-byte limit"
+    try:
+        document = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        return f"not UTF-8: invalid byte at position {exc.start}"
+    except json.JSONDecodeError as exc:
+        return f"not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+    except RecursionError:
+        return "not JSON: nested too deeply"
+    if not isinstance(document, dict):
+        return f"not a JSON object: got {type(document).__name__}"
+    return document
+
+
 def parse_event(
     raw: bytes,
     *,
@@ -168,20 +185,9 @@ def parse_event(
     def reject(reason: str) -> Rejection:
         return Rejection(raw, reason, source, offset, topic, partition, key)
 
-    if len(raw) > MAX_MESSAGE_BYTES:
-        return reject(f"message is {len(raw)} bytes, over the {MAX_MESSAGE_BYTES}-byte limit")
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        return reject(f"not UTF-8: invalid byte at position {exc.start}")
-    try:
-        document = json.loads(text)
-    except json.JSONDecodeError as exc:
-        return reject(f"not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}")
-    except RecursionError:
-        return reject("not JSON: nested too deeply")
-    if not isinstance(document, dict):
-        return reject(f"not a JSON object: got {type(document).__name__}")
+    document = _json_object(raw)
+    if isinstance(document, str):
+        return reject(document)
     try:
         model = EventModel.model_validate(document)
     except ValidationError as exc:
@@ -259,18 +265,9 @@ def parse_item(
         if not key:
             return reject("tombstone without a key")
         return Item(key.decode("utf-8", errors="replace"), None)
-    if len(raw) > MAX_MESSAGE_BYTES:
-        return reject(f"message is {len(raw)} bytes, over the {MAX_MESSAGE_BYTES}-byte limit")
-    try:
-        document = json.loads(raw.decode("utf-8"))
-    except UnicodeDecodeError as exc:
-        return reject(f"not UTF-8: invalid byte at position {exc.start}")
-    except json.JSONDecodeError as exc:
-        return reject(f"not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}")
-    except RecursionError:
-        return reject("not JSON: nested too deeply")
-    if not isinstance(document, dict):
-        return reject(f"not a JSON object: got {type(document).__name__}")
+    document = _json_object(raw)
+    if isinstance(document, str):
+        return reject(document)
     try:
         model = ItemModel.model_validate(document)
     except ValidationError as exc:

@@ -14,6 +14,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
@@ -26,6 +27,9 @@ from streams.errors import InterestStreamError, StoreError
 from streams.interest import InterestParams, event_weight
 from streams.profile import UserProfile, WeightedEvent, fold_events, select_new
 from streams.sentiment import SentimentScorer
+
+if TYPE_CHECKING:
+    from streams.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -109,6 +113,18 @@ class BatchCore:
         self.include_vectors = include_vectors
         self._clock = clock
         self._sentiment = SentimentScorer(encoder)
+
+    @classmethod
+    def from_settings(cls, settings: Settings, encoder: Encoder, store: ProfileStore) -> BatchCore:
+        """The core as every command builds it: settings' model, rules and item catalogue."""
+        return cls(
+            encoder=encoder,
+            store=store,
+            params=settings.interest_params(),
+            rules=settings.validation_rules(),
+            include_vectors=settings.include_vectors,
+            items=store if isinstance(store, ItemCatalog) else None,
+        )
 
     def validate(self, records: Sequence[RawRecord]) -> tuple[list[Candidate], list[Rejection]]:
         """Split records into valid events (with their origin) and rejections."""

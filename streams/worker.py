@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 
 from encoders.base import Encoder
 from schemas.events import Rejection
-from store.base import ItemCatalog, ProfileStore
+from store.base import ProfileStore
 from streams.core import BatchCore, BatchOutcome, RawRecord
 from streams.errors import MissingExtraError, StoreError
 from streams.items import apply_items
@@ -116,15 +116,8 @@ def create_app(settings: Settings, encoder: Encoder, store: ProfileStore) -> Any
     except ImportError as exc:  # pragma: no cover - depends on the installed extras
         raise MissingExtraError("faust-streaming", "kafka") from exc
 
-    catalog = store if isinstance(store, ItemCatalog) else None
-    core = BatchCore(
-        encoder=encoder,
-        store=store,
-        params=settings.interest_params(),
-        rules=settings.validation_rules(),
-        include_vectors=settings.include_vectors,
-        items=catalog,
-    )
+    core = BatchCore.from_settings(settings, encoder, store)
+    catalog = core.items
     pipeline = Pipeline(core, settings)
     app = faust.App(
         settings.consumer_group,
