@@ -91,10 +91,16 @@ class _UpdateWatcher:
 
 
 def _wait(
-    condition: Callable[[], bool], timeout_s: float, what: str, tail: Callable[[], str]
+    condition: Callable[[], bool],
+    timeout_s: float,
+    what: str,
+    tail: Callable[[], str],
+    alive: Callable[[], bool] = lambda: True,
 ) -> None:
     deadline = time.monotonic() + timeout_s
     while not condition():
+        if not alive():
+            raise InterestStreamError(f"the worker died while waiting for {what}\n{tail()}")
         if time.monotonic() > deadline:
             raise InterestStreamError(f"benchmark timed out waiting for {what}\n{tail()}")
         time.sleep(0.05)
@@ -179,13 +185,18 @@ def _drain(
         ).start()
         try:
             _wait(
-                lambda: watcher.first_arrival is not None, 300, "the first update", worker.log_tail
+                lambda: watcher.first_arrival is not None,
+                300,
+                "the first update",
+                worker.log_tail,
+                worker.alive,
             )
             _wait(
                 lambda: watcher.total() >= expected,
                 1800,
                 f"{expected} events applied",
                 worker.log_tail,
+                worker.alive,
             )
             finished = time.monotonic()
         finally:
@@ -300,7 +311,13 @@ def _freshness(
                 value=json.dumps(warm).encode(),
             )
             producer.flush()
-            _wait(lambda: watcher.total() >= 1, 300, "the warm-up update", worker.log_tail)
+            _wait(
+                lambda: watcher.total() >= 1,
+                300,
+                "the warm-up update",
+                worker.log_tail,
+                worker.alive,
+            )
             sent: dict[str, list[float]] = defaultdict(list)
             started = time.time()
             for i, event in enumerate(clicks):
@@ -319,7 +336,13 @@ def _freshness(
             producer.flush()
             offered = len(clicks) / (time.time() - started)
             expected = len(clicks) + 1
-            _wait(lambda: watcher.total() >= expected, 300, "all offered events", worker.log_tail)
+            _wait(
+                lambda: watcher.total() >= expected,
+                300,
+                "all offered events",
+                worker.log_tail,
+                worker.alive,
+            )
         finally:
             producer.close()
             worker.stop()
@@ -362,6 +385,7 @@ def bench_pipeline(
     from store.codec import encode_profile
     from streams.interest import InterestParams
     from streams.profile import UserProfile, WeightedEvent, fold_events
+    from streams.sentiment import NEGATIVE_ANCHORS, POSITIVE_ANCHORS
 
     workload = generate(users=users, events_per_user=events_per_user, seed=17)
     events = workload.events
@@ -396,7 +420,8 @@ def bench_pipeline(
     results["pipeline_real_encoder"] = real
 
     vectors_path = workdir / "vectors.npz"
-    save_vectors(vectors_path, texts, encoder)
+    # The sentiment anchors are encoded by the worker too (for unrated reviews).
+    save_vectors(vectors_path, [*texts, *POSITIVE_ANCHORS, *NEGATIVE_ANCHORS], encoder)
     _progress("pipeline with precomputed vectors (encoding excluded)")
     no_encode = _drain(
         settings, events, len(events), f"precomputed:{vectors_path}", "noenc", workdir
