@@ -30,3 +30,11 @@ class MissingExtraError(InterestStreamError, ImportError):
         super().__init__(f"{module} is not installed: pip install 'interest-stream[{extra}]'")
         self.module = module
         self.extra = extra
+
+
+class BrokerError(InterestStreamError):
+    """Kafka cannot be reached, lacks a topic, or did not take every message sent to it."""
+
+
+class UnknownUserError(InterestStreamError):
+    """The store holds no profile for the user asked about."""

@@ -232,10 +232,12 @@ class PlantedUser:
     user_id: str
     early: list[str]
     late: list[str]
+    # Interests of every phase when they change more than once (`interest_changes` > 1).
+    phases: list[list[str]] = field(default_factory=list)
 
     @property
     def all_interests(self) -> set[str]:
-        return set(self.early) | set(self.late)
+        return set(self.early) | set(self.late) | {t for phase in self.phases for t in phase}
 
 
 @dataclass
@@ -248,14 +250,67 @@ class Workload:
     end: float = 0.0
 
 
-def catalogue() -> list[Item]:
+EDITIONS = [
+    "new edition",
+    "collector's edition",
+    "part two",
+    "revised",
+    "extended version",
+    "the sequel",
+    "special feature",
+    "pocket guide",
+    "illustrated",
+    "anniversary release",
+]
+
+
+def catalogue(items_per_topic: int | None = None) -> list[Item]:
+    """The item catalogue: every subject x action of a topic (36 per topic).
+
+    `items_per_topic` grows (or trims) each topic to that many items for catalogue-size
+    tests: extra items are numbered editions of the base titles, so they stay on topic.
+    """
     items = []
     for topic, spec in TOPICS.items():
         slug = topic.replace(" ", "-")
+        base = []
         for i, subject in enumerate(spec["subjects"]):
             for j, action in enumerate(spec["actions"]):
-                items.append(Item(f"{slug}-{i}{j}", f"{subject} {action}", topic, spec["domain"]))
+                base.append(Item(f"{slug}-{i}{j}", f"{subject} {action}", topic, spec["domain"]))
+        if items_per_topic is None:
+            items.extend(base)
+            continue
+        for n in range(items_per_topic):
+            root = base[n % len(base)]
+            round_ = n // len(base)
+            if round_ == 0:
+                items.append(root)
+                continue
+            edition = EDITIONS[(round_ - 1) % len(EDITIONS)]
+            volume = (round_ - 1) // len(EDITIONS) + 1
+            suffix = edition if volume == 1 else f"{edition}, volume {volume}"
+            items.append(
+                Item(f"{root.item_id}-{round_}", f"{root.text}, {suffix}", topic, root.domain)
+            )
     return items
+
+
+def _popularity_weights(
+    by_topic: dict[str, list[Item]], skew: float, seed: int
+) -> dict[str, list[float]]:
+    """Cumulative Zipf weights (rank^-skew) per topic over a seeded shuffle of its items,
+    so that the popular items are not simply the first titles of the catalogue."""
+    shuffler = random.Random(f"popularity-{seed}")
+    cumulative: dict[str, list[float]] = {}
+    for topic, members in by_topic.items():
+        ranks = list(range(1, len(members) + 1))
+        shuffler.shuffle(ranks)
+        total = 0.0
+        cumulative[topic] = []
+        for rank in ranks:
+            total += rank**-skew
+            cumulative[topic].append(total)
+    return cumulative
 
 
 # Far enough in the past that generated events never trip the future-skew check.
@@ -276,13 +331,34 @@ def generate(
     seed: int = 7,
     duplicates: float = 0.0,
     end: float = DEFAULT_END,
+    items_per_topic: int | None = None,
+    popularity_skew: float = 0.0,
+    interest_changes: int = 1,
 ) -> Workload:
-    """Events (dicts in the event contract) in time order, plus the planted truth."""
+    """Events (dicts in the event contract) in time order, plus the planted truth.
+
+    The defaults give the demo workload, byte for byte. Evaluation knobs: `items_per_topic`
+    (catalogue size, see `catalogue`), `popularity_skew` (Zipf exponent of item choice
+    within a topic; 0 = uniform, so item popularity carries no signal) and
+    `interest_changes` (how many times one of the user's two interests is replaced, at
+    evenly spaced times; 1 = once, at the midpoint).
+    """
+    if interest_changes < 1:
+        raise ValueError("interest_changes must be >= 1")
+    if interest_changes + 2 > len(TOPICS):
+        raise ValueError(f"at most {len(TOPICS) - 2} interest changes with {len(TOPICS)} topics")
     rng = random.Random(seed)
-    items = catalogue()
+    items = catalogue(items_per_topic)
     by_topic: dict[str, list[Item]] = {}
     for item in items:
         by_topic.setdefault(item.topic, []).append(item)
+    weights = _popularity_weights(by_topic, popularity_skew, seed) if popularity_skew else {}
+
+    def pick(topic: str) -> Item:
+        if not weights:
+            return rng.choice(by_topic[topic])
+        return rng.choices(by_topic[topic], cum_weights=weights[topic])[0]
+
     topics = sorted(TOPICS)
     start = end - days * 86400.0
     middle = (start + end) / 2
@@ -290,14 +366,24 @@ def generate(
     planted: list[PlantedUser] = []
     for u in range(users):
         user_id = f"user-{u:05d}"
-        chosen = rng.sample(topics, 3)
-        truth = PlantedUser(user_id, early=[chosen[0], chosen[1]], late=[chosen[1], chosen[2]])
+        chosen = rng.sample(topics, interest_changes + 2)
+        phases = [[chosen[p], chosen[p + 1]] for p in range(interest_changes + 1)]
+        truth = PlantedUser(
+            user_id,
+            early=phases[0],
+            late=phases[-1],
+            phases=phases if interest_changes > 1 else [],
+        )
         planted.append(truth)
         for n in range(events_per_user):
             ts = rng.uniform(start, end)
-            interests = truth.early if ts < middle else truth.late
+            if interest_changes == 1:
+                interests = truth.early if ts < middle else truth.late
+            else:
+                phase = int((ts - start) / (end - start) * (interest_changes + 1))
+                interests = phases[min(phase, interest_changes)]
             topic = rng.choice(interests)
-            item = rng.choice(by_topic[topic])
+            item = pick(topic)
             event: dict[str, Any] = {
                 "event_id": f"{user_id}-e{n:05d}",
                 "user_id": user_id,
@@ -321,7 +407,7 @@ def generate(
                     del event["rating"]
             else:
                 other = rng.choice([t for t in topics if t not in truth.all_interests])
-                disliked = rng.choice(by_topic[other])
+                disliked = pick(other)
                 event.update(
                     type="review",
                     item_id=disliked.item_id,
