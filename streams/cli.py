@@ -358,15 +358,15 @@ def profile_get(user_id: str, store_url: str | None, as_json: bool, vectors: boo
 
 _SCORE_OPTIONS = [
     click.option(
-        "--long-weight", type=float, default=0.4, show_default=True, help="Weight of cos(long)."
+        "--long-weight", type=float, default=0.3, show_default=True, help="Weight of cos(long)."
     ),
     click.option(
-        "--short-weight", type=float, default=0.3, show_default=True, help="Weight of cos(short)."
+        "--short-weight", type=float, default=0.5, show_default=True, help="Weight of cos(short)."
     ),
     click.option(
         "--context-weight",
         type=float,
-        default=0.3,
+        default=0.2,
         show_default=True,
         help="Weight of the cosine to the contextual profile (attention over clusters).",
     ),
@@ -743,11 +743,21 @@ def export_encoder_command(
     help="Fraction of events to repeat (redelivery practice).",
 )
 @click.option("--shuffle", is_flag=True, help="Write events in random order.")
-@click.option("--popularity-skew", type=float, default=0.0, show_default=True,
-              help="Zipf exponent of item choice within a topic (0 = uniform).")
+@click.option(
+    "--popularity-skew",
+    type=float,
+    default=0.0,
+    show_default=True,
+    help="Zipf exponent of item choice within a topic (0 = uniform).",
+)
 @click.option("--items-per-topic", type=int, help="Catalogue size per topic [default 36].")
-@click.option("--interest-changes", type=int, default=1, show_default=True,
-              help="How many times each user's interests change over the period.")
+@click.option(
+    "--interest-changes",
+    type=int,
+    default=1,
+    show_default=True,
+    help="How many times each user's interests change over the period.",
+)
 @click.option(
     "-o",
     "--output",

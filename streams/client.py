@@ -1,0 +1,313 @@
+"""The Python API for rankers: read profiles as numpy arrays and score candidates with them.
+
+`ProfileClient.from_url("cassandra://h1,h2:9042/interest_stream")` (or a `sqlite:///` URL)
+reads through the `ProfileStore` protocol, so the Cassandra store's prepared, token-aware
+reads serve it. `get`/`get_many` give `ProfileVectors` (long, short, centroids, weights,
+labels); `contextual` the attention-weighted profile for a context; `score`/`rank` the
+weighted cosine of `streams.scoring` (the same function behind `interest-stream profile
+score|rank`); `similar` the nearest users (the store's ANN index where it has one, exact
+brute force otherwise). Texts are encoded with the exported sentence encoder, loaded on
+first use (a client that only reads vectors never pays for it); vectors built by another
+model are refused rather than compared. A client holds a store connection: close it, or
+use it as a context manager.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import IO, Any, Protocol, runtime_checkable
+
+import numpy as np
+import numpy.typing as npt
+
+from encoders.base import Encoder
+from store.base import ProfileStore
+from streams.errors import ConfigurationError, InterestStreamError, SourceError, UnknownUserError
+from streams.scoring import (
+    FloatArray,
+    ProfileVectors,
+    Scores,
+    ScoreWeights,
+    contextual_vector,
+    nearest,
+    ranking,
+    same_vector_space,
+    score_candidates,
+)
+from streams.settings import Settings, load_settings
+
+SCAN_CHUNK = 500
+
+
+class ModelMismatchError(InterestStreamError):
+    """The profile's vectors and the texts' vectors come from different models."""
+
+
+@runtime_checkable
+class SupportsNearestUsers(Protocol):
+    """A store with an index for nearest users (Cassandra's SAI ANN)."""
+
+    def nearest_users(
+        self, vector: npt.NDArray[np.floating], *, horizon: Any = "long", limit: int = 10
+    ) -> list[tuple[str, float]]: ...
+
+
+@dataclass(frozen=True)
+class SimilarUser:
+    """A user near another one, with the cosine of their profiles and top interests."""
+
+    user_id: str
+    similarity: float
+    labels: tuple[str, ...]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "user_id": self.user_id,
+            "similarity": round(self.similarity, 6),
+            "top_interests": list(self.labels[:3]),
+        }
+
+
+@dataclass(frozen=True)
+class RankedCandidate:
+    """One candidate with its score and the parts of it (None where the profile lacks one)."""
+
+    id: str
+    text: str | None
+    score: float | None
+    long: float | None
+    short: float | None
+    context: float | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "score": self.score,
+            "long": self.long,
+            "short": self.short,
+            "context": self.context,
+            "text": self.text,
+        }
+
+
+def read_candidates(stream: IO[str], source: str) -> list[dict[str, Any]]:
+    """Candidates from JSON lines {"id": ..., "text": ...} (or "vector" instead of "text").
+
+    A malformed line stops the read with `source:line: reason`: ranking only the lines
+    that happened to parse would silently give the caller a different candidate set.
+    """
+    candidates: list[dict[str, Any]] = []
+    for number, line in enumerate(stream, start=1):
+        if not line.strip():
+            continue
+        try:
+            item = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise SourceError(f"{source}:{number}: not JSON ({exc.msg})") from exc
+        if not isinstance(item, dict):
+            raise SourceError(f"{source}:{number}: expected an object with id and text")
+        if "id" not in item or not isinstance(item["id"], str | int):
+            raise SourceError(f"{source}:{number}: field 'id': required (string or number)")
+        text, vector = item.get("text"), item.get("vector")
+        if not (isinstance(text, str) and text.strip()) and not isinstance(vector, list):
+            raise SourceError(f"{source}:{number}: field 'text': required, a non-empty string")
+        candidate: dict[str, Any] = {
+            "id": str(item["id"]),
+            "text": text if isinstance(text, str) else None,
+        }
+        if isinstance(vector, list):
+            candidate["vector"] = vector
+        candidates.append(candidate)
+    if not candidates:
+        raise SourceError(f"{source}: no candidates")
+    return candidates
+
+
+class ProfileClient:
+    """Profiles and scores for rankers; see the module docstring."""
+
+    def __init__(
+        self,
+        store: ProfileStore,
+        *,
+        settings: Settings | None = None,
+        encoder: Encoder | None = None,
+        weights: ScoreWeights | None = None,
+    ) -> None:
+        self.store = store
+        self.settings = settings
+        self.weights = weights or ScoreWeights()
+        self._encoder = encoder
+
+    @classmethod
+    def from_url(
+        cls,
+        store_url: str,
+        settings: Settings | None = None,
+        *,
+        encoder: Encoder | None = None,
+        weights: ScoreWeights | None = None,
+    ) -> ProfileClient:
+        """Open the store the URL names; settings (auth, TLS, encoder) from the environment
+        unless given."""
+        from store import open_store
+
+        settings = settings or load_settings()
+        options: dict[str, Any] = (
+            {"settings": settings} if store_url.startswith("cassandra") else {}
+        )
+        return cls(
+            open_store(store_url, **options), settings=settings, encoder=encoder, weights=weights
+        )
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def get(self, user_id: str) -> ProfileVectors:
+        """One user's profile; UnknownUserError if there is none."""
+        found = self.get_many([user_id]).get(user_id)
+        if found is None:
+            raise UnknownUserError(f"no profile for user {user_id!r}")
+        return found
+
+    def get_many(self, user_ids: Sequence[str]) -> dict[str, ProfileVectors]:
+        """Profiles of the users that have one (absent users are left out)."""
+        profiles = self.store.get(list(user_ids))
+        return {user_id: ProfileVectors.from_profile(p) for user_id, p in profiles.items()}
+
+    # -- encoding and scoring --------------------------------------------------------------
+
+    @property
+    def encoder(self) -> Encoder:
+        """The text encoder, loaded on first use (settings: precision, model directory)."""
+        if self._encoder is None:
+            from encoders import load_encoder
+
+            settings = self.settings or load_settings()
+            self._encoder = load_encoder(
+                precision=settings.precision,
+                model_dir=settings.model_dir,
+                cache_size=settings.encoder_cache_size,
+            )
+        return self._encoder
+
+    def encode(self, texts: Sequence[str], *, like: ProfileVectors | None = None) -> FloatArray:
+        """Unit vectors of `texts`; with `like`, refuses if the profile's model differs."""
+        encoder = self.encoder
+        if like is not None and not same_vector_space(encoder.model_id, like.model_id):
+            raise ModelMismatchError(
+                f"profile of {like.user_id!r} was built with {like.model_id}, texts would be"
+                f" encoded with {encoder.model_id}: their vectors cannot be compared"
+            )
+        vectors: FloatArray = np.asarray(encoder.encode(list(texts)), dtype=np.float32)
+        return vectors
+
+    def contextual(
+        self, user_id: str, context: str | npt.ArrayLike, *, temperature: float | None = None
+    ) -> FloatArray:
+        """The user's unit profile as seen from `context` (a text or a vector): attention
+        over their interest clusters, Σ softmax(q·c_k/τ)·c_k, normalized."""
+        profile = self.get(user_id)
+        query = self.encode([context], like=profile)[0] if isinstance(context, str) else context
+        tau = self.weights.temperature if temperature is None else temperature
+        vector = contextual_vector(profile, query, tau)
+        if vector is None:
+            raise InterestStreamError(f"user {user_id!r} has no interests yet")
+        return vector
+
+    def explain(
+        self, user_id: str, texts: Sequence[str], *, weights: ScoreWeights | None = None
+    ) -> Scores:
+        """Scores of `texts` for the user, with the long, short and context parts."""
+        profile = self.get(user_id)
+        return score_candidates(profile, self.encode(texts, like=profile), weights or self.weights)
+
+    def score(
+        self, user_id: str, texts: Sequence[str], *, weights: ScoreWeights | None = None
+    ) -> npt.NDArray[np.float64]:
+        """One score per text (higher: closer to the user's interests), in input order."""
+        return self.explain(user_id, texts, weights=weights).total
+
+    def rank(
+        self,
+        user_id: str,
+        candidates: Iterable[Mapping[str, Any]],
+        *,
+        weights: ScoreWeights | None = None,
+        top: int | None = None,
+    ) -> list[RankedCandidate]:
+        """Candidates ({"id", "text"} or {"id", "vector"}) best first, ties in input order."""
+        items = list(candidates)
+        if not items:
+            return []
+        profile = self.get(user_id)
+        vectors = np.zeros((len(items), profile.dim), dtype=np.float32)
+        to_encode = [i for i, item in enumerate(items) if item.get("vector") is None]
+        given = [i for i, item in enumerate(items) if item.get("vector") is not None]
+        for i in given:
+            vector = np.asarray(items[i]["vector"], dtype=np.float32)
+            if vector.shape != (profile.dim,):
+                raise ConfigurationError(
+                    f"candidate {items[i].get('id')!r}: vector of shape {vector.shape},"
+                    f" expected ({profile.dim},)"
+                )
+            vectors[i] = vector
+        if to_encode:
+            texts = [str(items[i]["text"]) for i in to_encode]
+            vectors[to_encode] = self.encode(texts, like=profile)
+        scores = score_candidates(profile, vectors, weights or self.weights)
+        order = ranking(scores)[: top if top is not None else len(items)]
+        ranked = []
+        for i in order:
+            numbers = scores.row(i)
+            ranked.append(
+                RankedCandidate(
+                    id=str(items[i]["id"]),
+                    text=items[i].get("text"),
+                    score=numbers["score"],
+                    long=numbers["long"],
+                    short=numbers["short"],
+                    context=numbers["context"],
+                )
+            )
+        return ranked
+
+    # -- neighbours ------------------------------------------------------------------------
+
+    def similar(self, user_id: str, k: int = 10, horizon: str = "long") -> list[SimilarUser]:
+        """The k users whose `horizon` profile is nearest the user's, best first."""
+        if k < 1:
+            raise ConfigurationError(f"k must be at least 1, got {k}")
+        profile = self.get(user_id)
+        vector = profile.horizon(horizon)
+        if vector is None:
+            raise InterestStreamError(f"user {user_id!r} has no {horizon}-term profile yet")
+        if isinstance(self.store, SupportsNearestUsers):
+            # ANN: ask for one more, since the user is normally their own nearest neighbour.
+            hits = self.store.nearest_users(vector, horizon=horizon, limit=k + 1)
+            hits = [(other, cosine) for other, cosine in hits if other != user_id][:k]
+        else:
+            hits = nearest(vector, self._scan(horizon), limit=k, exclude=user_id)
+        found = self.get_many([other for other, _ in hits])
+        return [
+            SimilarUser(other, cosine, found[other].labels if other in found else ())
+            for other, cosine in hits
+        ]
+
+    def _scan(self, horizon: str) -> Iterable[tuple[str, FloatArray | None]]:
+        user_ids = self.store.user_ids()
+        for start in range(0, len(user_ids), SCAN_CHUNK):
+            for user_id, vectors in self.get_many(user_ids[start : start + SCAN_CHUNK]).items():
+                yield user_id, vectors.horizon(horizon)
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def close(self) -> None:
+        self.store.close()
+
+    def __enter__(self) -> ProfileClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
