@@ -1,0 +1,97 @@
+"""Text to vector: pick and load the exported encoder a process should use.
+
+`load_encoder` chooses a precision (fp16 on a GPU, int8 on CPU when its export met its
+parity bar, fp32 otherwise), loads the ONNX runtime encoder and wraps it in an LRU cache.
+Importing this package stays light: no torch, no transformers, and onnxruntime only once
+`load_encoder` is called.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from encoders.base import Encoder, Vectors
+from encoders.layout import PRECISIONS, default_model_dir, precision_dir, valid_export
+from streams.errors import ConfigurationError, InterestStreamError
+
+if TYPE_CHECKING:
+    from encoders.cache import CachedEncoder
+    from encoders.runtime import OnnxEncoder
+
+__all__ = [
+    "Encoder",
+    "EncoderNotExportedError",
+    "Vectors",
+    "default_model_dir",
+    "load_encoder",
+    "resolve_precision",
+]
+
+
+class EncoderNotExportedError(InterestStreamError):
+    """The requested precision has no valid export in the model directory."""
+
+    def __init__(self, precision: str, directory: Path) -> None:
+        super().__init__(
+            f"no valid {precision} encoder export in {directory}; run "
+            f"`interest-stream export-encoder --precision {precision}` (needs the export "
+            "extra: pip install 'interest-stream[export]')"
+        )
+        self.precision = precision
+        self.directory = directory
+
+
+def resolve_precision(precision: str, model_dir: Path | None, on_gpu: bool) -> str:
+    """The concrete precision `auto` stands for on this machine and model directory."""
+    if precision != "auto":
+        if precision not in PRECISIONS:
+            raise ConfigurationError(
+                f"encoder precision must be auto or one of {PRECISIONS}, got {precision!r}"
+            )
+        return precision
+    if on_gpu:
+        return "fp16"
+    # int8 only when its own export proved it close enough to torch; otherwise the exact
+    # fp32 graph is the safe default.
+    int8 = valid_export(precision_dir(model_dir, "int8"), verify_hash=False)
+    if int8 is not None and int8.meets_parity_bar:
+        return "int8"
+    return "fp32"
+
+
+def load_encoder(
+    precision: str = "auto",
+    model_dir: Path | None = None,
+    cache_size: int = 100_000,
+    device: str = "auto",
+) -> CachedEncoder:
+    """Load the exported encoder for `precision` on `device`, behind an LRU of `cache_size`.
+
+    Raises `EncoderNotExportedError` naming the export command when the model is missing.
+    """
+    from encoders.cache import CachedEncoder
+    from encoders.runtime import cuda_available
+
+    # onnxruntime-gpu can be installed where no GPU is visible; whether the session really
+    # landed on CUDA is only known once it exists, so the fp16 choice is rechecked below.
+    maybe_gpu = device == "cuda" or (device == "auto" and cuda_available())
+    chosen = resolve_precision(precision, model_dir, maybe_gpu)
+    fp16_dir = precision_dir(model_dir, "fp16")
+    if chosen == "fp16" and precision == "auto" and valid_export(fp16_dir, False) is None:
+        # A GPU machine with only the CPU exports still runs; fp32 is exact on CUDA.
+        chosen = "fp32"
+    encoder = _open(chosen, model_dir, device)
+    if precision == "auto" and chosen == "fp16" and encoder.device != "cuda":
+        encoder = _open(resolve_precision("auto", model_dir, on_gpu=False), model_dir, "cpu")
+    return CachedEncoder(encoder, capacity=cache_size)
+
+
+def _open(precision: str, model_dir: Path | None, device: str) -> OnnxEncoder:
+    from encoders.runtime import OnnxEncoder
+
+    directory = precision_dir(model_dir, precision)
+    meta = valid_export(directory)
+    if meta is None:
+        raise EncoderNotExportedError(precision, directory)
+    return OnnxEncoder.from_meta(directory, meta, device=device)

@@ -1,0 +1,100 @@
+"""An LRU of text vectors in front of any encoder.
+
+Event streams repeat themselves: the same item titles are clicked all day and popular
+queries recur, so most texts in a batch were encoded minutes ago. Keys are the inner
+model_id plus a digest of the NFC-normalized, stripped text, so a cache can never serve a
+vector from other weights and near-identical spellings share an entry.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import unicodedata
+from collections import OrderedDict
+from collections.abc import Sequence
+
+import numpy as np
+import numpy.typing as npt
+
+from encoders.base import Encoder, Vectors
+
+
+def text_key(model_id: str, text: str) -> str:
+    """Cache key of `text` under `model_id`; texts that encode alike share it."""
+    canonical = unicodedata.normalize("NFC", text).strip()
+    return f"{model_id}:{hashlib.sha1(canonical.encode('utf-8')).hexdigest()}"
+
+
+class CachedEncoder:
+    """Encoder protocol with at most `capacity` vectors kept, least recently used evicted.
+
+    Texts repeated within one call are encoded once. Thread-safe; the inner encoder is
+    called outside the lock, so two threads may occasionally encode the same new text.
+    """
+
+    def __init__(self, inner: Encoder, capacity: int) -> None:
+        if capacity < 0:
+            raise ValueError("capacity must be >= 0")
+        self._inner = inner
+        self._capacity = capacity
+        self._entries: OrderedDict[str, npt.NDArray[np.float32]] = OrderedDict()
+        self._lock = threading.Lock()
+        self.hits = 0
+        self.misses = 0
+
+    @property
+    def model_id(self) -> str:
+        return self._inner.model_id
+
+    @property
+    def dim(self) -> int:
+        return self._inner.dim
+
+    @property
+    def inner(self) -> Encoder:
+        return self._inner
+
+    @property
+    def hit_rate(self) -> float:
+        lookups = self.hits + self.misses
+        return self.hits / lookups if lookups else 0.0
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def encode(self, texts: Sequence[str]) -> Vectors:
+        model_id = self._inner.model_id
+        keys = [text_key(model_id, text) for text in texts]
+        result = np.empty((len(texts), self._inner.dim), dtype=np.float32)
+        missing: dict[str, list[int]] = {}
+        with self._lock:
+            for row, key in enumerate(keys):
+                cached = self._entries.get(key)
+                if cached is not None:
+                    self._entries.move_to_end(key)
+                    result[row] = cached
+                    self.hits += 1
+                else:
+                    # Repeats of a new text within the call count as hits of its first copy.
+                    if key in missing:
+                        self.hits += 1
+                    else:
+                        self.misses += 1
+                    missing.setdefault(key, []).append(row)
+        if not missing:
+            return result
+
+        first_rows = [rows[0] for rows in missing.values()]
+        fresh = self._inner.encode([texts[row] for row in first_rows])
+        for vector, rows in zip(fresh, missing.values(), strict=True):
+            result[rows] = vector
+        if self._capacity:
+            with self._lock:
+                for key, vector in zip(missing, fresh, strict=True):
+                    # Copies, so callers mutating their result cannot corrupt the cache.
+                    self._entries[key] = vector.copy()
+                    self._entries.move_to_end(key)
+                while len(self._entries) > self._capacity:
+                    self._entries.popitem(last=False)
+        return result
