@@ -31,7 +31,7 @@ encoder: $(VENV)/.installed-run
 run: encoder
 	$(BIN)/interest-stream run
 
-test: $(STAMP) encoder
+test: $(STAMP) encoder lint
 	bash deploy/local/test-with-servers $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)

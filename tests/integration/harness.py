@@ -78,8 +78,9 @@ def consumer_lag(bootstrap: str, group: str, topics: Sequence[str]) -> int:
     consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
     try:
         committed = admin.list_consumer_group_offsets(group)
-        partitions = [TopicPartition(t, p) for t in topics
-                      for p in consumer.partitions_for_topic(t) or ()]
+        partitions = [
+            TopicPartition(t, p) for t in topics for p in consumer.partitions_for_topic(t) or ()
+        ]
         ends = consumer.end_offsets(partitions)
     finally:
         consumer.close()

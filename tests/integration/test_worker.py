@@ -313,32 +313,61 @@ def test_bad_input_lands_on_the_dlq_and_the_worker_stays_up(
 def test_item_only_clicks_use_the_catalogue_and_unknown_items_go_to_the_dlq(
     cluster: dict[str, str], tmp_path: Path
 ):
-    items = [("items", b"film-1", b'{"item_id": "film-1", "text": "Astronauts stranded on'
-                                  b' Mars", "domain": "movies"}'),
-             ("items", b"soup-1", b'{"item_id": "soup-1", "text": "Lentil soup with cumin"}')]
+    items = [
+        (
+            "items",
+            b"film-1",
+            b'{"item_id": "film-1", "text": "Astronauts stranded on Mars", "domain": "movies"}',
+        ),
+        ("items", b"soup-1", b'{"item_id": "soup-1", "text": "Lentil soup with cumin"}'),
+    ]
     publish(cluster["bootstrap"], cluster["prefix"], items)
-    worker = WorkerProcess(bootstrap=cluster["bootstrap"], prefix=cluster["prefix"],
-                           store_url=cluster["store"], log_path=tmp_path / "worker.log").start()
+    worker = WorkerProcess(
+        bootstrap=cluster["bootstrap"],
+        prefix=cluster["prefix"],
+        store_url=cluster["store"],
+        log_path=tmp_path / "worker.log",
+    ).start()
     try:
         store = open_store(cluster["store"])
         try:
-            wait_until(lambda: len(store.get_items(["film-1", "soup-1"])) == 2, 120,  # type: ignore[attr-defined]
-                       "items stored", worker.log_tail)
+            wait_until(
+                lambda: len(store.get_items(["film-1", "soup-1"])) == 2,
+                120,  # type: ignore[attr-defined]
+                "items stored",
+                worker.log_tail,
+            )
         finally:
             store.close()
-        clicks = [{"event_id": f"c{i}", "user_id": "fan", "ts": 1_790_000_000_000 + i,
-                   "type": "click", "item_id": "film-1"} for i in range(3)]
-        unknown = {"event_id": "c9", "user_id": "fan", "ts": 1_790_000_000_000,
-                   "type": "click", "item_id": "missing-item"}
+        clicks = [
+            {
+                "event_id": f"c{i}",
+                "user_id": "fan",
+                "ts": 1_790_000_000_000 + i,
+                "type": "click",
+                "item_id": "film-1",
+            }
+            for i in range(3)
+        ]
+        unknown = {
+            "event_id": "c9",
+            "user_id": "fan",
+            "ts": 1_790_000_000_000,
+            "type": "click",
+            "item_id": "missing-item",
+        }
         publish(cluster["bootstrap"], cluster["prefix"], event_messages([*clicks, unknown]))
-        wait_until(lambda: total_events(cluster["store"]) >= 3, 120, "clicks applied",
-                   worker.log_tail)
-        dlq = read_topic(cluster["bootstrap"], cluster["prefix"] + "interest-stream-dlq",
-                         expect=1, timeout_s=30)
+        wait_until(
+            lambda: total_events(cluster["store"]) >= 3, 120, "clicks applied", worker.log_tail
+        )
+        dlq = read_topic(
+            cluster["bootstrap"], cluster["prefix"] + "interest-stream-dlq", expect=1, timeout_s=30
+        )
     finally:
         worker.stop()
     assert [dict(m.headers)["reason"].decode() for m in dlq] == [
-        "field 'item_id': unknown item 'missing-item' and the click carries no text"]
+        "field 'item_id': unknown item 'missing-item' and the click carries no text"
+    ]
     store = open_store(cluster["store"])
     try:
         profile = store.get(["fan"])["fan"]

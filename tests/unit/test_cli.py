@@ -53,8 +53,9 @@ def test_run_twice_into_one_store_changes_nothing_and_a_shuffled_copy_matches(tm
     assert again.keys() == state.keys()
     assert all(np.array_equal(again[u][1], state[u][1]) for u in state)
 
-    code, _ = _run("run", str(shuffled), "--store", second, "--encoder", "hashing",
-                   "--batch-size", "33")
+    code, _ = _run(
+        "run", str(shuffled), "--store", second, "--encoder", "hashing", "--batch-size", "33"
+    )
     assert code == 0
     other = _state(second)
     assert other.keys() == state.keys()
@@ -64,14 +65,31 @@ def test_run_twice_into_one_store_changes_nothing_and_a_shuffled_copy_matches(tm
 
 
 def test_bad_lines_are_rejected_with_file_line_and_field(tmp_path: Path):
-    good = {"event_id": "e1", "user_id": "u", "ts": "2026-01-02T03:04:05Z", "type": "query",
-            "text": "jazz piano"}
+    good = {
+        "event_id": "e1",
+        "user_id": "u",
+        "ts": "2026-01-02T03:04:05Z",
+        "type": "query",
+        "text": "jazz piano",
+    }
     path = tmp_path / "mixed.jsonl"
-    path.write_bytes(json.dumps(good).encode() + b"\n{oops\n\xff\xfe\n"
-                     + json.dumps({**good, "event_id": "e2", "text": ""}).encode() + b"\n")
+    path.write_bytes(
+        json.dumps(good).encode()
+        + b"\n{oops\n\xff\xfe\n"
+        + json.dumps({**good, "event_id": "e2", "text": ""}).encode()
+        + b"\n"
+    )
     rejects = tmp_path / "rejects.jsonl"
-    code, output = _run("run", str(path), "--store", f"sqlite:///{tmp_path}/p.db",
-                        "--encoder", "hashing", "--rejects", str(rejects))
+    code, output = _run(
+        "run",
+        str(path),
+        "--store",
+        f"sqlite:///{tmp_path}/p.db",
+        "--encoder",
+        "hashing",
+        "--rejects",
+        str(rejects),
+    )
     assert code == 1
     assert f"{path}:2: not JSON" in output
     assert f"{path}:4: field 'text'" in output

@@ -17,7 +17,9 @@ def test_committed_schema_files_match_the_models():
 def test_topic_schemas_pin_the_type_and_rating():
     schemas = {name: json.loads(text) for name, text in render_schemas().items()}
     assert schemas["clicks.schema.json"]["properties"]["type"] == {
-        "const": "click", "description": "Must match the topic"}
+        "const": "click",
+        "description": "Must match the topic",
+    }
     assert "rating" not in schemas["queries.schema.json"]["properties"]
     assert "rating" in schemas["reviews.schema.json"]["properties"]
     required = set(schemas["reviews.schema.json"]["required"])
