@@ -85,22 +85,9 @@ def admin_client(settings: Settings, *, timeout_s: float = 15.0) -> Any:
         from kafka.errors import KafkaError
     except ImportError as exc:
         raise MissingExtraError("kafka-python", "kafka") from exc
-    protocol = settings.kafka_security_protocol
-    options: dict[str, Any] = {"security_protocol": protocol}
-    if protocol in ("SSL", "SASL_SSL") and settings.kafka_ssl_cafile is not None:
-        options["ssl_cafile"] = str(settings.kafka_ssl_cafile)
-    if protocol.startswith("SASL"):
-        if settings.kafka_username is None or settings.kafka_password is None:
-            raise ConfigurationError(
-                f"security protocol {protocol} needs INTEREST_STREAM_KAFKA_USERNAME and"
-                " INTEREST_STREAM_KAFKA_PASSWORD"
-            )
-        options.update(
-            # The worker's default too: SCRAM-SHA-512 unless configured otherwise.
-            sasl_mechanism=settings.kafka_sasl_mechanism or "SCRAM-SHA-512",
-            sasl_plain_username=settings.kafka_username,
-            sasl_plain_password=settings.kafka_password.get_secret_value(),
-        )
+    from streams.kafka_clients import security_options
+
+    options = security_options(settings)
     try:
         return KafkaAdminClient(
             bootstrap_servers=[b.strip() for b in settings.brokers.split(",") if b.strip()],
