@@ -110,8 +110,9 @@ def test_schema_renders_keyspace_replication_and_dimension() -> None:
         " {'class': 'NetworkTopologyStrategy', 'dc1': '3'}"
     )
     assert all("IF NOT EXISTS" in s and "$" not in s and "--" not in s for s in statements)
-    assert sum(s.count("vector<float, 8>") for s in statements) == 4
-    assert sum("StorageAttachedIndex" in s and "'cosine'" in s for s in statements) == 2
+    # profiles (short, long), profile_domains (short, long), items (vector)
+    assert sum(s.count("vector<float, 8>") for s in statements) == 5
+    assert sum("StorageAttachedIndex" in s and "'cosine'" in s for s in statements) == 3
     with pytest.raises(ConfigurationError):
         replication_map({"class": "SimpleStrategy', 'x': '1"})
 

@@ -14,7 +14,8 @@ from streams.cli import main
 from streams.errors import StoreError
 from streams.settings import Settings, load_settings
 
-NAMES = ("clicks", "reviews", "queries", "profile-updates", "interest-stream-dlq")
+NAMES = ("clicks", "reviews", "queries", "profile-updates", "items", "interest-stream-dlq")
+COMPACTED = ("profile-updates", "items")
 
 
 @pytest.fixture
@@ -50,7 +51,8 @@ def test_init_kafka_twice_creates_then_finds_the_topics(kafka_settings: Settings
     assert {t.status for t in second.topics} == {"exists"} and second.problems == ()
     assert _partitions(kafka_settings) == dict.fromkeys(NAMES, 3)
     policies = {t.name: t.cleanup_policy for t in second.topics}
-    assert policies.pop(kafka_settings.topic("profile-updates")) == "compact"
+    for name in COMPACTED:
+        assert policies.pop(kafka_settings.topic(name)) == "compact"
     assert set(policies.values()) == {"delete"}
 
 
@@ -64,7 +66,7 @@ def test_an_input_topic_with_another_partition_count_is_reported(kafka_settings:
     finally:
         client.close()
     report = init_kafka(kafka_settings)
-    assert [t.status for t in report.topics].count("created") == 4
+    assert [t.status for t in report.topics].count("created") == len(NAMES) - 1
     (problem,) = report.problems
     assert f"{kafka_settings.topic('reviews')} 2" in problem and "co-partitioned" in problem
 
@@ -105,6 +107,8 @@ def test_init_cassandra_twice_creates_then_finds_the_schema(
         f"{keyspace}.profile_domains",
         f"{keyspace}.profiles_long_ann",
         f"{keyspace}.profiles_short_ann",
+        f"{keyspace}.items",
+        f"{keyspace}.items_ann",
     ]
     assert first.created == tuple(objects) and first.existing == (keyspace,)
     second = init_cassandra(settings).schema
@@ -117,7 +121,8 @@ def test_init_cassandra_twice_creates_then_finds_the_schema(
     try:
         cluster.connect().shutdown()
         tables = cluster.metadata.keyspaces[keyspace].tables
-        assert sorted(tables) == ["profile_domains", "profiles"]
+        assert sorted(tables) == ["items", "profile_domains", "profiles"]
+        assert tables["items"].columns["vector"].cql_type == "vector<float, 384>"
         assert tables["profiles"].columns["long"].cql_type == "vector<float, 384>"
         assert tables["profiles"].partition_key[0].name == "user_id"
         assert [c.name for c in tables["profile_domains"].primary_key] == ["user_id", "domain"]
