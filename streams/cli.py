@@ -105,7 +105,7 @@ def _half_life(value: str | None) -> float | None:
     show_default=True,
     help="Where rejected events go (JSONL with original bytes and reason).",
 )
-@click.option("--batch-size", type=int, help="Events per batch [default 256].")
+@click.option("--batch-size", type=int, help="Events per batch [default 1024].")
 @click.option("--precision", type=click.Choice(["auto", "fp32", "int8", "fp16"]))
 @click.option("--short-half-life", help="e.g. 6h [default 6h].")
 @click.option("--long-half-life", help="e.g. 30d [default 30d].")
@@ -807,7 +807,7 @@ def generate(
 @click.option("--store", "store_url", help="Profile store URL [env INTEREST_STREAM_STORE_URL].")
 @click.option("--group", "consumer_group", help="Consumer group [default interest-stream].")
 @click.option("--topic-prefix", help="Prefix of every topic name [default none].")
-@click.option("--batch-size", type=int, help="Max events per batch [default 256].")
+@click.option("--batch-size", type=int, help="Max events per batch [default 1024].")
 @click.option("--batch-wait-ms", type=int, help="Max wait to fill a batch [default 200].")
 @click.option("--precision", type=click.Choice(["auto", "fp32", "int8", "fp16"]))
 @click.option("--short-half-life", help="e.g. 6h [default 6h].")
@@ -1041,7 +1041,7 @@ def bench_encoder_command(texts: int, batch_size: int, as_json: bool) -> None:
 )
 @click.option("--users", type=int, default=200, show_default=True)
 @click.option("--events-per-user", type=int, default=50, show_default=True)
-@click.option("--batch-size", type=int, help="Worker batch size [default 256].")
+@click.option("--batch-size", type=int, help="Worker batch size [default 1024].")
 @click.option("--precision", type=click.Choice(["auto", "fp32", "int8", "fp16"]))
 @click.option(
     "--freshness-rate",

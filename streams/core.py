@@ -89,6 +89,9 @@ class BatchOutcome:
     lost_fences: int = 0
     texts_encoded: int = 0
     encode_seconds: float = 0.0
+    read_seconds: float = 0.0
+    fold_seconds: float = 0.0
+    write_seconds: float = 0.0
 
 
 class BatchCore:
@@ -168,7 +171,9 @@ class BatchCore:
         by_user: dict[str, list[Candidate]] = defaultdict(list)
         for candidate in candidates:
             by_user[candidate.event.user_id].append(candidate)
+        started = time.perf_counter()
         stored = self.store.get(sorted(by_user))
+        outcome.read_seconds += time.perf_counter() - started
         # Dedup before encoding, so a replayed batch costs a read and nothing else.
         fresh: dict[str, list[Candidate]] = {}
         for user_id, items in by_user.items():
@@ -286,9 +291,12 @@ class BatchCore:
         pending = dict(by_user)
         for attempt in range(MAX_FENCE_RETRIES):
             if attempt:
+                started = time.perf_counter()
                 stored = self.store.get(sorted(pending))
+                outcome.read_seconds += time.perf_counter() - started
             writes: list[ProfileWrite] = []
             folded: dict[str, tuple[int, int]] = {}
+            started = time.perf_counter()
             for user_id in sorted(pending):
                 current = stored.get(user_id) or UserProfile.new(
                     user_id, self.encoder.model_id, self.encoder.dim
@@ -307,7 +315,10 @@ class BatchCore:
                     writes.append(ProfileWrite(result.profile, current.version))
                 else:
                     outcome.duplicates += result.duplicates
+            outcome.fold_seconds += time.perf_counter() - started
+            started = time.perf_counter()
             won = set(self.store.apply(writes).won) if writes else set()
+            outcome.write_seconds += time.perf_counter() - started
             outcome.writes += len(writes)
             for write in writes:
                 user_id = write.profile.user_id

@@ -52,7 +52,7 @@ class Settings(BaseSettings):
     max_future_skew_s: float = Field(300.0, ge=0)
 
     # Batching
-    batch_size: int = Field(256, ge=1)
+    batch_size: int = Field(1024, ge=1)
     batch_wait_ms: int = Field(200, ge=1)
 
     # Kafka

@@ -207,7 +207,8 @@ def create_app(settings: Settings, encoder: Encoder, store: ProfileStore) -> Any
             pipeline.lost_fences += outcome.lost_fences
             log.info(
                 "batch %d: %d records, %d applied, %d duplicates, %d to DLQ, %d users, "
-                "%d writes, %d lost fences, %d texts encoded in %.3f s, total %.3f s",
+                "%d writes, %d lost fences, %d texts encoded in %.3f s, read %.3f s, fold"
+                " %.3f s, write %.3f s, total %.3f s",
                 pipeline.batches,
                 len(records),
                 outcome.applied,
@@ -218,6 +219,9 @@ def create_app(settings: Settings, encoder: Encoder, store: ProfileStore) -> Any
                 outcome.lost_fences,
                 outcome.texts_encoded,
                 outcome.encode_seconds,
+                outcome.read_seconds,
+                outcome.fold_seconds,
+                outcome.write_seconds,
                 time.perf_counter() - started,
             )
 
