@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from store import ProfileStore, ProfileWrite, open_store
+from store.base import ItemCatalog, StoredItem
 from streams.interest import InterestParams
 from streams.profile import UserProfile, WeightedEvent, fold_events
 
@@ -116,3 +117,22 @@ def test_an_empty_profile_roundtrips(store: ProfileStore):
     empty = replace(UserProfile.new("e", "model-a", DIM), version=1)
     store.apply([ProfileWrite(empty, 0)])
     _assert_equal(store.get(["e"])["e"], empty)
+
+
+def _item(item_id: str, text: str, seed: int) -> StoredItem:
+    vector = np.random.default_rng(seed).standard_normal(DIM).astype(np.float32)
+    return StoredItem(item_id, text, "movies", "model-a", vector / np.linalg.norm(vector))
+
+
+def test_items_are_upserted_read_and_erased(store: ProfileStore):
+    assert isinstance(store, ItemCatalog)
+    first, second = _item("i1", "Astronauts stranded on Mars", 1), _item("i2", "Lentil soup", 2)
+    store.put_items([first, second])
+    store.put_items([_item("i1", "Astronauts stranded on Mars (director's cut)", 3)])
+    found = store.get_items(["i1", "i2", "unknown"])
+    assert sorted(found) == ["i1", "i2"]
+    assert found["i1"].text == "Astronauts stranded on Mars (director's cut)"
+    np.testing.assert_allclose(found["i2"].vector, second.vector, rtol=1e-6)
+    assert (found["i2"].domain, found["i2"].model_id) == ("movies", "model-a")
+    assert store.delete_item("i2") is True
+    assert store.get_items(["i2"]) == {}
