@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import math
 import os
+import socket
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -158,3 +160,66 @@ def test_concurrent_vector_writes_into_an_sai_indexed_table_all_succeed(
     assert all(r.result_or_exc.one().applied for r in results)
     count = s.execute(f"SELECT count(*) FROM {keyspace}.p WHERE version = 1 ALLOW FILTERING")
     assert count.one()[0] == len(ids)
+
+
+def test_up_fails_fast_and_readably_when_a_port_is_taken(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = {**os.environ, "KAFKA_PORT": str(port), "LOCAL_SERVERS_HOME": str(tmp_path)}
+        started = time.monotonic()
+        result = subprocess.run(
+            [str(ROOT / "deploy/local/up"), "kafka"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        elapsed = time.monotonic() - started
+    assert result.returncode != 0
+    assert f"port {port} (KAFKA_PORT)" in result.stdout + result.stderr
+    assert "already in use" in result.stdout + result.stderr
+    assert elapsed < 60
+
+
+def _free_pair() -> int:
+    """A port p with p and p + 1 free (Kafka's controller listens on KAFKA_PORT + 1)."""
+    for _ in range(50):
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        with socket.socket() as second:
+            try:
+                second.bind(("127.0.0.1", port + 1))
+            except OSError:
+                continue
+        return port
+    raise AssertionError("no two consecutive free ports")
+
+
+@pytest.mark.kafka
+def test_down_cleans_up_after_a_server_was_killed(tmp_path: Path) -> None:
+    env = {**os.environ, "KAFKA_PORT": str(_free_pair()), "LOCAL_SERVERS_HOME": str(tmp_path)}
+
+    def local(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(ROOT / "deploy/local" / args[0]), *args[1:]],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
+
+    try:
+        assert local("up", "kafka").returncode == 0
+        pid_file = tmp_path / "run" / "kafka" / "pid"
+        pid = int(pid_file.read_text().strip())  # up records the pid of what it started
+        os.kill(pid, 9)
+        time.sleep(1)
+        result = local("down", "kafka")
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert not pid_file.exists()
+        assert local("status", "kafka").returncode != 0
+    finally:
+        local("down", "--purge", "kafka")
