@@ -27,8 +27,6 @@ from streams.interest import InterestParams
 from streams.profile import UserProfile, WeightedEvent, fold_events
 from streams.settings import load_settings
 
-pytest.importorskip("cassandra")
-
 DIM = 384
 PARAMS = InterestParams()
 

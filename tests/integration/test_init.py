@@ -156,7 +156,6 @@ def test_init_creates_a_missing_keyspace_with_the_given_replication(
 
 
 def test_an_unreachable_cassandra_is_one_clear_error() -> None:
-    pytest.importorskip("cassandra")
     with pytest.raises(StoreError, match=r"cannot connect to Cassandra at 127\.0\.0\.1:1/ks"):
         init_cassandra(load_settings(store_url="cassandra://127.0.0.1:1/ks"))
 

@@ -15,9 +15,6 @@ from encoders.parity_sentences import PARITY_SENTENCES
 from encoders.runtime import OnnxEncoder
 from streams.errors import MissingExtraError
 
-pytest.importorskip("torch", reason="exporting needs the export extra")
-pytest.importorskip("sentence_transformers", reason="parity needs sentence-transformers")
-
 # Texts the parity gate did not see: the check must generalize beyond its own sentences.
 UNSEEN = bench_corpora(60, seed=123)["mixed"]
 

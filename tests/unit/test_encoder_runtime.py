@@ -25,7 +25,6 @@ LONG_TEXT = "The battery barely lasts a day and the app keeps disconnecting. " *
 
 def _exported(precision: str) -> tuple[Path, ModelMeta]:
     """Export once into the default cache dir (idempotent: a no-op when already there)."""
-    pytest.importorskip("torch", reason="exporting needs the export extra")
     from encoders.export import export_encoder
 
     export_encoder(precision)

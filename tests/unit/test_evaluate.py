@@ -313,7 +313,6 @@ def test_generator_knobs_change_nothing_by_default_and_do_what_they_say():
 
 
 def test_plots_are_written(drifting: Evaluation, tmp_path: Path):
-    pytest.importorskip("matplotlib")
     from streams.evaluate_plots import write_plots
 
     files = write_plots(drifting, tmp_path, users=2)
