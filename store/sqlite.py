@@ -9,6 +9,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import numpy as np
@@ -69,20 +70,23 @@ class SqliteStore:
     def from_url(cls, url: str) -> SqliteStore:
         return cls(path_from_url(url))
 
-    def get(self, user_ids: Sequence[str]) -> dict[str, UserProfile]:
-        found: dict[str, UserProfile] = {}
-        ids = list(dict.fromkeys(user_ids))
+    def _select_in(self, select: str, keys: Sequence[str]) -> list[tuple[Any, ...]]:
+        """Rows of `select ... IN (?)` for distinct keys, in chunks under SQLite's variable cap."""
+        ids = list(dict.fromkeys(keys))
+        rows: list[tuple[Any, ...]] = []
         try:
             for start in range(0, len(ids), 500):
                 chunk = ids[start : start + 500]
-                marks = ",".join("?" * len(chunk))
-                rows = self._db.execute(
-                    f"SELECT user_id, state FROM profiles WHERE user_id IN ({marks})", chunk
-                )
-                found.update((user_id, decode_profile(state)) for user_id, state in rows)
+                rows.extend(self._db.execute(select.format(",".join("?" * len(chunk))), chunk))
         except sqlite3.Error as exc:
             raise StoreError(f"cannot read {self.path}: {exc}") from exc
-        return found
+        return rows
+
+    def get(self, user_ids: Sequence[str]) -> dict[str, UserProfile]:
+        rows = self._select_in(
+            "SELECT user_id, state FROM profiles WHERE user_id IN ({})", user_ids
+        )
+        return {user_id: decode_profile(state) for user_id, state in rows}
 
     def apply(self, writes: Sequence[ProfileWrite]) -> ApplyResult:
         won: list[str] = []
@@ -131,23 +135,16 @@ class SqliteStore:
         return [user_id for (user_id,) in rows]
 
     def get_items(self, item_ids: Sequence[str]) -> dict[str, StoredItem]:
-        found: dict[str, StoredItem] = {}
-        ids = list(dict.fromkeys(item_ids))
-        try:
-            for start in range(0, len(ids), 500):
-                chunk = ids[start : start + 500]
-                marks = ",".join("?" * len(chunk))
-                rows = self._db.execute(
-                    "SELECT item_id, text, domain, model_id, vector FROM items"
-                    f" WHERE item_id IN ({marks})",
-                    chunk,
-                )
-                for item_id, text, domain, model_id, vector in rows:
-                    array = np.frombuffer(vector, dtype="<f4").astype(np.float32)
-                    found[item_id] = StoredItem(item_id, text, domain, model_id, array)
-        except sqlite3.Error as exc:
-            raise StoreError(f"cannot read {self.path}: {exc}") from exc
-        return found
+        rows = self._select_in(
+            "SELECT item_id, text, domain, model_id, vector FROM items WHERE item_id IN ({})",
+            item_ids,
+        )
+        return {
+            item_id: StoredItem(
+                item_id, text, domain, model_id, np.frombuffer(vector, "<f4").astype(np.float32)
+            )
+            for item_id, text, domain, model_id, vector in rows
+        }
 
     def put_items(self, items: Sequence[StoredItem]) -> None:
         rows = [

@@ -125,14 +125,16 @@ class _Scratch:
 
     def __init__(self, settings: Settings, tag: str) -> None:
         from store import open_store
+        from store.cassandra import CassandraTarget, parse_url
         from streams.admin import init_kafka
         from streams.settings import load_settings
 
         suffix = uuid.uuid4().hex[:8]
         self.prefix = f"bench-{tag}-{suffix}-"
         self.keyspace = f"bench_{tag}_{suffix}"
-        host = settings.store_url.split("://", 1)[1].split("/", 1)[0]
-        self.store_url = f"cassandra://{host}/{self.keyspace}"
+        contact = parse_url(settings.store_url)
+        self.target = CassandraTarget(contact.hosts, contact.port, self.keyspace)
+        self.store_url = f"cassandra://{self.target}"
         self.settings = load_settings(
             brokers=settings.brokers,
             topic_prefix=self.prefix,
@@ -142,14 +144,18 @@ class _Scratch:
         init_kafka(self.settings)
         open_store(self.store_url, create_schema=True).close()
 
+    def connect(self) -> tuple[Any, Any]:
+        """A driver cluster and session on the scratch keyspace, configured as the store's."""
+        from store.cassandra import connect
+
+        return connect(self.target, self.settings)
+
     def drop(self) -> None:
-        from cassandra.cluster import Cluster
         from kafka.admin import KafkaAdminClient
 
-        host, _, port = self.store_url.split("://", 1)[1].split("/", 1)[0].partition(":")
-        cluster = Cluster(host.split(","), port=int(port or 9042))
+        cluster, session = self.connect()
         try:
-            cluster.connect().execute(f"DROP KEYSPACE IF EXISTS {self.keyspace}")
+            session.execute(f"DROP KEYSPACE IF EXISTS {self.keyspace}")
         finally:
             cluster.shutdown()
         admin = KafkaAdminClient(bootstrap_servers=self.settings.brokers)
@@ -225,13 +231,11 @@ def _raw_ceiling(
 ) -> dict[str, Any]:
     """aiokafka consume + concurrent cassandra-driver writes of same-size rows, no logic."""
     from aiokafka import AIOKafkaConsumer
-    from cassandra.cluster import Cluster
     from cassandra.concurrent import execute_concurrent_with_args
 
     scratch = _Scratch(settings, "raw")
-    host, _, port = scratch.store_url.split("://", 1)[1].split("/", 1)[0].partition(":")
-    cluster = Cluster(host.split(","), port=int(port or 9042))
-    session = cluster.connect(scratch.keyspace)
+    cluster, session = scratch.connect()
+    session.set_keyspace(scratch.keyspace)
     session.execute("CREATE TABLE IF NOT EXISTS raw_rows (user_id text PRIMARY KEY, state blob)")
     insert = session.prepare("INSERT INTO raw_rows (user_id, state) VALUES (?, ?)")
     try:
