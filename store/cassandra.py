@@ -224,13 +224,17 @@ def _auth_provider(settings: Settings) -> Any:
 def connect(target: CassandraTarget, settings: Settings) -> tuple[Cluster, Session]:
     """A connected cluster: token-aware routing, configured consistency, auth and TLS.
 
-    Protocol v5 (Cassandra 4.0+) first, v4 if the cluster refuses it; set explicitly so the
-    driver does not walk down from its DSE versions with a warning per host.
+    Native protocol v4, set explicitly. v5 adds checksummed segments, and cassandra-driver
+    (3.30.1 and earlier) drops the bytes of a segment header that a socket read splits in its
+    first six bytes: the next header is then read out of place, the connection dies with
+    "CRC mismatch on header" and its in-flight requests fail. Large profile rows make such a
+    split likely enough to hit in tests. v4 has no segments and every feature used here
+    (vectors travel as custom types). Fixing the version also keeps the driver from walking
+    down from its DSE versions with a warning per host.
     """
     _require_driver()
     from cassandra import ConsistencyLevel, ProtocolVersion
-    from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile, NoHostAvailable
-    from cassandra.connection import ProtocolVersionUnsupported
+    from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile
     from cassandra.policies import DCAwareRoundRobinPolicy, TokenAwarePolicy
     from cassandra.query import tuple_factory
 
@@ -243,43 +247,30 @@ def connect(target: CassandraTarget, settings: Settings) -> tuple[Cluster, Sessi
     )
     auth = _auth_provider(settings)
     tls = _ssl_context(settings)
-    for version in (ProtocolVersion.V5, ProtocolVersion.V4):
-        profile = ExecutionProfile(
-            load_balancing_policy=TokenAwarePolicy(
-                DCAwareRoundRobinPolicy(local_dc=settings.cassandra_local_dc)
-            ),
-            consistency_level=consistency,
-            serial_consistency_level=serial,
-            row_factory=tuple_factory,  # no namedtuple class per result: we index columns
-            request_timeout=12.0,  # above the server's 2 s write / 1 s CAS contention timeouts
-        )
-        cluster = Cluster(
-            contact_points=list(target.hosts),
-            port=target.port,
-            protocol_version=version,
-            execution_profiles={EXEC_PROFILE_DEFAULT: profile},
-            auth_provider=auth,
-            ssl_context=tls,
-            connect_timeout=5.0,
-            control_connection_timeout=5.0,
-        )
-        try:
-            return cluster, cluster.connect()
-        except NoHostAvailable as exc:
-            cluster.shutdown()
-            refused = [e for e in exc.errors.values() if isinstance(e, ProtocolVersionUnsupported)]
-            if version == ProtocolVersion.V5 and refused:
-                log.info("Cassandra at %s refuses protocol v5, using v4", target)
-                continue
-            raise StoreError(
-                f"cannot connect to Cassandra at {target}: {describe_error(exc)}"
-            ) from exc
-        except driver_errors() as exc:
-            cluster.shutdown()
-            raise StoreError(
-                f"cannot connect to Cassandra at {target}: {describe_error(exc)}"
-            ) from exc
-    raise AssertionError("unreachable")  # pragma: no cover
+    profile = ExecutionProfile(
+        load_balancing_policy=TokenAwarePolicy(
+            DCAwareRoundRobinPolicy(local_dc=settings.cassandra_local_dc)
+        ),
+        consistency_level=consistency,
+        serial_consistency_level=serial,
+        row_factory=tuple_factory,  # no namedtuple class per result: we index columns
+        request_timeout=12.0,  # above the server's 2 s write / 1 s CAS contention timeouts
+    )
+    cluster = Cluster(
+        contact_points=list(target.hosts),
+        port=target.port,
+        protocol_version=ProtocolVersion.V4,
+        execution_profiles={EXEC_PROFILE_DEFAULT: profile},
+        auth_provider=auth,
+        ssl_context=tls,
+        connect_timeout=5.0,
+        control_connection_timeout=5.0,
+    )
+    try:
+        return cluster, cluster.connect()
+    except driver_errors() as exc:
+        cluster.shutdown()
+        raise StoreError(f"cannot connect to Cassandra at {target}: {describe_error(exc)}") from exc
 
 
 # --- schema ---------------------------------------------------------------------------------

@@ -120,7 +120,11 @@ def cassandra_contact() -> tuple[str, int]:
 
     def attempt() -> tuple[str, int]:
         cluster = Cluster(
-            [contact[0]], port=contact[1], connect_timeout=5, control_connection_timeout=5
+            [contact[0]],
+            port=contact[1],
+            protocol_version=4,  # as store.cassandra.connect: see why there
+            connect_timeout=5,
+            control_connection_timeout=5,
         )
         try:
             cluster.connect().execute("SELECT release_version FROM system.local")
@@ -135,7 +139,9 @@ def cassandra_contact() -> tuple[str, int]:
 def cassandra_session(cassandra_contact: tuple[str, int]) -> Iterator[Any]:
     from cassandra.cluster import Cluster
 
-    cluster = Cluster([cassandra_contact[0]], port=cassandra_contact[1], connect_timeout=10)
+    cluster = Cluster(
+        [cassandra_contact[0]], port=cassandra_contact[1], protocol_version=4, connect_timeout=10
+    )
     session = cluster.connect()
     yield session
     cluster.shutdown()

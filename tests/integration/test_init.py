@@ -117,7 +117,7 @@ def test_init_cassandra_twice_creates_then_finds_the_schema(
 
     from cassandra.cluster import Cluster
 
-    cluster = Cluster([host], port=port, protocol_version=5)
+    cluster = Cluster([host], port=port, protocol_version=4)
     try:
         cluster.connect().shutdown()
         tables = cluster.metadata.keyspaces[keyspace].tables
@@ -150,7 +150,7 @@ def test_init_creates_a_missing_keyspace_with_the_given_replication(
     finally:
         from cassandra.cluster import Cluster
 
-        cluster = Cluster([host], port=port, protocol_version=5)
+        cluster = Cluster([host], port=port, protocol_version=4)
         cluster.connect().execute(f"DROP KEYSPACE IF EXISTS {fresh}", timeout=60)
         cluster.shutdown()
 
