@@ -813,6 +813,12 @@ def generate(
 @click.option("--short-half-life", help="e.g. 6h [default 6h].")
 @click.option("--long-half-life", help="e.g. 30d [default 30d].")
 @click.option(
+    "--profile-cache",
+    "profile_cache_size",
+    type=int,
+    help="Profiles kept in memory between batches, 0 to read every batch [default 2000].",
+)
+@click.option(
     "--loglevel",
     default="info",
     show_default=True,
@@ -829,6 +835,7 @@ def worker(
     precision: str | None,
     short_half_life: str | None,
     long_half_life: str | None,
+    profile_cache_size: int | None,
     loglevel: str,
     encoder_kind: str,
 ) -> None:
@@ -850,6 +857,7 @@ def worker(
         precision=precision,
         short_half_life_s=_half_life(short_half_life),
         long_half_life_s=_half_life(long_half_life),
+        profile_cache_size=profile_cache_size,
     )
     encoder = build_encoder(settings, encoder_kind)
     store = open_store(settings.store_url, **_store_options(settings))

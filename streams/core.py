@@ -26,6 +26,7 @@ from store.base import ItemCatalog, ProfileStore, ProfileWrite
 from streams.errors import InterestStreamError, StoreError
 from streams.interest import InterestParams, event_weight
 from streams.profile import UserProfile, WeightedEvent, fold_events, select_new
+from streams.profile_cache import ProfileCache
 from streams.sentiment import SentimentScorer
 
 if TYPE_CHECKING:
@@ -88,6 +89,7 @@ class BatchOutcome:
     writes: int = 0
     lost_fences: int = 0
     texts_encoded: int = 0
+    cached_reads: int = 0
     encode_seconds: float = 0.0
     read_seconds: float = 0.0
     fold_seconds: float = 0.0
@@ -106,6 +108,7 @@ class BatchCore:
         rules: ValidationRules | None = None,
         include_vectors: bool = True,
         items: ItemCatalog | None = None,
+        profile_cache_size: int = 0,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.encoder = encoder
@@ -116,6 +119,7 @@ class BatchCore:
         self.include_vectors = include_vectors
         self._clock = clock
         self._sentiment = SentimentScorer(encoder)
+        self.cache = ProfileCache(profile_cache_size)
 
     @classmethod
     def from_settings(cls, settings: Settings, encoder: Encoder, store: ProfileStore) -> BatchCore:
@@ -127,6 +131,7 @@ class BatchCore:
             rules=settings.validation_rules(),
             include_vectors=settings.include_vectors,
             items=store if isinstance(store, ItemCatalog) else None,
+            profile_cache_size=settings.profile_cache_size,
         )
 
     def validate(self, records: Sequence[RawRecord]) -> tuple[list[Candidate], list[Rejection]]:
@@ -171,9 +176,7 @@ class BatchCore:
         by_user: dict[str, list[Candidate]] = defaultdict(list)
         for candidate in candidates:
             by_user[candidate.event.user_id].append(candidate)
-        started = time.perf_counter()
-        stored = self.store.get(sorted(by_user))
-        outcome.read_seconds += time.perf_counter() - started
+        stored = self._read(sorted(by_user), outcome)
         # Dedup before encoding, so a replayed batch costs a read and nothing else.
         fresh: dict[str, list[Candidate]] = {}
         for user_id, items in by_user.items():
@@ -187,6 +190,18 @@ class BatchCore:
         weighted = self._weigh(fresh, outcome, known_vectors)
         self._fold_and_write(weighted, outcome, stored)
         return outcome
+
+    def _read(self, user_ids: list[str], outcome: BatchOutcome) -> dict[str, UserProfile]:
+        """Profiles of `user_ids`: from the cache where it has them, else from the store."""
+        found, missing = self.cache.lookup(user_ids)
+        outcome.cached_reads += len(found)
+        if missing:
+            started = time.perf_counter()
+            read = self.store.get(missing)
+            outcome.read_seconds += time.perf_counter() - started
+            self.cache.put(read)
+            found.update(read)
+        return found
 
     def _resolve_items(
         self, candidates: list[Candidate], rejects: list[Rejection]
@@ -291,9 +306,7 @@ class BatchCore:
         pending = dict(by_user)
         for attempt in range(MAX_FENCE_RETRIES):
             if attempt:
-                started = time.perf_counter()
-                stored = self.store.get(sorted(pending))
-                outcome.read_seconds += time.perf_counter() - started
+                stored = self._read(sorted(pending), outcome)  # the losers left the cache
             writes: list[ProfileWrite] = []
             folded: dict[str, tuple[int, int]] = {}
             started = time.perf_counter()
@@ -317,7 +330,12 @@ class BatchCore:
                     outcome.duplicates += result.duplicates
             outcome.fold_seconds += time.perf_counter() - started
             started = time.perf_counter()
-            won = set(self.store.apply(writes).won) if writes else set()
+            try:
+                won = set(self.store.apply(writes).won) if writes else set()
+            except BaseException:
+                # Outcomes unknown: read these users from the store next time.
+                self.cache.drop(w.profile.user_id for w in writes)
+                raise
             outcome.write_seconds += time.perf_counter() - started
             outcome.writes += len(writes)
             for write in writes:
@@ -330,6 +348,10 @@ class BatchCore:
                         profile_update(write.profile, include_vectors=self.include_vectors)
                     )
             lost = {w.profile.user_id for w in writes} - won
+            self.cache.put(
+                {w.profile.user_id: w.profile for w in writes if w.profile.user_id in won}
+            )
+            self.cache.drop(lost)
             outcome.lost_fences += len(lost)
             # A lost fence means another writer stored a newer version: re-read and re-fold.
             # Dedup makes the re-fold skip whatever that writer already applied.

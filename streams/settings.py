@@ -33,6 +33,8 @@ class Settings(BaseSettings):
     )
     cassandra_local_dc: str | None = None
     cassandra_max_in_flight: int = Field(64, ge=1)
+    # Profiles kept in memory between batches (0: read every batch); 100-250 KB each.
+    profile_cache_size: int = Field(2_000, ge=0)
 
     # Encoder
     model_dir: Path | None = Field(None, description="Where exported ONNX models live")

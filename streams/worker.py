@@ -181,6 +181,12 @@ def create_app(settings: Settings, encoder: Encoder, store: ProfileStore) -> Any
             )
         await asyncio.gather(*futures)
 
+    @app.on_partitions_revoked.connect
+    def forget_profiles(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+        # Users of revoked partitions may be written by another worker from now on: the
+        # cached profiles would only lose their fences. Partitions kept re-read once.
+        core.cache.invalidate()
+
     @app.agent(inputs, supervisor_strategy=CrashingSupervisor, concurrency=1)
     async def fold_events(stream: Any) -> None:
         async for batch in stream.noack_take(
@@ -207,8 +213,8 @@ def create_app(settings: Settings, encoder: Encoder, store: ProfileStore) -> Any
             pipeline.lost_fences += outcome.lost_fences
             log.info(
                 "batch %d: %d records, %d applied, %d duplicates, %d to DLQ, %d users, "
-                "%d writes, %d lost fences, %d texts encoded in %.3f s, read %.3f s, fold"
-                " %.3f s, write %.3f s, total %.3f s",
+                "%d writes, %d lost fences, %d texts encoded in %.3f s, %d profiles cached,"
+                " read %.3f s, fold %.3f s, write %.3f s, total %.3f s",
                 pipeline.batches,
                 len(records),
                 outcome.applied,
@@ -219,6 +225,7 @@ def create_app(settings: Settings, encoder: Encoder, store: ProfileStore) -> Any
                 outcome.lost_fences,
                 outcome.texts_encoded,
                 outcome.encode_seconds,
+                outcome.cached_reads,
                 outcome.read_seconds,
                 outcome.fold_seconds,
                 outcome.write_seconds,
