@@ -1,13 +1,22 @@
-"""Cassandra profile store: `ProfileStore` over the `profiles` and `profile_domains` tables.
+"""Cassandra profile store: `ProfileStore` over `profiles` and the tables that go with it.
 
-The production backend. Every profile write is one lightweight transaction fenced by the
-stored version (INSERT IF NOT EXISTS for a new user, UPDATE IF version = ? otherwise), run
-concurrently with a bounded number of requests in flight; the per-domain rows follow only
-once the profile's LWT has won. `get` decodes only the `state` blob (store/codec.py), the
-lossless profile; the vector, weight and cluster columns exist for readers that want no
-decoding (rankers, the SAI vector indexes behind `nearest_users`). The schema lives in
-schemas/profiles.cql; `ensure_schema` applies it and `interest-stream init` calls that.
-The driver (`cassandra-driver`, extra `cassandra`) is imported only when a store is opened.
+The production backend. Every profile write is one lightweight transaction on the user's
+`profiles` row fenced by the stored version (INSERT IF NOT EXISTS for a new user, UPDATE
+IF version = ? otherwise), run concurrently with a bounded number of requests in flight.
+That row holds what readers query (the current vectors, weights, clusters, applied
+offsets) and the fence: `version` and the `write_id` of the write that stored it. The
+lossless profile (store/codec.py, about 50-120 KB: the event summary and the recent event
+ids) is too large to carry through Paxos, which writes its payload several times: it goes
+first, as a plain write, to an immutable `profile_states` row keyed (user_id, version,
+write_id), and the LWT then makes it current by storing its `write_id`. `get` reads the
+fence and the user's state rows side by side and decodes the state the fence names. After
+a won write, older states are deleted (one range tombstone) and the per-domain rows follow;
+a lost write deletes its own state row. The SAI vector indexes behind `nearest_users` are
+on `profile_ann`, copies of the profile vectors written in the background and only once a
+profile has moved away from its copy (store/ann_copies.py): inserting into a vector index
+was the largest measured cost of a write. The schema lives in schemas/profiles.cql;
+`ensure_schema` applies it and `interest-stream init` calls that. The driver
+(`cassandra-driver`, extra `cassandra`) is imported only when a store is opened.
 """
 
 from __future__ import annotations
@@ -28,6 +37,7 @@ from urllib.parse import urlsplit
 import numpy as np
 import numpy.typing as npt
 
+from store.ann_copies import AnnCopy, AnnRefresher
 from store.base import ApplyResult, ProfileWrite, StoredItem
 from store.codec import decode_profile, encode_profile
 from streams.errors import ConfigurationError, MissingExtraError, StoreError
@@ -71,7 +81,6 @@ _PROFILE_COLUMNS = (
     "cluster_labels",
     "cluster_weights",
     "applied_offsets",
-    "state",
 )
 _DOMAIN_COLUMNS = (
     "user_id",
@@ -85,7 +94,8 @@ _DOMAIN_COLUMNS = (
     "t_ref",
 )
 _HORIZONS = ("short", "long")
-_DOMAIN_WRITE_ATTEMPTS = 3
+_FOLLOW_UP_ATTEMPTS = 3
+_STATE_READ_ATTEMPTS = 5
 _UNSENT_ATTEMPTS = 10  # about 5 s of pauses in all
 
 Horizon = Literal["short", "long"]
@@ -443,10 +453,16 @@ class _Statements:
 
     insert: PreparedStatement
     update: PreparedStatement
-    read_state: PreparedStatement
     read_fence: PreparedStatement
+    write_state: PreparedStatement
+    read_states: PreparedStatement
+    prune_states: PreparedStatement
+    drop_state: PreparedStatement
     write_domain: PreparedStatement
+    write_ann: PreparedStatement
     delete_profile: PreparedStatement
+    delete_ann: PreparedStatement
+    delete_states: PreparedStatement
     delete_domains: PreparedStatement
     list_ids: PreparedStatement
     nearest: Mapping[str, PreparedStatement]
@@ -456,6 +472,7 @@ class _Statements:
         from cassandra import ConsistencyLevel
 
         profiles, domains = f"{keyspace}.profiles", f"{keyspace}.profile_domains"
+        states, ann = f"{keyspace}.profile_states", f"{keyspace}.profile_ann"
         columns = ", ".join(_PROFILE_COLUMNS)
         marks = ", ".join("?" * (len(_PROFILE_COLUMNS) + 1))
         assignments = ", ".join(f"{c} = ?" for c in _PROFILE_COLUMNS)
@@ -466,35 +483,54 @@ class _Statements:
             update=session.prepare(
                 f"UPDATE {profiles} SET {assignments} WHERE user_id = ? IF version = ?"
             ),
-            read_state=session.prepare(f"SELECT state FROM {profiles} WHERE user_id = ?"),
             read_fence=session.prepare(
                 f"SELECT version, write_id FROM {profiles} WHERE user_id = ?"
+            ),
+            write_state=session.prepare(
+                f"INSERT INTO {states} (user_id, version, write_id, state) VALUES (?, ?, ?, ?)"
+            ),
+            read_states=session.prepare(
+                f"SELECT version, write_id, state FROM {states} WHERE user_id = ?"
+            ),
+            prune_states=session.prepare(f"DELETE FROM {states} WHERE user_id = ? AND version < ?"),
+            drop_state=session.prepare(
+                f"DELETE FROM {states} WHERE user_id = ? AND version = ? AND write_id = ?"
             ),
             write_domain=session.prepare(
                 f"INSERT INTO {domains} ({', '.join(_DOMAIN_COLUMNS)})"
                 f" VALUES ({', '.join('?' * len(_DOMAIN_COLUMNS))})"
             ),
+            write_ann=session.prepare(
+                f"INSERT INTO {ann} (user_id, version, model_id, updated_at, short, long)"
+                " VALUES (?, ?, ?, ?, ?, ?)"
+            ),
             delete_profile=session.prepare(f"DELETE FROM {profiles} WHERE user_id = ? IF EXISTS"),
+            delete_ann=session.prepare(f"DELETE FROM {ann} WHERE user_id = ?"),
+            delete_states=session.prepare(f"DELETE FROM {states} WHERE user_id = ?"),
             delete_domains=session.prepare(f"DELETE FROM {domains} WHERE user_id = ?"),
             list_ids=session.prepare(f"SELECT user_id FROM {profiles}"),
             nearest={
                 horizon: session.prepare(
-                    f"SELECT user_id, similarity_cosine({horizon}, ?) FROM {profiles}"
+                    f"SELECT user_id, similarity_cosine({horizon}, ?) FROM {ann}"
                     f" ORDER BY {horizon} ANN OF ? LIMIT ?"
                 )
                 for horizon in _HORIZONS
             },
         )
         for idempotent in (
-            statements.read_state,
+            statements.read_fence,
+            statements.write_state,
+            statements.read_states,
+            statements.prune_states,
+            statements.drop_state,
             statements.write_domain,
+            statements.write_ann,
+            statements.delete_ann,
+            statements.delete_states,
             statements.delete_domains,
             statements.list_ids,
         ):
             idempotent.is_idempotent = True
-        # A read at SERIAL consistency finishes any Paxos round in progress on the row, so
-        # what it returns is final: the way to learn the fate of a timed-out LWT.
-        statements.read_fence.consistency_level = ConsistencyLevel.LOCAL_SERIAL
         for ann in statements.nearest.values():
             # Cassandra 5.0 runs ANN only at ONE / LOCAL_ONE and without paging.
             ann.consistency_level = ConsistencyLevel.LOCAL_ONE
@@ -509,22 +545,26 @@ Outcome = Literal["won", "lost", "unknown"]
 class CassandraStore:
     """`ProfileStore` over a Cassandra keyspace; see the module docstring.
 
-    Writes (`apply`): one LWT per user, at most `cassandra_max_in_flight` in flight.
-    `[applied]` decides won or lost, except where the outcome is unknown: any error but
-    a refusal (invalid request, no permission) may hide a Paxos round that went on to
-    commit (a WriteTimeout after the propose phase, a WriteFailure in the commit phase,
-    a client-side timeout, a lost connection), and a driver retry of a round that had
-    committed reports "not applied" while the row holds our own version. Each write
-    carries a fresh random `write_id`; in those cases the row is read back at SERIAL
-    consistency (which completes any round in flight, so the answer is final) and the
-    write won if and only if the stored `write_id` is ours. Comparing versions alone
-    would not do: a racing writer that read the same version stores the same version
-    number. A lost write stored nothing; the caller re-reads and re-folds. If even the
-    read-back fails, `apply` raises StoreError and the batch must not be acknowledged.
+    Writes (`apply`): each user's state row first (plain writes), then one LWT per user, at
+    most `cassandra_max_in_flight` requests in flight. `[applied]` decides won or lost,
+    except where the outcome is unknown: any error but a refusal (invalid request, no
+    permission) may hide a Paxos round that went on to commit (a WriteTimeout after the
+    propose phase, a WriteFailure in the commit phase, a client-side timeout, a lost
+    connection), and a driver retry of a round that had committed reports "not applied"
+    while the row holds our own version. Each write carries a fresh random `write_id`; in
+    those cases the row is read back at SERIAL consistency (which completes any round in
+    flight, so the answer is final) and the write won if and only if the stored `write_id`
+    is ours. Comparing versions alone would not do: a racing writer that read the same
+    version stores the same version number. A lost write stored nothing; the caller re-reads
+    and re-folds. If even the read-back fails, `apply` raises StoreError and the batch must
+    not be acknowledged.
     Requests the driver never sent (its buffers full) are sent again; see `_execute_all`.
 
-    The `profile_domains` rows of the winners follow as plain idempotent writes (one
-    single-partition batch per user, retried a few times). They are derived data: a
+    The state row is written before the LWT, so a fence that names a `write_id` always
+    finds its state (a crash in between leaves only an orphan row, deleted by the user's
+    next won write). The `profile_domains` rows of the winners follow as plain idempotent
+    writes (one single-partition batch per user), with the deletion of older states, all
+    retried a few times. Domain rows are derived data: a
     reader that needs them consistent with the profile compares their `version`. Their
     cell timestamps are client clocks, so a stale domain write can overtake a newer one
     only if two workers race on one user (a rebalance) with clocks further apart than a
@@ -537,7 +577,9 @@ class CassandraStore:
         self.keyspace = checked_keyspace(keyspace)
         self._cluster = cluster
         self._session = session
-        self._max_in_flight = settings.cassandra_max_in_flight
+        # One bound for every thread of this store (batches and the ANN refresher).
+        self._slots = threading.BoundedSemaphore(settings.cassandra_max_in_flight)
+        self._ann = AnnRefresher(self._write_ann_copies, min_cosine=settings.ann_refresh_cosine)
         dim = table_dim(cluster, self.keyspace)
         if dim is None:
             raise StoreError(
@@ -621,7 +663,7 @@ class CassandraStore:
         return results
 
     def _execute_round(self, statements: Sequence[Statement]) -> list[Any]:
-        slots = threading.BoundedSemaphore(self._max_in_flight)
+        slots = self._slots
         futures: list[Any] = []
         for statement in statements:
             slots.acquire()
@@ -671,7 +713,6 @@ class CassandraStore:
             "cluster_labels": [cluster.label for cluster in profile.clusters],
             "cluster_weights": [cluster.weight for cluster in profile.clusters],
             "applied_offsets": dict(profile.applied_offsets),
-            "state": encode_profile(profile),
         }
         columns = [values.get(column) for column in _PROFILE_COLUMNS]  # vectors: None here
         vectors = {"short": state.short.profile(), "long": state.long.profile()}
@@ -736,7 +777,15 @@ class CassandraStore:
 
     def _resolve(self, uncertain: list[tuple[ProfileWrite, uuid.UUID]]) -> set[str]:
         """Users whose uncertain write is, definitively, the stored one."""
-        reads = [self._statements.read_fence.bind((w.profile.user_id,)) for w, _ in uncertain]
+        from cassandra import ConsistencyLevel
+
+        reads = []
+        for write, _ in uncertain:
+            read = self._statements.read_fence.bind((write.profile.user_id,))
+            # A read at SERIAL consistency finishes any Paxos round in progress on the row,
+            # so what it returns is final: the way to learn the fate of a timed-out LWT.
+            read.consistency_level = ConsistencyLevel.LOCAL_SERIAL
+            reads.append(read)
         won: set[str] = set()
         for (write, write_id), result in zip(uncertain, self._execute_all(reads), strict=True):
             user_id = write.profile.user_id
@@ -751,9 +800,32 @@ class CassandraStore:
                 won.add(user_id)
         return won
 
-    def _write_domains(self, profiles: Sequence[UserProfile]) -> None:
-        pending = [(p.user_id, s) for p in profiles if (s := self._domain_writes(p)) is not None]
-        for attempt in range(1, _DOMAIN_WRITE_ATTEMPTS + 1):
+    def _state_write(self, write: ProfileWrite, write_id: uuid.UUID) -> BoundStatement:
+        profile = write.profile
+        return self._statements.write_state.bind(
+            (profile.user_id, profile.version, write_id, encode_profile(profile))
+        )
+
+    def _write_ann_copies(self, copies: Sequence[AnnCopy]) -> list[BaseException | None]:
+        """The ANN refresher's writer (its own thread): one plain write per copy."""
+        statements = []
+        for copy in copies:
+            values = [
+                copy.user_id,
+                copy.version,
+                copy.model_id,
+                round(copy.updated_at * 1000),
+                None,  # vectors: pre-serialized by _bind
+                None,
+            ]
+            vectors = {4: copy.vectors[0], 5: copy.vectors[1]}
+            statements.append(_bind(self._statements.write_ann, values, vectors, self.dim))
+        return [r if isinstance(r, BaseException) else None for r in self._execute_all(statements)]
+
+    def _write_retried(self, pending: list[tuple[str, Statement]], what: str) -> None:
+        """Run idempotent writes, retrying the failed ones; StoreError naming `what` and
+        the users if some still fail."""
+        for attempt in range(1, _FOLLOW_UP_ATTEMPTS + 1):
             results = self._execute_all([statement for _, statement in pending])
             failed = [
                 (item, r)
@@ -762,36 +834,67 @@ class CassandraStore:
             ]
             if not failed:
                 return
-            if attempt == _DOMAIN_WRITE_ATTEMPTS:
-                users = sorted(user_id for (user_id, _), _ in failed)
+            if attempt == _FOLLOW_UP_ATTEMPTS:
+                users = sorted({user_id for (user_id, _), _ in failed})
                 raise self._error(
-                    f"profiles of {len(users)} users ({', '.join(users[:5])}) are stored but"
-                    " writing their per-domain rows failed",
+                    f"{what} failed for {len(users)} users ({', '.join(users[:5])})",
                     failed[0][1],
                 )
             log.warning(
-                "per-domain writes failed for %d users, retrying: %s",
+                "%s failed for %d requests, retrying: %s",
+                what,
                 len(failed),
                 describe_error(failed[0][1]),
             )
             pending = [item for item, _ in failed]
 
+    def _execute_fences(self, statements: Sequence[Statement]) -> list[Any]:
+        """The LWT round of `apply` (its own method so tests can make it fail)."""
+        return self._execute_all(statements)
+
     # -- ProfileStore ----------------------------------------------------------------------
 
     def get(self, user_ids: Sequence[str]) -> dict[str, UserProfile]:
-        """Stored profiles: one single-partition read per user (token-aware, concurrent),
-        which scales with the cluster where `IN` over many partitions would load one
-        coordinator."""
-        ids = list(dict.fromkeys(user_ids))
-        reads = [self._statements.read_state.bind((user_id,)) for user_id in ids]
+        """Stored profiles: per user, the fence and the state rows, read side by side as
+        single-partition reads (token-aware, concurrent), which scales with the cluster
+        where `IN` over many partitions would load one coordinator.
+
+        The state is the row whose (version, write_id) the fence names. If a newer write
+        won between the two reads, that row may already be deleted: those users are read
+        again.
+        """
+        pending = list(dict.fromkeys(user_ids))
         found: dict[str, UserProfile] = {}
-        for user_id, result in zip(ids, self._execute_all(reads), strict=True):
-            if isinstance(result, BaseException):
-                raise self._error(f"read of user {user_id!r} failed", result)
-            row = result.one()
-            if row is not None and row[0] is not None:
-                found[user_id] = decode_profile(row[0])
-        return found
+        for _ in range(_STATE_READ_ATTEMPTS):
+            reads = []
+            for user_id in pending:
+                reads.append(self._statements.read_fence.bind((user_id,)))
+                reads.append(self._statements.read_states.bind((user_id,)))
+            results = self._execute_all(reads)
+            moved: list[str] = []
+            for index, user_id in enumerate(pending):
+                fence, states = results[2 * index], results[2 * index + 1]
+                for result in (fence, states):
+                    if isinstance(result, BaseException):
+                        raise self._error(f"read of user {user_id!r} failed", result)
+                current = fence.one()
+                if current is None:
+                    continue  # no profile
+                state = next(
+                    (row[2] for row in states if (row[0], row[1]) == (current[0], current[1])),
+                    None,
+                )
+                if state is None:
+                    moved.append(user_id)
+                else:
+                    found[user_id] = decode_profile(state)
+            if not moved:
+                return found
+            pending = moved
+        raise StoreError(
+            f"Cassandra read ({self.keyspace}): the state named by the profile of"
+            f" {pending[0]!r} is missing after {_STATE_READ_ATTEMPTS} reads"
+        )
 
     def apply(self, writes: Sequence[ProfileWrite]) -> ApplyResult:
         """Store each profile whose stored version equals its expected version (one LWT per
@@ -803,11 +906,18 @@ class CassandraStore:
 
         write_ids = [uuid.uuid4() for _ in writes]
         statements = [self._profile_write(w, i) for w, i in zip(writes, write_ids, strict=True)]
+        self._write_retried(
+            [
+                (w.profile.user_id, self._state_write(w, i))
+                for w, i in zip(writes, write_ids, strict=True)
+            ],
+            "writing profile states (nothing is fenced yet)",
+        )
         won: set[str] = set()
         uncertain: list[tuple[ProfileWrite, uuid.UUID]] = []
         failures: list[tuple[str, BaseException]] = []
         for write, write_id, result in zip(
-            writes, write_ids, self._execute_all(statements), strict=True
+            writes, write_ids, self._execute_fences(statements), strict=True
         ):
             user_id = write.profile.user_id
             if isinstance(result, RequestValidationException):
@@ -835,18 +945,38 @@ class CassandraStore:
             )
         if uncertain:
             won |= self._resolve(uncertain)
-        self._write_domains([w.profile for w in writes if w.profile.user_id in won])
+        follow_ups: list[tuple[str, Statement]] = []
+        for write, write_id in zip(writes, write_ids, strict=True):
+            profile = write.profile
+            if profile.user_id in won:
+                prune = self._statements.prune_states.bind((profile.user_id, profile.version))
+                follow_ups.append((profile.user_id, prune))
+                domains = self._domain_writes(profile)
+                if domains is not None:
+                    follow_ups.append((profile.user_id, domains))
+            else:  # lost: nothing names our state row
+                drop = self._statements.drop_state.bind(
+                    (profile.user_id, profile.version, write_id)
+                )
+                follow_ups.append((profile.user_id, drop))
+        self._write_retried(
+            follow_ups, "profiles are stored but their per-domain rows or old-state deletes"
+        )
+        self._ann.offer([w.profile for w in writes if w.profile.user_id in won])
         return ApplyResult(
             tuple(u for u in users if u in won), tuple(u for u in users if u not in won)
         )
 
     def delete(self, user_id: str) -> bool:
         """Erase the profile (an LWT, so it is ordered with fenced writes) and then all
-        per-domain rows of the user."""
+        state and per-domain rows of the user."""
+        self._ann.forget(user_id)  # no copy of this user may be written after the delete
         try:
             existed = bool(
                 self._session.execute(self._statements.delete_profile, (user_id,)).was_applied
             )
+            self._session.execute(self._statements.delete_states, (user_id,))
+            self._session.execute(self._statements.delete_ann, (user_id,))
             self._session.execute(self._statements.delete_domains, (user_id,))
         except driver_errors() as exc:
             raise self._error(f"delete of user {user_id!r} failed", exc) from exc
@@ -861,7 +991,13 @@ class CassandraStore:
             raise self._error("scan of user ids failed", exc) from exc
         return ids[:limit] if limit else ids
 
+    def flush_ann(self, timeout: float = 60.0) -> bool:
+        """Wait until the ANN copies of every stored profile are written (see
+        store/ann_copies.py); False if `timeout` ran out first."""
+        return self._ann.flush(timeout)
+
     def close(self) -> None:
+        self._ann.close()
         self._cluster.shutdown()
 
     # -- beyond the protocol ---------------------------------------------------------------

@@ -33,6 +33,9 @@ class Settings(BaseSettings):
     )
     cassandra_local_dc: str | None = None
     cassandra_max_in_flight: int = Field(64, ge=1)
+    # The SAI-indexed copy of a profile's vectors is rewritten when the profile has moved
+    # away from it: cosine to the copy below this (1.0: on every change).
+    ann_refresh_cosine: float = Field(0.99, ge=-1, le=1)
     # Profiles kept in memory between batches (0: read every batch); 100-250 KB each.
     profile_cache_size: int = Field(2_000, ge=0)
 

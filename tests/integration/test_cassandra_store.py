@@ -108,8 +108,8 @@ def test_schema_renders_keyspace_replication_and_dimension() -> None:
         " {'class': 'NetworkTopologyStrategy', 'dc1': '3'}"
     )
     assert all("IF NOT EXISTS" in s and "$" not in s and "--" not in s for s in statements)
-    # profiles (short, long), profile_domains (short, long), items (vector)
-    assert sum(s.count("vector<float, 8>") for s in statements) == 5
+    # profiles, profile_domains, profile_ann (short, long each), items (vector)
+    assert sum(s.count("vector<float, 8>") for s in statements) == 7
     assert sum("StorageAttachedIndex" in s and "'cosine'" in s for s in statements) == 3
     with pytest.raises(ConfigurationError):
         replication_map({"class": "SimpleStrategy', 'x': '1"})
@@ -154,6 +154,7 @@ def test_ann_on_the_sai_index_finds_the_nearest_user(store: CassandraStore) -> N
     directions = [_unit(rng) for _ in range(30)]
     profiles = [_profile(f"u{i:02d}", [(d, None)] * 3, seed=i) for i, d in enumerate(directions)]
     assert len(store.apply([ProfileWrite(p, 0) for p in profiles]).won) == 30
+    assert store.flush_ann()  # the indexed copies are written in the background
     query = directions[17] + 0.1 * _unit(rng)
     nearest = store.nearest_users(query, limit=3)
     assert nearest[0][0] == "u17"
@@ -240,6 +241,79 @@ def test_per_domain_rows_follow_won_writes_only(store: CassandraStore) -> None:
     assert _domain_rows(store, "d") == {}
 
 
+def _state_rows(store: CassandraStore, user_id: str) -> list[tuple[int, Any]]:
+    rows = store._session.execute(
+        f"SELECT version, write_id FROM {store.keyspace}.profile_states WHERE user_id = %s",
+        (user_id,),
+    )
+    return [(row[0], row[1]) for row in rows]
+
+
+@pytest.mark.cassandra
+def test_only_the_current_state_row_survives(store: CassandraStore) -> None:
+    rng = np.random.default_rng(12)
+    first = _profile("s", [(_unit(rng), "movies")])
+    assert store.apply([ProfileWrite(first, 0)]).won == ("s",)
+    second = _profile("s", [(_unit(rng), "books")], seed=1, base=first)
+    assert store.apply([ProfileWrite(second, first.version)]).won == ("s",)
+    # A rival that read the first version loses and deletes its own state row.
+    rival = _profile("s", [(_unit(rng), None)], seed=2, base=first)
+    assert store.apply([ProfileWrite(rival, first.version)]).lost == ("s",)
+    fence = store._session.execute(
+        f"SELECT version, write_id FROM {store.keyspace}.profiles WHERE user_id = 's'"
+    ).one()
+    assert _state_rows(store, "s") == [(second.version, fence[1])]
+    assert store.get(["s"])["s"].event_count == second.event_count
+    assert store.delete("s") is True
+    assert _state_rows(store, "s") == [] and store.get(["s"]) == {}
+
+
+def _ann_row(store: CassandraStore, user_id: str) -> tuple[int, np.ndarray] | None:
+    row = store._session.execute(
+        f"SELECT version, long FROM {store.keyspace}.profile_ann WHERE user_id = %s", (user_id,)
+    ).one()
+    return None if row is None else (row[0], np.asarray(row[1]))
+
+
+@pytest.mark.cassandra
+def test_the_indexed_copy_is_rewritten_only_when_the_profile_moved(url: str) -> None:
+    store = CassandraStore.from_url(
+        url, settings=load_settings(ann_refresh_cosine=0.99), create_schema=True
+    )
+    try:
+        rng = np.random.default_rng(14)
+        topic = _unit(rng)
+        first = _profile("a", [(topic, None)] * 20)
+        store.apply([ProfileWrite(first, 0)])
+        assert store.flush_ann() and _ann_row(store, "a")[0] == first.version
+        # One more event on the same topic barely moves a 20-event profile: no rewrite.
+        nudged = _profile("a", [(topic, None)], seed=1, base=first)
+        store.apply([ProfileWrite(nudged, first.version)])
+        assert store.flush_ann() and _ann_row(store, "a")[0] == first.version
+        # A burst on a new topic moves it: the copy follows, and ANN finds the user there.
+        elsewhere = _unit(rng)
+        moved = _profile("a", [(elsewhere, None)] * 30, seed=2, base=nudged)
+        store.apply([ProfileWrite(moved, nudged.version)])
+        assert store.flush_ann()
+        version, long = _ann_row(store, "a")
+        moved_long = moved.state.long.profile()
+        assert version == moved.version and moved_long is not None
+        np.testing.assert_allclose(long, moved_long, atol=1e-6)
+        assert store.nearest_users(moved_long, limit=1)[0][0] == "a"
+        assert store.delete("a") and _ann_row(store, "a") is None
+    finally:
+        store.close()
+
+
+@pytest.mark.cassandra
+def test_a_fence_whose_state_is_gone_is_a_clear_error(store: CassandraStore) -> None:
+    profile = _profile("g", [(_unit(np.random.default_rng(13)), None)])
+    store.apply([ProfileWrite(profile, 0)])
+    store._session.execute(f"DELETE FROM {store.keyspace}.profile_states WHERE user_id = 'g'")
+    with pytest.raises(StoreError, match="state named by the profile of 'g' is missing"):
+        store.get(["g"])
+
+
 @pytest.mark.cassandra
 def test_requests_in_flight_stay_bounded(url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     bounded = CassandraStore.from_url(
@@ -272,18 +346,20 @@ def test_requests_in_flight_stay_bounded(url: str, monkeypatch: pytest.MonkeyPat
         assert len(bounded.get([p.user_id for p in profiles])) == 40
     finally:
         bounded.close()
-    assert counts["total"] == 120  # 40 LWTs, 40 domain writes, 40 reads
+    # 40 state writes, 40 LWTs, 40 old-state deletes, 40 domain rows, 40 ANN copies;
+    # 40 + 40 reads
+    assert counts["total"] == 280
     assert 2 <= counts["peak"] <= 3
 
 
 def _failing_once(
     store: CassandraStore, monkeypatch: pytest.MonkeyPatch, *, execute: int
 ) -> list[str]:
-    """Make the next `_execute_all` run its statements `execute` times, then report a
+    """Make the next LWT round run its statements `execute` times, then report a
     WriteTimeout for each: what a client sees when a Paxos round outlives its timeout."""
     from cassandra import WriteTimeout, WriteType
 
-    real: Callable[[Sequence[Any]], list[Any]] = store._execute_all
+    real: Callable[[Sequence[Any]], list[Any]] = store._execute_fences
     calls: list[str] = []
 
     def flaky(statements: Sequence[Any]) -> list[Any]:
@@ -294,7 +370,7 @@ def _failing_once(
             real(statements)
         return [WriteTimeout("simulated", write_type=WriteType.CAS) for _ in statements]
 
-    monkeypatch.setattr(store, "_execute_all", flaky)
+    monkeypatch.setattr(store, "_execute_fences", flaky)
     return calls
 
 
@@ -329,15 +405,15 @@ def test_a_retried_update_that_had_committed_is_reported_won(
     first = _profile("r", [(_unit(rng), None)])
     store.apply([ProfileWrite(first, 0)])
     second = _profile("r", [(_unit(rng), None)], seed=1, base=first)
-    real = store._execute_all
+    real = store._execute_fences
 
     def retried(statements: Sequence[Any]) -> list[Any]:
         # The first round commits; its retry finds version already moved to ours.
         real(statements)
-        monkeypatch.setattr(store, "_execute_all", real)
+        monkeypatch.setattr(store, "_execute_fences", real)
         return real(statements)
 
-    monkeypatch.setattr(store, "_execute_all", retried)
+    monkeypatch.setattr(store, "_execute_fences", retried)
     assert store.apply([ProfileWrite(second, first.version)]).won == ("r",)
     # A rival that read the same version and lost sees the same stored version: lost.
     rival = _profile("r", [(_unit(rng), None)], seed=2, base=first)
@@ -357,7 +433,7 @@ def test_requests_the_driver_refused_to_send_are_sent_again(
 
     def busy_first(statements: Sequence[Any]) -> list[Any]:
         rounds.append(len(statements))
-        if len(rounds) == 1:  # what the driver reports when its socket buffer is full
+        if len(rounds) == 2:  # the LWT round; the driver's word for a full socket buffer
             busy = {"127.0.0.1:9042": ConnectionBusy("Connection 127.0.0.1:9042 is overloaded")}
             return [NoHostAvailable("Unable to complete the operation", busy) for _ in statements]
         return real(statements)
@@ -365,7 +441,10 @@ def test_requests_the_driver_refused_to_send_are_sent_again(
     monkeypatch.setattr(store, "_execute_round", busy_first)
     profile = _profile("o", [(_unit(np.random.default_rng(7)), None)])
     assert store.apply([ProfileWrite(profile, 0)]).won == ("o",)
-    assert rounds == [1, 1]  # resent once; no SERIAL read-back was needed
+    assert store.flush_ann()
+    # state write, LWT refused, LWT resent once, old-state delete, then the ANN copy from
+    # the background writer: no SERIAL read-back
+    assert rounds == [1, 1, 1, 1, 1]
 
 
 @pytest.mark.cassandra

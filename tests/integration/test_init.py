@@ -104,9 +104,11 @@ def test_init_cassandra_twice_creates_then_finds_the_schema(
     first = init_cassandra(settings).schema
     objects = [
         f"{keyspace}.profiles",
+        f"{keyspace}.profile_states",
         f"{keyspace}.profile_domains",
-        f"{keyspace}.profiles_long_ann",
-        f"{keyspace}.profiles_short_ann",
+        f"{keyspace}.profile_ann",
+        f"{keyspace}.profile_ann_long",
+        f"{keyspace}.profile_ann_short",
         f"{keyspace}.items",
         f"{keyspace}.items_ann",
     ]
@@ -121,13 +123,20 @@ def test_init_cassandra_twice_creates_then_finds_the_schema(
     try:
         cluster.connect().shutdown()
         tables = cluster.metadata.keyspaces[keyspace].tables
-        assert sorted(tables) == ["items", "profile_domains", "profiles"]
+        assert sorted(tables) == [
+            "items",
+            "profile_ann",
+            "profile_domains",
+            "profile_states",
+            "profiles",
+        ]
         assert tables["items"].columns["vector"].cql_type == "vector<float, 384>"
         assert tables["profiles"].columns["long"].cql_type == "vector<float, 384>"
         assert tables["profiles"].partition_key[0].name == "user_id"
         assert [c.name for c in tables["profile_domains"].primary_key] == ["user_id", "domain"]
-        for name in ("profiles_long_ann", "profiles_short_ann"):
-            index = tables["profiles"].indexes[name]
+        assert tables["profile_ann"].columns["short"].cql_type == "vector<float, 384>"
+        for name in ("profile_ann_long", "profile_ann_short"):
+            index = tables["profile_ann"].indexes[name]
             assert index.index_options["class_name"] == "StorageAttachedIndex"
             assert index.index_options["similarity_function"] == "cosine"
     finally:
