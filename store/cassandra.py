@@ -452,6 +452,7 @@ class _Statements:
     """The prepared statements of one store instance (never shared between instances)."""
 
     insert: PreparedStatement
+    insert_unfenced: PreparedStatement
     update: PreparedStatement
     read_fence: PreparedStatement
     write_state: PreparedStatement
@@ -479,6 +480,9 @@ class _Statements:
         statements = cls(
             insert=session.prepare(
                 f"INSERT INTO {profiles} (user_id, {columns}) VALUES ({marks}) IF NOT EXISTS"
+            ),
+            insert_unfenced=session.prepare(
+                f"INSERT INTO {profiles} (user_id, {columns}) VALUES ({marks})"
             ),
             update=session.prepare(
                 f"UPDATE {profiles} SET {assignments} WHERE user_id = ? IF version = ?"
@@ -691,7 +695,9 @@ class CassandraStore:
     def _error(self, action: str, exc: BaseException) -> StoreError:
         return StoreError(f"Cassandra {action} ({self.keyspace}): {describe_error(exc)}")
 
-    def _profile_write(self, write: ProfileWrite, write_id: uuid.UUID) -> BoundStatement:
+    def _profile_write(
+        self, write: ProfileWrite, write_id: uuid.UUID, *, fenced: bool = True
+    ) -> BoundStatement:
         profile = write.profile
         if profile.dim != self.dim:
             raise StoreError(
@@ -717,10 +723,10 @@ class CassandraStore:
         columns = [values.get(column) for column in _PROFILE_COLUMNS]  # vectors: None here
         vectors = {"short": state.short.profile(), "long": state.long.profile()}
         slots = {_PROFILE_COLUMNS.index(name): vector for name, vector in vectors.items()}
-        if write.expected_version == 0:
+        if write.expected_version == 0 or not fenced:
             # INSERT markers: user_id, then the columns.
             return _bind(
-                self._statements.insert,
+                self._statements.insert if fenced else self._statements.insert_unfenced,
                 [profile.user_id, *columns],
                 {index + 1: vector for index, vector in slots.items()},
                 self.dim,
@@ -990,6 +996,24 @@ class CassandraStore:
         except driver_errors() as exc:
             raise self._error("scan of user ids failed", exc) from exc
         return ids[:limit] if limit else ids
+
+    def write_unfenced(self, profiles: Sequence[UserProfile]) -> int:
+        """Store the rows `apply` stores for each profile (state, profile row, per-domain
+        rows) as plain unconditional writes: no fence, no old-state delete, no ANN copy.
+        Only for the pipeline benchmark's ceiling, which must write the same rows without
+        the logic; never for real profiles. Returns the number of requests."""
+        statements: list[Statement] = []
+        for profile in profiles:
+            write, write_id = ProfileWrite(profile, 0), uuid.uuid4()
+            statements.append(self._state_write(write, write_id))
+            statements.append(self._profile_write(write, write_id, fenced=False))
+            domains = self._domain_writes(profile)
+            if domains is not None:
+                statements.append(domains)
+        for result in self._execute_all(statements):
+            if isinstance(result, BaseException):
+                raise self._error("unfenced benchmark write failed", result)
+        return len(statements)
 
     def flush_ann(self, timeout: float = 60.0) -> bool:
         """Wait until the ANN copies of every stored profile are written (see
