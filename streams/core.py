@@ -25,7 +25,7 @@ from schemas.updates import ProfileUpdate, profile_update
 from store.base import ItemCatalog, ProfileStore, ProfileWrite
 from streams.errors import InterestStreamError, StoreError
 from streams.interest import InterestParams, event_weight
-from streams.profile import UserProfile, WeightedEvent, fold_events, select_new
+from streams.profile import UserProfile, WeightedEvent, fold_events, redelivered, select_new
 from streams.profile_cache import ProfileCache
 from streams.sentiment import SentimentScorer
 
@@ -79,9 +79,16 @@ def _text(event: Event) -> str:
 
 @dataclass
 class BatchOutcome:
-    """What one batch did; the caller publishes `updates` and persists `rejects`."""
+    """What one batch did; the caller publishes `updates` and persists `rejects`.
+
+    `reannounced` holds the stored profiles of users whose events all came again from at or
+    below their applied offsets: a process may have stored them and died before announcing
+    them, so a streaming caller publishes these too (the same versions again; consumers of
+    a compacted, at-least-once topic see a repeat at most). The embedded mode ignores them.
+    """
 
     updates: list[ProfileUpdate] = field(default_factory=list)
+    reannounced: list[ProfileUpdate] = field(default_factory=list)
     rejects: list[Rejection] = field(default_factory=list)
     applied: int = 0
     duplicates: int = 0
@@ -180,10 +187,14 @@ class BatchCore:
         # Dedup before encoding, so a replayed batch costs a read and nothing else.
         fresh: dict[str, list[Candidate]] = {}
         for user_id, items in by_user.items():
-            new, skipped = select_new(stored.get(user_id), items)
+            current = stored.get(user_id)
+            new, skipped = select_new(current, items)
             outcome.duplicates += skipped
             if new:
                 fresh[user_id] = new
+            elif current is not None and redelivered(current, items):
+                update = profile_update(current, include_vectors=self.include_vectors)
+                outcome.reannounced.append(update)
         outcome.users = len(fresh)
         if not fresh:
             return outcome

@@ -104,6 +104,19 @@ def select_new(profile: UserProfile | None, events: Sequence[D]) -> tuple[list[D
     return fresh, len(events) - len(fresh)
 
 
+def redelivered(profile: UserProfile | None, events: Sequence[Delivered]) -> bool:
+    """Whether any event comes again from at or below its source's applied high-water
+    offset: a redelivery after a crash or rebalance, not a duplicate id in the stream."""
+    if profile is None:
+        return False
+    offsets = profile.applied_offsets
+    for event in events:
+        high_water = offsets.get(event.source or "")
+        if event.offset is not None and high_water is not None and event.offset <= high_water:
+            return True
+    return False
+
+
 def _fold_state(
     state: InterestState, events: Sequence[WeightedEvent], params: InterestParams
 ) -> InterestState:

@@ -168,7 +168,7 @@ def create_app(settings: Settings, encoder: Encoder, store: ProfileStore) -> Any
     async def publish(outcome: BatchOutcome) -> None:
         """DLQ records and profile updates of one batch, confirmed by the broker."""
         futures = await send_rejects(outcome.rejects)
-        for update in outcome.updates:
+        for update in (*outcome.updates, *outcome.reannounced):
             futures.append(
                 await app.producer.send(
                     updates_topic,
@@ -213,8 +213,8 @@ def create_app(settings: Settings, encoder: Encoder, store: ProfileStore) -> Any
             pipeline.lost_fences += outcome.lost_fences
             log.info(
                 "batch %d: %d records, %d applied, %d duplicates, %d to DLQ, %d users, "
-                "%d writes, %d lost fences, %d texts encoded in %.3f s, %d profiles cached,"
-                " read %.3f s, fold %.3f s, write %.3f s, total %.3f s",
+                "%d writes, %d lost fences, %d re-announced, %d texts encoded in %.3f s, "
+                "%d profiles cached, read %.3f s, fold %.3f s, write %.3f s, total %.3f s",
                 pipeline.batches,
                 len(records),
                 outcome.applied,
@@ -223,6 +223,7 @@ def create_app(settings: Settings, encoder: Encoder, store: ProfileStore) -> Any
                 outcome.users,
                 outcome.writes,
                 outcome.lost_fences,
+                len(outcome.reannounced),
                 outcome.texts_encoded,
                 outcome.encode_seconds,
                 outcome.cached_reads,

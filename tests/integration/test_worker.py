@@ -8,6 +8,7 @@ about the sentence encoder (which has its own parity tests).
 
 from __future__ import annotations
 
+import json
 import random
 import subprocess
 import time
@@ -73,6 +74,34 @@ def _wait_done(
     )
 
 
+def _announced_versions(cluster: dict[str, str]) -> dict[str, int]:
+    """The version in the latest profile-update of each user (a user's updates share a
+    partition, so topic order is publish order)."""
+    latest: dict[str, int] = {}
+    for message in read_topic(
+        cluster["bootstrap"], cluster["prefix"] + "profile-updates", timeout_s=3
+    ):
+        if message.value is not None:
+            latest[message.key.decode()] = json.loads(message.value)["version"]
+    return latest
+
+
+def _wait_all_announced(cluster: dict[str, str], workers: list[WorkerProcess]) -> None:
+    """Every stored profile's version has been announced on profile-updates, even where a
+    worker was killed between storing a profile and announcing it."""
+    store = open_store(cluster["store"])
+    try:
+        stored = {u: p.version for u, p in store.get(store.user_ids()).items()}
+    finally:
+        store.close()
+    wait_until(
+        lambda: _announced_versions(cluster) == stored,
+        60,
+        "every stored version announced",
+        lambda: "\n".join(w.log_tail() for w in workers),
+    )
+
+
 def test_worker_matches_the_embedded_oracle(cluster: dict[str, str], tmp_path: Path):
     events = _workload(users=200, per_user=50, seed=11)
     assert len(events) >= 10_000
@@ -134,6 +163,7 @@ def test_kill_9_at_random_points_loses_nothing_and_applies_nothing_twice(
     ).start()
     try:
         _wait_done(cluster, expected, [worker])
+        _wait_all_announced(cluster, [worker])
     finally:
         worker.stop()
     assert_profiles_equal(expected, cluster["store"])

@@ -64,6 +64,19 @@ def test_replaying_the_same_records_changes_nothing(tmp_path: Path):
     assert outcome.applied == 0 and outcome.duplicates == len(records)
     assert outcome.texts_encoded == 0 and outcome.writes == 0 and outcome.updates == []
     assert {u: p.version for u, p in _profiles(core).items()} == before
+    # A redelivery may follow a crash between the write and the publish: the stored
+    # profiles are announced again, at the versions they have.
+    assert {(u.user_id, u.version) for u in outcome.reannounced} == set(before.items())
+
+
+def test_duplicate_ids_from_new_offsets_are_not_reannounced(tmp_path: Path):
+    core = _core(tmp_path / "p.db")
+    events = generate(users=2, events_per_user=5, seed=6).events
+    core.process(_records(events, "topic:0"))
+    # The same events published again: new offsets, known ids. Not a redelivery.
+    again = [RawRecord(json.dumps(e).encode(), "topic:0", 100 + i) for i, e in enumerate(events)]
+    outcome = core.process(again)
+    assert outcome.duplicates == len(events) and outcome.reannounced == []
 
 
 def test_bad_records_are_rejected_and_good_ones_applied(tmp_path: Path):
