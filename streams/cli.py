@@ -675,7 +675,11 @@ def watch(
     settings = load_settings(brokers=brokers, topic_prefix=topic_prefix)
     _quiet_driver_logs()
     consumer = open_updates_consumer(
-        settings, from_beginning=from_beginning, idle_timeout_s=timeout_s, group=group
+        settings,
+        from_beginning=from_beginning,
+        idle_timeout_s=timeout_s,
+        group=group,
+        user_id=user_id,
     )
     shown = 0
     interrupted = False

@@ -128,12 +128,15 @@ def open_updates_consumer(
     from_beginning: bool = False,
     idle_timeout_s: float | None = None,
     group: str | None = None,
+    user_id: str | None = None,
 ) -> Any:
     """A KafkaConsumer on the (prefixed) profile-updates topic.
 
     Without `group` nothing is committed anywhere; with one, offsets are committed so the
     next watch with that group resumes where this one stopped. `idle_timeout_s` ends the
-    iteration after that long without a message.
+    iteration after that long without a message. With `user_id` and no group, only the
+    partition holding that user's key is read (the producers' default partitioner:
+    murmur2 of the key), not the whole topic.
     """
     topic = settings.topic(settings.updates_topic)
     consumer = make_consumer(
@@ -155,3 +158,16 @@ def open_updates_consumer(
         consumer.close()
         raise unreachable(settings, exc) from exc
     return consumer
+
+
+def _partition_of(consumer: Any, topic: str, user_id: str) -> Any:
+    """The partition the default partitioner (Java's, aiokafka's, kafka-python's: murmur2
+    of the key) gives `user_id`'s updates."""
+    from kafka import TopicPartition
+    from kafka.partitioner.default import murmur2
+
+    partitions = sorted(consumer.partitions_for_topic(topic) or ())
+    if not partitions:
+        raise BrokerError(f"topic {topic!r} has no partitions")
+    index = (murmur2(user_id.encode()) & 0x7FFFFFFF) % len(partitions)
+    return TopicPartition(topic, partitions[index])
