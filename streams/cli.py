@@ -560,6 +560,13 @@ def profile_rank(
     type=click.Path(dir_okay=False, path_type=Path),
     help="Also write every rejected line here (JSONL: original bytes and reason).",
 )
+@click.option(
+    "--items",
+    "items",
+    is_flag=True,
+    help="The file is an item catalogue ({item_id, text, domain?} lines): send it to the"
+    " items topic, keyed by item id. Publish items before clicks that name them.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 def publish(
     events: str,
@@ -567,17 +574,19 @@ def publish(
     topic_prefix: str | None,
     rate: float | None,
     rejects: Path | None,
+    items: bool,
     as_json: bool,
 ) -> None:
     """Validate EVENTS (JSONL file, or - for stdin) and send them to Kafka.
 
     Every line is checked against the event contract first: a bad one is reported as
     file:line: reason and never sent. Good lines go as written to the topic of their type
-    (clicks, reviews, queries), keyed by user id, batched and gzip-compressed. Exits 1 when
-    some lines were rejected, 2 when Kafka cannot be reached or lacks the topics.
+    (clicks, reviews, queries), keyed by user id, batched and gzip-compressed; with --items,
+    to the items topic keyed by item id. Exits 1 when some lines were rejected, 2 when
+    Kafka cannot be reached or lacks the topics.
     """
     from streams.embedded import rejection_record
-    from streams.publish import KafkaSender, publish_events
+    from streams.publish import KafkaSender, input_topics, publish_events
     from streams.sources import JsonlSource
 
     settings = load_settings(brokers=brokers, topic_prefix=topic_prefix)
@@ -590,13 +599,17 @@ def publish(
     reject_file = rejects.open("w", encoding="utf-8") if rejects is not None else None
     try:
         with KafkaSender(settings) as sender:
-            sender.check_topics(settings.topic_prefix)
+            items_topic = settings.topic(settings.items_topic) if items else None
+            sender.check_topics(
+                [items_topic] if items_topic else input_topics(settings.topic_prefix)
+            )
             with _Progress(total, enabled=not as_json) as advance:
                 summary = publish_events(
                     source.records(),
                     sender.send,
                     rules=settings.validation_rules(),
                     topic_prefix=settings.topic_prefix,
+                    items_topic=items_topic,
                     rate=rate,
                     flush=sender.flush,
                     on_progress=advance,
@@ -616,9 +629,10 @@ def publish(
         out.print_json(json.dumps(result))
     else:
         per_topic = ", ".join(f"{t} {n:,}" for t, n in result["sent_per_topic"].items())
+        noun = "items" if items else "events"
         out.print(
-            f"sent [bold]{result['sent']:,}[/bold] events ({per_topic or 'none'}) in"
-            f" {result['seconds']:.1f} s ({result['events_per_s'] or 0:,.0f} events/s);"
+            f"sent [bold]{result['sent']:,}[/bold] {noun} ({per_topic or 'none'}) in"
+            f" {result['seconds']:.1f} s ({result['events_per_s'] or 0:,.0f} {noun}/s);"
             f" [red]{result['rejected']:,} rejected[/red] of {result['records']:,} lines",
             highlight=False,
         )

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from schemas.events import TOPIC_OF_TYPE, Rejection, ValidationRules, parse_event
+from schemas.events import TOPIC_OF_TYPE, Rejection, ValidationRules, parse_event, parse_item
 from streams.core import RawRecord
 from streams.errors import BrokerError, ConfigurationError
 from streams.kafka_clients import make_consumer, make_producer, require_topics, unreachable
@@ -54,6 +54,14 @@ def route_event(
         key=parsed.user_id.encode(),
         value=record.value,
     )
+
+
+def route_item(record: RawRecord, *, topic: str) -> OutgoingEvent | Rejection:
+    """Validate one item-catalogue line; it goes to `topic` keyed by its item id."""
+    parsed = parse_item(record.value, source=record.source, offset=record.offset)
+    if isinstance(parsed, Rejection):
+        return parsed
+    return OutgoingEvent(topic=topic, key=parsed.item_id.encode(), value=record.value)
 
 
 def input_topics(topic_prefix: str = "") -> list[str]:
@@ -102,6 +110,7 @@ def publish_events(
     *,
     rules: ValidationRules,
     topic_prefix: str = "",
+    items_topic: str | None = None,
     rate: float | None = None,
     flush: Callable[[], object] | None = None,
     on_progress: Callable[[int], None] | None = None,
@@ -111,6 +120,9 @@ def publish_events(
     wall_clock: Callable[[], float] = time.time,
 ) -> PublishSummary:
     """Validate, route and send every record; rejected ones are counted, never sent.
+
+    With `items_topic` the records are item-catalogue lines (item_id, text, domain), sent
+    to that topic keyed by item id; otherwise events, routed by type and keyed by user.
 
     `rate` (events/s) paces the sends: event n leaves no earlier than n/rate seconds after
     the start, so a slow moment is caught up rather than lost. `flush` runs before the clock
@@ -126,7 +138,11 @@ def publish_events(
     for record in records:
         summary.records += 1
         unreported += 1
-        routed = route_event(record, now=wall_clock(), rules=rules, topic_prefix=topic_prefix)
+        routed = (
+            route_item(record, topic=items_topic)
+            if items_topic is not None
+            else route_event(record, now=wall_clock(), rules=rules, topic_prefix=topic_prefix)
+        )
         if isinstance(routed, Rejection):
             summary.reject(routed)
             if on_reject is not None:
@@ -176,10 +192,10 @@ class KafkaSender:
         self.failures = 0
         self.first_failure: BaseException | None = None
 
-    def check_topics(self, topic_prefix: str) -> None:
+    def check_topics(self, topics: list[str]) -> None:
         consumer = make_consumer(self.settings, group_id=None, enable_auto_commit=False)
         try:
-            require_topics(self.settings, consumer, input_topics(topic_prefix))
+            require_topics(self.settings, consumer, topics)
         finally:
             consumer.close()
 

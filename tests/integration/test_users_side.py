@@ -21,7 +21,7 @@ from click.testing import CliRunner
 
 from store import open_store
 from streams.cli import main
-from tests.integration.harness import ROOT, WorkerProcess, total_events, wait_until
+from tests.integration.harness import ROOT, WorkerProcess, read_topic, total_events, wait_until
 
 pytestmark = [pytest.mark.kafka, pytest.mark.cassandra, pytest.mark.slow]
 
@@ -146,6 +146,24 @@ def test_watch_shows_the_updates_as_json_lines_and_readably(pipeline: dict[str, 
     assert lines and all(line.split()[1] == "space-fan" for line in lines)
     assert "events" in lines[-1] and "drift" in lines[-1]
     assert any(film[:30] in lines[-1] for film in SPACE_FILMS)
+
+
+def test_publish_items_sends_the_catalogue_to_the_items_topic(
+    pipeline: dict[str, Any], tmp_path: Any
+):
+    catalogue = tmp_path / "items.jsonl"
+    catalogue.write_text(
+        '{"item_id": "doc-1", "text": "A documentary about coral reefs", "domain": "movies"}\n'
+        '{"item_id": "doc-2", "text": "A documentary about deep sea vents"}\n'
+    )
+    code, output = _cli(
+        "publish", str(catalogue), "--items", "--brokers", pipeline["bootstrap"],
+        "--topic-prefix", pipeline["prefix"], "--json",
+    )  # fmt: skip
+    assert code == 0, output
+    assert json.loads(output)["sent_per_topic"] == {pipeline["prefix"] + "items": 2}
+    messages = read_topic(pipeline["bootstrap"], pipeline["prefix"] + "items", timeout_s=5)
+    assert {m.key for m in messages} >= {b"doc-1", b"doc-2"}
 
 
 def test_profile_get_similar_and_score_over_cassandra(pipeline: dict[str, Any]):

@@ -157,6 +157,27 @@ def test_publish_routes_by_type_keys_by_user_and_never_sends_rejects():
     assert summary.as_dict()["sent_per_topic"] == {"t-clicks": 1, "t-queries": 1, "t-reviews": 1}
 
 
+def test_publish_items_sends_catalogue_lines_keyed_by_item_id():
+    lines = [
+        b'{"item_id": "film-7", "text": "A lone astronaut drifts", "domain": "movies"}',
+        b'{"item_id": "", "text": "no id"}',
+        b'{"item_id": "book-1", "text": "A cookbook"}',
+        _line(event_id="1"),  # an event is not an item: rejected, not sent
+    ]
+    records = [RawRecord(v, "file:items.jsonl", i) for i, v in enumerate(lines, 1)]
+    sent: list[tuple[str, bytes, bytes]] = []
+    summary = publish_events(
+        records,
+        lambda topic, key, value: sent.append((topic, key, value)),
+        rules=ValidationRules(),
+        items_topic="t-items",
+    )
+    assert sent == [("t-items", b"film-7", lines[0]), ("t-items", b"book-1", lines[2])]
+    assert summary.rejected == 2
+    assert summary.first_rejects[0].startswith("items.jsonl:2: field 'item_id'")
+    assert summary.first_rejects[1].startswith("items.jsonl:4:")
+
+
 def test_rate_paces_sends_on_the_clock():
     now = [0.0]
     sent_at: list[float] = []
