@@ -361,6 +361,21 @@ def table_dim(cluster: Cluster, keyspace: str) -> int | None:
     return int(match.group(1))
 
 
+def _check_layout(cluster: Cluster, keyspace: str) -> None:
+    """Refuse a keyspace laid out by an earlier version (the whole profile in
+    `profiles.state`): this store could not read its profiles back."""
+    tables = cluster.metadata.keyspaces[keyspace].tables
+    problems = ["profiles.state"] if "state" in tables["profiles"].columns else []
+    problems += [f"no {t} table" for t in ("profile_states", "profile_ann") if t not in tables]
+    if problems:
+        raise StoreError(
+            f"keyspace {keyspace} has an older profile layout ({', '.join(problems)}): this"
+            " version cannot read its profiles. Rebuild them into a new keyspace (replay the"
+            " topics from the start with a new consumer group), or drop this one"
+            f" (DROP KEYSPACE {keyspace}) and run `interest-stream init --cassandra`"
+        )
+
+
 def ensure_schema(
     cluster: Cluster,
     session: Session,
@@ -591,6 +606,7 @@ class CassandraStore:
                 f" `interest-stream init --cassandra` (or open the store with create_schema)"
             )
         self.dim = dim
+        _check_layout(cluster, self.keyspace)
         self._items_prepared: dict[str, PreparedStatement] | None = None
         try:
             self._statements = _Statements.prepare(session, self.keyspace)

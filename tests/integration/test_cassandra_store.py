@@ -459,3 +459,15 @@ def test_profiles_of_another_dimension_are_refused(store: CassandraStore) -> Non
 def test_a_keyspace_without_tables_points_to_init(url: str) -> None:
     with pytest.raises(StoreError, match="interest-stream init"):
         CassandraStore.from_url(url, settings=load_settings())
+
+
+@pytest.mark.cassandra
+def test_a_keyspace_of_the_older_layout_is_refused_with_a_way_out(
+    url: str, cassandra_session: Any, keyspace: str
+) -> None:
+    CassandraStore.from_url(url, settings=load_settings(), create_schema=True).close()
+    # The earlier layout kept the whole profile in profiles.state.
+    cassandra_session.execute(f"ALTER TABLE {keyspace}.profiles ADD state blob", timeout=60)
+    with pytest.raises(StoreError, match=r"older profile layout \(profiles\.state\)") as error:
+        CassandraStore.from_url(url, settings=load_settings(), create_schema=True)
+    assert f"DROP KEYSPACE {keyspace}" in str(error.value)
