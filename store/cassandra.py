@@ -583,8 +583,8 @@ class CassandraStore:
     finds its state (a crash in between leaves only an orphan row, deleted by the user's
     next won write). The `profile_domains` rows of the winners follow as plain idempotent
     writes (one single-partition batch per user), with the deletion of older states, all
-    retried a few times. Domain rows are derived data: a
-    reader that needs them consistent with the profile compares their `version`. Their
+    retried a few times. Domain rows are derived data: a reader that needs them consistent
+    with the profile compares their `version`. Their
     cell timestamps are client clocks, so a stale domain write can overtake a newer one
     only if two workers race on one user (a rebalance) with clocks further apart than a
     whole read-fold-write cycle; the next change of that domain repairs it.

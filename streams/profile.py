@@ -93,11 +93,7 @@ def select_new(profile: UserProfile | None, events: Sequence[D]) -> tuple[list[D
     fresh: list[D] = []
     seen: set[str] = set()
     for event in events:
-        high_water = offsets.get(event.source or "")
-        replayed = (
-            event.offset is not None and high_water is not None and event.offset <= high_water
-        )
-        if replayed or event.event_id in seen or event.event_id in recent:
+        if _replayed(offsets, event) or event.event_id in seen or event.event_id in recent:
             continue
         seen.add(event.event_id)
         fresh.append(event)
@@ -107,14 +103,13 @@ def select_new(profile: UserProfile | None, events: Sequence[D]) -> tuple[list[D
 def redelivered(profile: UserProfile | None, events: Sequence[Delivered]) -> bool:
     """Whether any event comes again from at or below its source's applied high-water
     offset: a redelivery after a crash or rebalance, not a duplicate id in the stream."""
-    if profile is None:
-        return False
-    offsets = profile.applied_offsets
-    for event in events:
-        high_water = offsets.get(event.source or "")
-        if event.offset is not None and high_water is not None and event.offset <= high_water:
-            return True
-    return False
+    return profile is not None and any(_replayed(profile.applied_offsets, e) for e in events)
+
+
+def _replayed(offsets: Mapping[str, int], event: Delivered) -> bool:
+    """Whether `event` comes from at or below its source's applied high-water offset."""
+    high_water = offsets.get(event.source or "")
+    return event.offset is not None and high_water is not None and event.offset <= high_water
 
 
 def _fold_state(
