@@ -34,8 +34,13 @@ run: encoder
 test: $(STAMP) encoder lint
 	bash deploy/local/test-with-servers $(BIN)/python -m pytest $(PYTEST_ARGS)
 
+# mypy reads the installed names (interest_stream.*) through links to the four folders.
+TYPECHECK := .typecheck/interest_stream
+
 lint: $(STAMP)
-	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/mypy
+	@mkdir -p $(TYPECHECK)
+	@for d in streams encoders store schemas; do ln -sfn ../../$$d $(TYPECHECK)/$$d; done
+	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/mypy && $(BIN)/lint-imports
 
 servers-up:
 	deploy/local/up
@@ -47,4 +52,4 @@ bench: $(STAMP) encoder
 	$(BIN)/interest-stream bench encoder
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .typecheck

@@ -11,13 +11,18 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from encoders.base import Encoder, Vectors
-from encoders.layout import PRECISIONS, default_model_dir, precision_dir, valid_export
-from streams.errors import ConfigurationError, InterestStreamError
+from interest_stream.encoders.base import Encoder, Vectors
+from interest_stream.encoders.layout import (
+    PRECISIONS,
+    default_model_dir,
+    precision_dir,
+    valid_export,
+)
+from interest_stream.streams.errors import ConfigurationError, InterestStreamError
 
 if TYPE_CHECKING:
-    from encoders.cache import CachedEncoder
-    from encoders.runtime import OnnxEncoder
+    from interest_stream.encoders.cache import CachedEncoder
+    from interest_stream.encoders.runtime import OnnxEncoder
 
 __all__ = [
     "Encoder",
@@ -70,8 +75,8 @@ def load_encoder(
 
     Raises `EncoderNotExportedError` naming the export command when the model is missing.
     """
-    from encoders.cache import CachedEncoder
-    from encoders.runtime import cuda_available
+    from interest_stream.encoders.cache import CachedEncoder
+    from interest_stream.encoders.runtime import cuda_available
 
     # onnxruntime-gpu can be installed where no GPU is visible; whether the session really
     # landed on CUDA is only known once it exists, so the fp16 choice is rechecked below.
@@ -88,7 +93,7 @@ def load_encoder(
 
 
 def _open(precision: str, model_dir: Path | None, device: str) -> OnnxEncoder:
-    from encoders.runtime import OnnxEncoder
+    from interest_stream.encoders.runtime import OnnxEncoder
 
     directory = precision_dir(model_dir, precision)
     meta = valid_export(directory)

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 import numpy as np
 import numpy.typing as npt
 
-from encoders.base import Encoder, Vectors
+from interest_stream.encoders.base import Encoder, Vectors
 
 
 def text_key(model_id: str, text: str) -> str:

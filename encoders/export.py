@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from encoders.layout import (
+from interest_stream.encoders.layout import (
     EMBEDDING_DIM,
     MAX_LENGTH,
     META_FILE,
@@ -42,8 +42,12 @@ from encoders.layout import (
     precision_dir,
     valid_export,
 )
-from encoders.parity_sentences import PARITY_SENTENCES
-from streams.errors import ConfigurationError, InterestStreamError, MissingExtraError
+from interest_stream.encoders.parity_sentences import PARITY_SENTENCES
+from interest_stream.streams.errors import (
+    ConfigurationError,
+    InterestStreamError,
+    MissingExtraError,
+)
 
 Progress = Callable[[str], None]
 
@@ -68,17 +72,6 @@ class ExportReport:
     parity_min: float
     seconds: float
     skipped: bool = False
-
-    def as_dict(self) -> dict[str, str | float | bool]:
-        return {
-            "precision": self.precision,
-            "path": str(self.path),
-            "model_id": self.model_id,
-            "parity_mean": round(self.parity_mean, 6),
-            "parity_min": round(self.parity_min, 6),
-            "seconds": round(self.seconds, 2),
-            "skipped": self.skipped,
-        }
 
 
 def export_encoder(
@@ -192,7 +185,7 @@ def reference_embeddings(
 def _parity(
     model: Path, tokenizer: Path, precision: str, reference: npt.NDArray[np.float32]
 ) -> tuple[float, float]:
-    from encoders.runtime import OnnxEncoder
+    from interest_stream.encoders.runtime import OnnxEncoder
 
     # fp16 is meant for CUDA but onnxruntime runs these fused fp16 kernels on CPU as well,
     # so an fp16 export can be checked on a machine without a GPU.

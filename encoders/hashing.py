@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from encoders.base import Vectors
+from interest_stream.encoders.base import Vectors
 
 
 class HashingEncoder:

@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,8 +25,8 @@ import numpy.typing as npt
 import onnxruntime as ort
 from tokenizers import Encoding, Tokenizer
 
-from encoders.base import Vectors
-from encoders.layout import (
+from interest_stream.encoders.base import Vectors
+from interest_stream.encoders.layout import (
     MAX_LENGTH,
     MODEL_FILE,
     PER_TEXT_PRECISIONS,
@@ -34,7 +34,7 @@ from encoders.layout import (
     ModelMeta,
     valid_export,
 )
-from streams.errors import InterestStreamError
+from interest_stream.streams.errors import InterestStreamError
 
 log = logging.getLogger(__name__)
 
@@ -65,9 +65,6 @@ class EncoderStats:
     padded_tokens: int = 0
     truncations: int = 0
     seconds: float = 0.0
-
-    def as_dict(self) -> dict[str, float]:
-        return {key: float(value) for key, value in asdict(self).items()}
 
 
 def available_cpus() -> int:

@@ -26,10 +26,14 @@ from pydantic import (
     field_validator,
 )
 
+from interest_stream.schemas.records import Provenance, Rejection
+
 EventType = Literal["click", "review", "query"]
 
 TOPIC_OF_TYPE: dict[str, str] = {"click": "clicks", "review": "reviews", "query": "queries"}
 TYPE_OF_TOPIC: dict[str, str] = {topic: kind for kind, topic in TOPIC_OF_TYPE.items()}
+INPUT_TOPICS: tuple[str, ...] = tuple(TOPIC_OF_TYPE.values())
+"""The topics events arrive on, consumed co-partitioned by user."""
 
 MAX_ID_CHARS = 128
 MAX_TEXT_CHARS = 4096
@@ -115,19 +119,6 @@ class Event:
     domain: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Rejection:
-    """An input that could not become an event: kept whole, with the reason, never dropped."""
-
-    raw: bytes
-    reason: str
-    source: str
-    offset: int
-    topic: str | None = None
-    partition: int | None = None
-    key: bytes | None = None
-
-
 @dataclass(frozen=True)
 class ValidationRules:
     """The time window an event's ts must fall in, relative to the validating clock."""
@@ -170,20 +161,13 @@ def _json_object(raw: bytes) -> dict[str, Any] | str:
 
 
 def parse_event(
-    raw: bytes,
-    *,
-    source: str,
-    offset: int,
-    now: float,
-    rules: ValidationRules,
-    topic: str | None = None,
-    partition: int | None = None,
-    key: bytes | None = None,
+    raw: bytes, origin: Provenance, *, now: float, rules: ValidationRules
 ) -> Event | Rejection:
     """Decode and validate one message; a bad message comes back as a `Rejection`."""
+    topic, key = origin.topic, origin.key
 
     def reject(reason: str) -> Rejection:
-        return Rejection(raw, reason, source, offset, topic, partition, key)
+        return Rejection(raw, reason, origin)
 
     document = _json_object(raw)
     if isinstance(document, str):
@@ -247,19 +231,12 @@ class Item:
     domain: str | None = None
 
 
-def parse_item(
-    raw: bytes | None,
-    *,
-    source: str,
-    offset: int,
-    key: bytes | None = None,
-    topic: str | None = None,
-    partition: int | None = None,
-) -> Item | Rejection:
+def parse_item(raw: bytes | None, origin: Provenance) -> Item | Rejection:
     """Decode one `items` message; a null value with a key is an erasure."""
+    key = origin.key
 
     def reject(reason: str) -> Rejection:
-        return Rejection(raw or b"", reason, source, offset, topic, partition, key)
+        return Rejection(raw or b"", reason, origin)
 
     if raw is None:
         if not key:

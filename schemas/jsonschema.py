@@ -10,8 +10,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from schemas.events import TOPIC_OF_TYPE, EventModel, ItemModel
-from schemas.updates import ProfileUpdate
+from interest_stream.schemas.events import TOPIC_OF_TYPE, EventModel, ItemModel
+from interest_stream.schemas.updates import ProfileUpdate
 
 HERE = Path(__file__).parent
 

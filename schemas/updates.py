@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from streams.profile import UserProfile
+from interest_stream.streams.model.profile import UserProfile
 
 
 class ClusterSummary(BaseModel):

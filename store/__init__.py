@@ -3,26 +3,32 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from store.base import ApplyResult, ProfileStore, ProfileWrite
-from streams.errors import ConfigurationError
+from interest_stream.store.base import ApplyResult, ProfileStore, ProfileWrite
+from interest_stream.streams.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from interest_stream.store.cassandra.connect import CassandraOptions
 
 __all__ = ["ApplyResult", "ProfileStore", "ProfileWrite", "open_store"]
 
 
-def open_store(url: str, **options: Any) -> ProfileStore:
-    """Open the backend the URL names; options go to the backend (e.g. Cassandra auth)."""
+def open_store(
+    url: str, *, cassandra: CassandraOptions | None = None, create_schema: bool = False
+) -> ProfileStore:
+    """Open the backend the URL names; `cassandra` carries auth, TLS and limits for a
+    cassandra:// URL. `create_schema` (tests, local use) creates a missing Cassandra schema."""
     scheme = urlsplit(url).scheme
     if scheme == "sqlite":
-        from store.sqlite import SqliteStore
+        from interest_stream.store.sqlite import SqliteStore
 
         return SqliteStore.from_url(url)
     if scheme == "cassandra":
-        from store.cassandra import CassandraStore
+        from interest_stream.store.cassandra import CassandraStore
 
-        return CassandraStore.from_url(url, **options)
+        return CassandraStore.from_url(url, options=cassandra, create_schema=create_schema)
     raise ConfigurationError(
         f"unsupported store URL {url!r}: use sqlite:///path.db or cassandra://host:9042/keyspace"
     )

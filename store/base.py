@@ -15,7 +15,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 import numpy.typing as npt
 
-from streams.profile import UserProfile
+from interest_stream.streams.model.profile import UserProfile
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,10 +14,10 @@ from urllib.parse import urlsplit
 
 import numpy as np
 
-from store.base import ApplyResult, ProfileWrite, StoredItem
-from store.codec import decode_profile, encode_profile
-from streams.errors import ConfigurationError, StoreError
-from streams.profile import UserProfile
+from interest_stream.store.base import ApplyResult, ProfileWrite, StoredItem
+from interest_stream.streams.errors import ConfigurationError, StoreError
+from interest_stream.streams.model.codec import decode_profile, encode_profile
+from interest_stream.streams.model.profile import UserProfile
 
 _ITEMS_SCHEMA = """
 CREATE TABLE IF NOT EXISTS items (

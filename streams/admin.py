@@ -15,10 +15,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from store.cassandra import LOCAL_REPLICATION, SchemaReport
-from streams.errors import ConfigurationError, InterestStreamError, MissingExtraError
-from streams.settings import Settings
-from streams.worker import INPUT_TOPICS
+from interest_stream.schemas.events import INPUT_TOPICS
+from interest_stream.store.cassandra import LOCAL_REPLICATION, SchemaReport
+from interest_stream.streams.errors import (
+    ConfigurationError,
+    InterestStreamError,
+    MissingExtraError,
+)
+from interest_stream.streams.settings import Settings
 
 COMPACTED = {"cleanup.policy": "compact"}
 
@@ -37,15 +41,6 @@ class TopicReport:
     cleanup_policy: str
     status: Literal["created", "exists"]
 
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "partitions": self.partitions,
-            "replication": self.replication,
-            "cleanup_policy": self.cleanup_policy,
-            "status": self.status,
-        }
-
 
 @dataclass(frozen=True)
 class KafkaInitReport:
@@ -54,13 +49,6 @@ class KafkaInitReport:
     brokers: str
     topics: tuple[TopicReport, ...]
     problems: tuple[str, ...] = field(default=())
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "brokers": self.brokers,
-            "topics": [t.as_dict() for t in self.topics],
-            "problems": list(self.problems),
-        }
 
 
 def topic_plan(settings: Settings, partitions: int | None = None) -> dict[str, dict[str, Any]]:
@@ -85,7 +73,7 @@ def admin_client(settings: Settings, *, timeout_s: float = 15.0) -> Any:
         from kafka.errors import KafkaError
     except ImportError as exc:
         raise MissingExtraError("kafka-python", "kafka") from exc
-    from streams.kafka_clients import security_options
+    from interest_stream.streams.kafka.clients import security_options
 
     options = security_options(settings)
     try:
@@ -196,23 +184,12 @@ def _layout_problems(
     return tuple(problems)
 
 
-@dataclass(frozen=True)
-class CassandraInitReport:
-    """The schema objects of one `init_cassandra` run."""
-
-    store: str
-    schema: SchemaReport
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"store": self.store, **self.schema.as_dict()}
-
-
 def init_cassandra(
     settings: Settings,
     *,
     replication: Mapping[str, str | int] | None = None,
     dim: int | None = None,
-) -> CassandraInitReport:
+) -> SchemaReport:
     """Apply schemas/profiles.cql to the keyspace of `settings.store_url`.
 
     `replication` is used only when the keyspace does not exist yet. The default,
@@ -221,7 +198,7 @@ def init_cassandra(
     {"class": "NetworkTopologyStrategy", "dc1": 3}. `dim` is the encoder's dimension
     (default 384, all-MiniLM-L6-v2).
     """
-    from store.cassandra import DEFAULT_DIM, connect, ensure_schema, parse_url
+    from interest_stream.store.cassandra import DEFAULT_DIM, connect, ensure_schema, parse_url
 
     if not settings.store_url.startswith("cassandra://"):
         raise ConfigurationError(
@@ -229,7 +206,7 @@ def init_cassandra(
             " cassandra://host:9042/keyspace or set INTEREST_STREAM_STORE_URL"
         )
     target = parse_url(settings.store_url)
-    cluster, session = connect(target, settings)
+    cluster, session = connect(target, settings.cassandra_options())
     try:
         schema = ensure_schema(
             cluster,
@@ -240,7 +217,7 @@ def init_cassandra(
         )
     finally:
         cluster.shutdown()
-    return CassandraInitReport(str(target), schema)
+    return schema
 
 
 def replication_options(

@@ -4,7 +4,7 @@
 reads through the `ProfileStore` protocol, so the Cassandra store's prepared, token-aware
 reads serve it. `get`/`get_many` give `ProfileVectors` (long, short, centroids, weights,
 labels); `contextual` the attention-weighted profile for a context; `score`/`rank` the
-weighted cosine of `streams.scoring` (the same function behind `interest-stream profile
+weighted cosine of the model's scoring (the same function behind `interest-stream profile
 score|rank`); `similar` the nearest users (the store's ANN index where it has one, exact
 brute force otherwise). Texts are encoded with the exported sentence encoder, loaded on
 first use (a client that only reads vectors never pays for it); vectors built by another
@@ -22,10 +22,16 @@ from typing import IO, Any, Protocol, runtime_checkable
 import numpy as np
 import numpy.typing as npt
 
-from encoders.base import Encoder
-from store.base import ProfileStore
-from streams.errors import ConfigurationError, InterestStreamError, SourceError, UnknownUserError
-from streams.scoring import (
+from interest_stream.encoders.base import Encoder
+from interest_stream.store.base import ProfileStore
+from interest_stream.streams.errors import (
+    ConfigurationError,
+    InterestStreamError,
+    ModelMismatchError,
+    SourceError,
+    UnknownUserError,
+)
+from interest_stream.streams.model.scoring import (
     FloatArray,
     ProfileVectors,
     Scores,
@@ -36,13 +42,9 @@ from streams.scoring import (
     same_vector_space,
     score_candidates,
 )
-from streams.settings import Settings, load_settings
+from interest_stream.streams.settings import Settings, load_settings
 
 SCAN_CHUNK = 500
-
-
-class ModelMismatchError(InterestStreamError):
-    """The profile's vectors and the texts' vectors come from different models."""
 
 
 @runtime_checkable
@@ -152,15 +154,11 @@ class ProfileClient:
     ) -> ProfileClient:
         """Open the store the URL names; settings (auth, TLS, encoder) from the environment
         unless given."""
-        from store import open_store
+        from interest_stream.store import open_store
 
         settings = settings or load_settings()
-        options: dict[str, Any] = (
-            {"settings": settings} if store_url.startswith("cassandra") else {}
-        )
-        return cls(
-            open_store(store_url, **options), settings=settings, encoder=encoder, weights=weights
-        )
+        store = open_store(store_url, cassandra=settings.cassandra_options())
+        return cls(store, settings=settings, encoder=encoder, weights=weights)
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -182,7 +180,7 @@ class ProfileClient:
     def encoder(self) -> Encoder:
         """The text encoder, loaded on first use (settings: precision, model directory)."""
         if self._encoder is None:
-            from encoders import load_encoder
+            from interest_stream.encoders import load_encoder
 
             settings = self.settings or load_settings()
             self._encoder = load_encoder(

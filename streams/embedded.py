@@ -11,13 +11,13 @@ import json
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from schemas.events import Rejection
-from streams.core import BatchCore, BatchOutcome
-from streams.sources import Source, batched
+from interest_stream.schemas.records import Rejection
+from interest_stream.streams.core.batch import BatchCore, BatchOutcome
+from interest_stream.streams.core.sources import Source, batched
 
 
 @dataclass
@@ -43,30 +43,26 @@ class RunSummary:
         self.rejected += len(outcome.rejects)
         self.reject_reasons.update(_reason_kind(r.reason) for r in outcome.rejects)
         for rejection in outcome.rejects[: max(0, 5 - len(self.first_rejects))]:
-            where = rejection.source.removeprefix("file:")
-            self.first_rejects.append(f"{where}:{rejection.offset}: {rejection.reason}")
+            self.first_rejects.append(rejection.located())
         self.users.update(update.user_id for update in outcome.updates)
         self.writes += outcome.writes
         self.texts_encoded += outcome.texts_encoded
         self.encode_seconds += outcome.encode_seconds
 
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "records": self.records,
-            "applied": self.applied,
-            "duplicates": self.duplicates,
-            "rejected": self.rejected,
-            "reject_reasons": dict(self.reject_reasons.most_common()),
-            "first_rejects": self.first_rejects,
-            "users_updated": len(self.users),
-            "writes": self.writes,
-            "texts_encoded": self.texts_encoded,
-            "encoder_texts_per_s": round(self.texts_encoded / self.encode_seconds, 1)
-            if self.encode_seconds
-            else None,
-            "events_per_s": round(self.records / self.seconds, 1) if self.seconds else None,
-            "seconds": round(self.seconds, 3),
-        }
+    def report(self) -> dict[str, Any]:
+        """The counters as JSON-ready data, with the rates."""
+        data = asdict(self)
+        data.update(
+            users_updated=len(data.pop("users")),
+            reject_reasons=dict(self.reject_reasons.most_common()),
+            encoder_texts_per_s=(
+                round(self.texts_encoded / self.encode_seconds, 1) if self.encode_seconds else None
+            ),
+            events_per_s=round(self.records / self.seconds, 1) if self.seconds else None,
+            seconds=round(self.seconds, 3),
+            encode_seconds=round(self.encode_seconds, 3),
+        )
+        return data
 
 
 def _reason_kind(reason: str) -> str:
@@ -81,10 +77,10 @@ def rejection_record(rejection: Rejection) -> dict[str, Any]:
     except UnicodeDecodeError:
         text = None
     return {
-        "source": rejection.source,
-        "offset": rejection.offset,
-        "topic": rejection.topic,
-        "partition": rejection.partition,
+        "source": rejection.origin.source,
+        "offset": rejection.origin.offset,
+        "topic": rejection.origin.topic,
+        "partition": rejection.origin.partition,
         "reason": rejection.reason,
         "raw_base64": base64.b64encode(rejection.raw).decode("ascii"),
         "raw_text": text[:2000] if text is not None else None,

@@ -38,3 +38,8 @@ class BrokerError(InterestStreamError):
 
 class UnknownUserError(InterestStreamError):
     """The store holds no profile for the user asked about."""
+
+
+class ModelMismatchError(InterestStreamError):
+    """Vectors of two different encoders met: a stored profile, a text or a candidate was
+    built by another model, and mixing vector spaces would corrupt profiles or scores."""

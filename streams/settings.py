@@ -13,9 +13,10 @@ from typing import Any, Literal
 from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from schemas.events import ValidationRules
-from streams.errors import ConfigurationError
-from streams.interest import DAY, HOUR, InterestParams
+from interest_stream.schemas.events import ValidationRules
+from interest_stream.store.cassandra.connect import CassandraOptions
+from interest_stream.streams.errors import ConfigurationError
+from interest_stream.streams.model.horizons import DAY, HOUR, InterestParams
 
 
 class Settings(BaseSettings):
@@ -95,12 +96,29 @@ class Settings(BaseSettings):
             recent_ids=self.recent_ids,
         )
 
+    def cassandra_options(self) -> CassandraOptions:
+        return CassandraOptions(
+            username=self.cassandra_username,
+            password=self.cassandra_password,
+            ssl_cafile=self.cassandra_ssl_cafile,
+            consistency=self.cassandra_consistency,
+            local_dc=self.cassandra_local_dc,
+            max_in_flight=self.cassandra_max_in_flight,
+            ann_refresh_cosine=self.ann_refresh_cosine,
+        )
+
     def validation_rules(self) -> ValidationRules:
         return ValidationRules(max_future_skew_s=self.max_future_skew_s)
 
     def topic(self, name: str) -> str:
         """Topic name with the configured prefix (tests and multi-tenant clusters use one)."""
         return f"{self.topic_prefix}{name}"
+
+
+def env_name(field: str) -> str:
+    """The environment variable of a settings field."""
+    prefix = Settings.model_config.get("env_prefix", "")
+    return f"{prefix}{field}".upper()
 
 
 def load_settings(**overrides: Any) -> Settings:

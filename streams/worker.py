@@ -13,6 +13,7 @@ the worker (a `CrashingSupervisor`: a poisoned agent is not silently restarted).
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import ssl
 import time
@@ -20,18 +21,16 @@ from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
-from encoders.base import Encoder
-from schemas.events import Rejection
-from store.base import ProfileStore
-from streams.core import BatchCore, BatchOutcome, RawRecord
-from streams.errors import MissingExtraError, StoreError
-from streams.items import apply_items
-from streams.settings import Settings
+from interest_stream.schemas.events import INPUT_TOPICS
+from interest_stream.schemas.records import Provenance, RawRecord, Rejection
+from interest_stream.streams.core.batch import BatchCore, BatchOutcome
+from interest_stream.streams.core.items import apply_items
+from interest_stream.streams.errors import BrokerError, MissingExtraError, StoreError
+from interest_stream.streams.settings import Settings
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-INPUT_TOPICS = ("clicks", "reviews", "queries")
 MAX_BACKOFF_S = 30.0
 
 
@@ -39,9 +38,9 @@ def dlq_headers(rejection: Rejection) -> list[tuple[str, bytes]]:
     """Where a rejected message came from and why, as Kafka headers (value stays original)."""
     return [
         ("reason", rejection.reason.encode()),
-        ("source.topic", (rejection.topic or "").encode()),
-        ("source.partition", str(rejection.partition).encode()),
-        ("source.offset", str(rejection.offset).encode()),
+        ("source.topic", (rejection.origin.topic or "").encode()),
+        ("source.partition", str(rejection.origin.partition).encode()),
+        ("source.offset", str(rejection.origin.offset).encode()),
     ]
 
 
@@ -95,29 +94,48 @@ class Pipeline:
                 delay = min(delay * 2, MAX_BACKOFF_S)
 
 
-async def _retrying(label: str, send: Any) -> None:
-    """Await a publish, retrying broker errors with capped backoff (at-least-once)."""
+def retriable(exc: BaseException) -> bool:
+    """Whether a failed send may succeed if tried again: the broker said so (leader moving,
+    not enough replicas, request timed out...) or it could not be reached in time. A record
+    too large, a topic not allowed or a closed producer fail the same way every time."""
+    from aiokafka.errors import KafkaError, KafkaTimeoutError
+
+    if isinstance(exc, KafkaTimeoutError | asyncio.TimeoutError):
+        return True
+    return isinstance(exc, KafkaError) and bool(exc.retriable)
+
+
+async def _retrying(label: str, send: Callable[[], Awaitable[Any]]) -> None:
+    """Await a publish, retrying retriable broker errors with capped backoff (at-least-once).
+
+    Anything else is raised as a BrokerError that names the failure: it reaches Faust's
+    supervisor, which stops the worker (CrashingSupervisor) with the batch unacknowledged,
+    rather than retrying forever what cannot succeed.
+    """
     delay = 0.5
     while True:
         try:
             await send()
             return
-        except Exception as exc:  # broker errors surface as several aiokafka/faust types
+        except Exception as exc:
+            if not retriable(exc):
+                log.error("%s failed and cannot succeed by retrying: %r", label, exc)
+                raise BrokerError(f"{label} failed permanently: {exc!r}") from exc
             log.warning("%s failed (%r); retrying in %.1f s", label, exc, delay)
             await asyncio.sleep(delay)
             delay = min(delay * 2, MAX_BACKOFF_S)
 
 
-def create_app(settings: Settings, encoder: Encoder, store: ProfileStore) -> Any:
-    """The Faust app with its single agent, ready for `faust.Worker`."""
+def create_app(settings: Settings, core: BatchCore) -> Any:
+    """The Faust app with its agents (events, items), ready for `faust.Worker`."""
     try:
         import faust
         from mode import CrashingSupervisor
     except ImportError as exc:  # pragma: no cover - depends on the installed extras
         raise MissingExtraError("faust-streaming", "kafka") from exc
 
-    core = BatchCore.from_settings(settings, encoder, store)
     catalog = core.items
+    encoder = core.encoder
     pipeline = Pipeline(core, settings)
     app = faust.App(
         settings.consumer_group,
@@ -161,9 +179,12 @@ def create_app(settings: Settings, encoder: Encoder, store: ProfileStore) -> Any
 
     async def send_rejects(rejections: Sequence[Rejection]) -> list[Awaitable[Any]]:
         return [
-            await app.producer.send(dlq_topic, r.key, r.raw, None, None, dlq_headers(r))
+            await app.producer.send(dlq_topic, r.origin.key, r.raw, None, None, dlq_headers(r))
             for r in rejections
         ]
+
+    async def _send_confirmed(rejections: Sequence[Rejection]) -> None:
+        await asyncio.gather(*await send_rejects(rejections))
 
     async def publish(outcome: BatchOutcome) -> None:
         """DLQ records and profile updates of one batch, confirmed by the broker."""
@@ -194,18 +215,11 @@ def create_app(settings: Settings, encoder: Encoder, store: ProfileStore) -> Any
         ):
             started = time.perf_counter()
             records = [
-                RawRecord(
-                    value=event.message.value if event.message.value is not None else b"",
-                    source=f"{event.message.topic}:{event.message.partition}",
-                    offset=event.message.offset,
-                    topic=_unprefixed(event.message.topic, settings.topic_prefix),
-                    partition=event.message.partition,
-                    key=event.message.key,
-                )
+                RawRecord(event.message.value or b"", _origin(event.message, settings))
                 for event in batch
             ]
             outcome = await pipeline.process(records)
-            await _retrying("publish", lambda outcome=outcome: publish(outcome))
+            await _retrying("publish", functools.partial(publish, outcome))
             # Acks only now: the profiles and their announcements are durable.
             for event in batch:
                 await stream.ack(event)
@@ -242,20 +256,13 @@ def create_app(settings: Settings, encoder: Encoder, store: ProfileStore) -> Any
             ):
                 entries = [
                     (
-                        RawRecord(
-                            value=event.message.value or b"",
-                            source=f"{event.message.topic}:{event.message.partition}",
-                            offset=event.message.offset,
-                            topic=event.message.topic,
-                            partition=event.message.partition,
-                            key=event.message.key,
-                        ),
+                        RawRecord(event.message.value or b"", _origin(event.message, settings)),
                         event.message.value is None,
                     )
                     for event in batch
                 ]
                 outcome = await pipeline.run(apply_items, entries, encoder, catalog)
-                await _retrying("publish", lambda o=outcome: _confirmed(send_rejects(o.rejects)))
+                await _retrying("publish", functools.partial(_send_confirmed, outcome.rejects))
                 for event in batch:
                     await stream.ack(event)
                 log.info(
@@ -268,19 +275,26 @@ def create_app(settings: Settings, encoder: Encoder, store: ProfileStore) -> Any
     return app
 
 
-async def _confirmed(sending: Awaitable[list[Awaitable[Any]]]) -> None:
-    await asyncio.gather(*await sending)
+def _origin(message: Any, settings: Settings) -> Provenance:
+    """Where a Kafka message came from; the source ("topic:partition") keys the applied
+    high-water offsets, the topic is named without the configured prefix."""
+    prefix = settings.topic_prefix
+    topic = str(message.topic)
+    return Provenance(
+        source=f"{topic}:{message.partition}",
+        offset=message.offset,
+        topic=topic[len(prefix) :] if prefix and topic.startswith(prefix) else topic,
+        partition=message.partition,
+        key=message.key,
+    )
 
 
-def _unprefixed(topic: str, prefix: str) -> str:
-    return topic[len(prefix) :] if prefix and topic.startswith(prefix) else topic
-
-
-def run_worker(settings: Settings, encoder: Encoder, store: ProfileStore, loglevel: str) -> None:
+def run_worker(settings: Settings, core: BatchCore, loglevel: str) -> None:
     """Run until stopped (SIGTERM/SIGINT); the store is closed on the way out."""
     import faust
 
-    app = create_app(settings, encoder, store)
+    app = create_app(settings, core)
+    encoder, store = core.encoder, core.store
     log.info(
         "worker: group %s, brokers %s, topics %s, store %s, encoder %s",
         settings.consumer_group,

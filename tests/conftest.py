@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from encoders.base import Encoder
+from interest_stream.encoders.base import Encoder
 
 pytest_plugins = ["tests.integration.conftest_servers"]
 
@@ -12,12 +12,12 @@ pytest_plugins = ["tests.integration.conftest_servers"]
 @pytest.fixture(scope="session")
 def onnx_encoder() -> Encoder:
     """The real fp32 sentence encoder, exported on first use (cached across runs)."""
-    from encoders import EncoderNotExportedError, load_encoder
+    from interest_stream.encoders import EncoderNotExportedError, load_encoder
 
     try:
         return load_encoder(precision="fp32")
     except EncoderNotExportedError:
-        from encoders.export import export_encoder
+        from interest_stream.encoders.export import export_encoder
 
         export_encoder(precision="fp32")
         return load_encoder(precision="fp32")

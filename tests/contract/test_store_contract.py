@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from store import ProfileStore, ProfileWrite, open_store
-from store.base import ItemCatalog, StoredItem
-from streams.interest import InterestParams
-from streams.profile import UserProfile, WeightedEvent, fold_events
+from interest_stream.store import ProfileStore, ProfileWrite, open_store
+from interest_stream.store.base import ItemCatalog, StoredItem
+from interest_stream.streams.model.horizons import InterestParams
+from interest_stream.streams.model.profile import UserProfile, WeightedEvent, fold_events
 
 DIM = 384
 PARAMS = InterestParams()

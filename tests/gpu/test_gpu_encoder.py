@@ -7,7 +7,7 @@ import time
 import numpy as np
 import pytest
 
-from encoders.runtime import OnnxEncoder, cuda_available
+from interest_stream.encoders.runtime import OnnxEncoder, cuda_available
 
 pytestmark = pytest.mark.gpu
 
@@ -16,11 +16,13 @@ pytestmark = pytest.mark.gpu
 def fp16_encoder() -> OnnxEncoder:
     if not cuda_available():
         pytest.skip("onnxruntime has no CUDAExecutionProvider (install onnxruntime-gpu)")
-    from encoders.layout import precision_dir, valid_export
+    from interest_stream.encoders.layout import precision_dir, valid_export
 
     directory = precision_dir(None, "fp16")
     if valid_export(directory) is None:
-        from encoders.export import export_encoder  # the export extra: missing fails, not skips
+        from interest_stream.encoders.export import (
+            export_encoder,  # the export extra: missing fails, not skips
+        )
 
         export_encoder("fp16")
     meta = valid_export(directory)
@@ -32,9 +34,9 @@ def fp16_encoder() -> OnnxEncoder:
 
 
 def test_fp16_on_gpu_matches_torch(fp16_encoder: OnnxEncoder) -> None:
-    from encoders.corpus import bench_corpora
-    from encoders.export import reference_embeddings
-    from encoders.parity_sentences import PARITY_SENTENCES
+    from interest_stream.encoders.export import reference_embeddings
+    from interest_stream.encoders.parity_sentences import PARITY_SENTENCES
+    from interest_stream.streams.lab.corpus import bench_corpora
 
     texts = [*PARITY_SENTENCES, *bench_corpora(200, seed=5)["mixed"]]
     cosines = np.sum(fp16_encoder.encode(texts) * reference_embeddings(texts), axis=1)
@@ -43,7 +45,7 @@ def test_fp16_on_gpu_matches_torch(fp16_encoder: OnnxEncoder) -> None:
 
 
 def test_fp16_on_gpu_is_fast(fp16_encoder: OnnxEncoder) -> None:
-    from encoders.corpus import bench_corpora
+    from interest_stream.streams.lab.corpus import bench_corpora
 
     texts = bench_corpora(4000, seed=9)["mixed"]
     fp16_encoder.encode(texts[:512])  # warm-up: CUDA kernels and cuDNN/cuBLAS handles

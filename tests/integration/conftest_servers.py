@@ -122,7 +122,7 @@ def cassandra_contact() -> tuple[str, int]:
         cluster = Cluster(
             [contact[0]],
             port=contact[1],
-            protocol_version=4,  # as store.cassandra.connect: see why there
+            protocol_version=4,  # as interest_stream.store.cassandra.connect: see why there
             connect_timeout=5,
             control_connection_timeout=5,
         )

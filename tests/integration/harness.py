@@ -12,13 +12,17 @@ from typing import Any
 import numpy as np
 from kafka import KafkaConsumer, KafkaProducer
 
-from encoders.hashing import HashingEncoder
-from schemas.events import TOPIC_OF_TYPE
-from store import open_store
-from streams.core import BatchCore, RawRecord
-from streams.profile import UserProfile
-from streams.settings import load_settings
-from streams.worker_process import ROOT, WorkerProcess
+from interest_stream.encoders.hashing import HashingEncoder
+from interest_stream.schemas.events import TOPIC_OF_TYPE
+from interest_stream.schemas.records import RawRecord
+from interest_stream.store import open_store
+from interest_stream.streams.core.batch import BatchCore
+from interest_stream.streams.lab.worker_process import WorkerProcess
+from interest_stream.streams.model.profile import UserProfile
+from interest_stream.streams.settings import load_settings
+
+ROOT = Path(__file__).resolve().parents[2]
+"""The repository root (README, deploy/local)."""
 
 __all__ = ["ROOT", "WorkerProcess"]
 
@@ -93,7 +97,7 @@ def consumer_lag(bootstrap: str, group: str, topics: Sequence[str]) -> int:
 
 
 def create_topics(bootstrap: str, prefix: str, partitions: int = 6) -> None:
-    from streams.admin import init_kafka
+    from interest_stream.streams.admin import init_kafka
 
     init_kafka(load_settings(brokers=bootstrap, topic_prefix=prefix, partitions=partitions))
 
@@ -102,7 +106,7 @@ def oracle(events: Sequence[dict[str, Any]], tmp: Path, now: float) -> dict[str,
     """Profiles from one clean embedded pass over the same events (the expected result)."""
     store = open_store(f"sqlite:///{tmp}/oracle.db")
     core = BatchCore(encoder=HashingEncoder(), store=store, clock=lambda: now)
-    records = [RawRecord(json.dumps(e).encode(), "oracle", i) for i, e in enumerate(events, 1)]
+    records = [RawRecord.at(json.dumps(e).encode(), "oracle", i) for i, e in enumerate(events, 1)]
     for start in range(0, len(records), 500):
         core.process(records[start : start + 500])
     profiles = store.get(store.user_ids())

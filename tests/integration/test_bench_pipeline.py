@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from encoders.base import Encoder
-from streams.bench_pipeline import bench_pipeline
-from streams.settings import load_settings
+from interest_stream.encoders.base import Encoder
+from interest_stream.streams.lab.bench_pipeline import bench_pipeline
+from interest_stream.streams.settings import load_settings
 
 pytestmark = [pytest.mark.kafka, pytest.mark.cassandra, pytest.mark.slow]
 

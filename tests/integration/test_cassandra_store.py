@@ -13,8 +13,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from store.base import ProfileWrite
-from store.cassandra import (
+from interest_stream.store.base import ProfileWrite
+from interest_stream.store.cassandra import (
+    CassandraOptions,
     CassandraStore,
     CassandraTarget,
     parse_url,
@@ -22,10 +23,9 @@ from store.cassandra import (
     schema_statements,
     vector_bytes,
 )
-from streams.errors import ConfigurationError, StoreError
-from streams.interest import InterestParams
-from streams.profile import UserProfile, WeightedEvent, fold_events
-from streams.settings import load_settings
+from interest_stream.streams.errors import ConfigurationError, StoreError
+from interest_stream.streams.model.horizons import InterestParams
+from interest_stream.streams.model.profile import UserProfile, WeightedEvent, fold_events
 
 DIM = 384
 PARAMS = InterestParams()
@@ -130,7 +130,7 @@ def test_vector_bytes_are_what_the_driver_would_send() -> None:
 
 def test_an_unreachable_cluster_is_one_store_error() -> None:
     with pytest.raises(StoreError, match=r"cannot connect to Cassandra at 127\.0\.0\.1:1/ks"):
-        CassandraStore.from_url("cassandra://127.0.0.1:1/ks", settings=load_settings())
+        CassandraStore.from_url("cassandra://127.0.0.1:1/ks")
 
 
 # --- against the local node ----------------------------------------------------------------
@@ -143,7 +143,7 @@ def url(cassandra_contact: tuple[str, int], keyspace: str) -> str:
 
 @pytest.fixture
 def store(url: str) -> Iterator[CassandraStore]:
-    opened = CassandraStore.from_url(url, settings=load_settings(), create_schema=True)
+    opened = CassandraStore.from_url(url, create_schema=True)
     yield opened
     opened.close()
 
@@ -169,10 +169,7 @@ def test_ann_on_the_sai_index_finds_the_nearest_user(store: CassandraStore) -> N
 @pytest.mark.cassandra
 def test_racing_writers_exactly_one_wins_each_round(url: str) -> None:
     writers = 4
-    stores = [
-        CassandraStore.from_url(url, settings=load_settings(), create_schema=(i == 0))
-        for i in range(writers)
-    ]
+    stores = [CassandraStore.from_url(url, create_schema=(i == 0)) for i in range(writers)]
     try:
         first = _profile("race", [(_unit(np.random.default_rng(0)), None)])
         assert stores[0].apply([ProfileWrite(first, 0)]).won == ("race",)
@@ -278,7 +275,7 @@ def _ann_row(store: CassandraStore, user_id: str) -> tuple[int, np.ndarray] | No
 @pytest.mark.cassandra
 def test_the_indexed_copy_is_rewritten_only_when_the_profile_moved(url: str) -> None:
     store = CassandraStore.from_url(
-        url, settings=load_settings(ann_refresh_cosine=0.99), create_schema=True
+        url, options=CassandraOptions(ann_refresh_cosine=0.99), create_schema=True
     )
     try:
         rng = np.random.default_rng(14)
@@ -317,7 +314,7 @@ def test_a_fence_whose_state_is_gone_is_a_clear_error(store: CassandraStore) -> 
 @pytest.mark.cassandra
 def test_requests_in_flight_stay_bounded(url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     bounded = CassandraStore.from_url(
-        url, settings=load_settings(cassandra_max_in_flight=3), create_schema=True
+        url, options=CassandraOptions(max_in_flight=3), create_schema=True
     )
     lock = threading.Lock()
     counts = {"now": 0, "peak": 0, "total": 0}
@@ -428,7 +425,7 @@ def test_requests_the_driver_refused_to_send_are_sent_again(
     from cassandra.cluster import NoHostAvailable
     from cassandra.connection import ConnectionBusy
 
-    real = store._execute_round
+    real = store._requests._round
     rounds: list[int] = []
 
     def busy_first(statements: Sequence[Any]) -> list[Any]:
@@ -438,7 +435,7 @@ def test_requests_the_driver_refused_to_send_are_sent_again(
             return [NoHostAvailable("Unable to complete the operation", busy) for _ in statements]
         return real(statements)
 
-    monkeypatch.setattr(store, "_execute_round", busy_first)
+    monkeypatch.setattr(store._requests, "_round", busy_first)
     profile = _profile("o", [(_unit(np.random.default_rng(7)), None)])
     assert store.apply([ProfileWrite(profile, 0)]).won == ("o",)
     assert store.flush_ann()
@@ -458,16 +455,16 @@ def test_profiles_of_another_dimension_are_refused(store: CassandraStore) -> Non
 @pytest.mark.cassandra
 def test_a_keyspace_without_tables_points_to_init(url: str) -> None:
     with pytest.raises(StoreError, match="interest-stream init"):
-        CassandraStore.from_url(url, settings=load_settings())
+        CassandraStore.from_url(url)
 
 
 @pytest.mark.cassandra
 def test_a_keyspace_of_the_older_layout_is_refused_with_a_way_out(
     url: str, cassandra_session: Any, keyspace: str
 ) -> None:
-    CassandraStore.from_url(url, settings=load_settings(), create_schema=True).close()
+    CassandraStore.from_url(url, create_schema=True).close()
     # The earlier layout kept the whole profile in profiles.state.
     cassandra_session.execute(f"ALTER TABLE {keyspace}.profiles ADD state blob", timeout=60)
     with pytest.raises(StoreError, match=r"older profile layout \(profiles\.state\)") as error:
-        CassandraStore.from_url(url, settings=load_settings(), create_schema=True)
+        CassandraStore.from_url(url, create_schema=True)
     assert f"DROP KEYSPACE {keyspace}" in str(error.value)

@@ -9,10 +9,10 @@ from collections.abc import Iterator
 import pytest
 from click.testing import CliRunner
 
-from streams.admin import TopicSetupError, admin_client, init_cassandra, init_kafka
-from streams.cli import main
-from streams.errors import StoreError
-from streams.settings import Settings, load_settings
+from interest_stream.streams.admin import TopicSetupError, admin_client, init_cassandra, init_kafka
+from interest_stream.streams.cli import main
+from interest_stream.streams.errors import StoreError
+from interest_stream.streams.settings import Settings, load_settings
 
 NAMES = ("clicks", "reviews", "queries", "profile-updates", "items", "interest-stream-dlq")
 COMPACTED = ("profile-updates", "items")

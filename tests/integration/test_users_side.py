@@ -19,8 +19,8 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from store import open_store
-from streams.cli import main
+from interest_stream.store import open_store
+from interest_stream.streams.cli import main
 from tests.integration.harness import ROOT, WorkerProcess, read_topic, total_events, wait_until
 
 pytestmark = [pytest.mark.kafka, pytest.mark.cassandra, pytest.mark.slow]
@@ -211,7 +211,8 @@ def _run_example(
     for topic in ("clicks", "profile-updates"):
         code = code.replace(f'"{topic}"', f'"{pipeline["prefix"]}{topic}"')
     code = code.replace('"127.0.0.1:9092"', f'"{pipeline["bootstrap"]}"')
-    code = code.replace("interest_stream", pipeline["keyspace"])
+    # The keyspace in URLs and connect() calls, not the package name in imports.
+    code = re.sub(r"(?<![\w.])interest_stream(?=[\"')])", pipeline["keyspace"], code)
     code = code.replace("consumer_timeout_ms=10_000", "consumer_timeout_ms=3_000")
     namespace: dict[str, Any] = {"__name__": f"readme_{name}"}
     capsys.readouterr()

@@ -18,8 +18,8 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from store import open_store
-from streams.workload import generate
+from interest_stream.store import open_store
+from interest_stream.streams.demo import generate
 from tests.integration.harness import (
     ROOT,
     WorkerProcess,

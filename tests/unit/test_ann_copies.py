@@ -7,9 +7,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from store.ann_copies import AnnCopy, AnnRefresher, moved
-from streams.interest import InterestParams
-from streams.profile import UserProfile, WeightedEvent, fold_events
+from interest_stream.store.cassandra.ann import AnnCopy, AnnRefresher, moved
+from interest_stream.streams.model.horizons import InterestParams
+from interest_stream.streams.model.profile import UserProfile, WeightedEvent, fold_events
 
 DIM = 8
 

@@ -9,12 +9,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from encoders.hashing import HashingEncoder
-from store import ProfileWrite, open_store
-from store.sqlite import SqliteStore
-from streams.core import BatchCore, RawRecord
-from streams.profile import UserProfile
-from streams.workload import generate
+from interest_stream.encoders.hashing import HashingEncoder
+from interest_stream.schemas.records import RawRecord
+from interest_stream.store import ProfileWrite, open_store
+from interest_stream.store.sqlite import SqliteStore
+from interest_stream.streams.core.batch import BatchCore
+from interest_stream.streams.demo import generate
+from interest_stream.streams.model.profile import UserProfile
 
 NOW = 1_800_000_000.0
 
@@ -26,7 +27,7 @@ def _core(path: Path) -> BatchCore:
 
 
 def _records(events: list[dict], source: str = "s") -> list[RawRecord]:
-    return [RawRecord(json.dumps(e).encode(), source, i) for i, e in enumerate(events, 1)]
+    return [RawRecord.at(json.dumps(e).encode(), source, i) for i, e in enumerate(events, 1)]
 
 
 def _run(core: BatchCore, records: list[RawRecord], batch: int = 50) -> None:
@@ -74,7 +75,7 @@ def test_duplicate_ids_from_new_offsets_are_not_reannounced(tmp_path: Path):
     events = generate(users=2, events_per_user=5, seed=6).events
     core.process(_records(events, "topic:0"))
     # The same events published again: new offsets, known ids. Not a redelivery.
-    again = [RawRecord(json.dumps(e).encode(), "topic:0", 100 + i) for i, e in enumerate(events)]
+    again = [RawRecord.at(json.dumps(e).encode(), "topic:0", 100 + i) for i, e in enumerate(events)]
     outcome = core.process(again)
     assert outcome.duplicates == len(events) and outcome.reannounced == []
 
@@ -89,12 +90,12 @@ def test_bad_records_are_rejected_and_good_ones_applied(tmp_path: Path):
         "text": "A starship crew racing through a wormhole",
     }
     records = [
-        RawRecord(b"{oops", "s", 1),
-        RawRecord(json.dumps(good).encode(), "s", 2),
-        RawRecord(b"\xff", "s", 3),
+        RawRecord.at(b"{oops", "s", 1),
+        RawRecord.at(json.dumps(good).encode(), "s", 2),
+        RawRecord.at(b"\xff", "s", 3),
     ]
     outcome = core.process(records)
-    assert outcome.applied == 1 and [r.offset for r in outcome.rejects] == [1, 3]
+    assert outcome.applied == 1 and [r.origin.offset for r in outcome.rejects] == [1, 3]
     assert outcome.rejects[0].raw == b"{oops"
     [update] = outcome.updates
     assert update.user_id == "u" and update.version == 1 and update.event_count == 1
@@ -138,7 +139,7 @@ def test_a_profile_from_another_model_is_refused(tmp_path: Path):
         "text": "jazz",
     }
     with pytest.raises(Exception, match="built with other-model"):
-        core.process([RawRecord(json.dumps(good).encode(), "s", 1)])
+        core.process([RawRecord.at(json.dumps(good).encode(), "s", 1)])
 
 
 def test_unrated_reviews_get_a_signed_weight_from_their_text(tmp_path: Path):
@@ -150,18 +151,18 @@ def test_unrated_reviews_get_a_signed_weight_from_their_text(tmp_path: Path):
         "type": "review",
         "text": "I hated it, absolutely terrible.",
     }
-    core.process([RawRecord(json.dumps(review).encode(), "s", 1)])
+    core.process([RawRecord.at(json.dumps(review).encode(), "s", 1)])
     [entry] = _profiles(core)["u"].summary
     assert entry.weight < 0
 
 
 def test_clicks_may_name_a_catalogued_item_instead_of_its_text(tmp_path: Path):
-    from streams.items import apply_items
+    from interest_stream.streams.core.items import apply_items
 
     store = open_store(f"sqlite:///{tmp_path}/p.db")
     encoder = HashingEncoder()
     items = [
-        RawRecord(
+        RawRecord.at(
             json.dumps(
                 {"item_id": "i1", "text": "Jazz piano trio record", "domain": "music"}
             ).encode(),
@@ -169,7 +170,7 @@ def test_clicks_may_name_a_catalogued_item_instead_of_its_text(tmp_path: Path):
             1,
             key=b"i1",
         ),
-        RawRecord(b"{broken", "items:0", 2, key=b"i2"),
+        RawRecord.at(b"{broken", "items:0", 2, key=b"i2"),
     ]
     outcome = apply_items(items, encoder, store)
     assert outcome.stored == 1 and len(outcome.rejects) == 1
@@ -194,6 +195,6 @@ def test_clicks_may_name_a_catalogued_item_instead_of_its_text(tmp_path: Path):
         profile.state.long.profile(), encoder.encode(["Jazz piano trio record"])[0], atol=1e-6
     )
     # Erasing the item: later item-only clicks are rejected.
-    erased = apply_items([(RawRecord(b"", "items:0", 3, key=b"i1"), True)], encoder, store)
+    erased = apply_items([(RawRecord.at(b"", "items:0", 3, key=b"i1"), True)], encoder, store)
     assert erased.erased == 1
     assert core.process(_records([{**click, "event_id": "c4"}])).rejects

@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 from click.testing import CliRunner
 
-from store import open_store
-from streams.cli import main
-from streams.workload import generate
+from interest_stream.store import open_store
+from interest_stream.streams.cli import main
+from interest_stream.streams.demo import generate
 
 
 def _write(path: Path, events: list[dict]) -> Path:

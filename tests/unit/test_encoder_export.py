@@ -8,12 +8,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from encoders.corpus import bench_corpora
-from encoders.export import ParityError, export_encoder, reference_embeddings
-from encoders.layout import PARITY_BARS, precision_dir, valid_export
-from encoders.parity_sentences import PARITY_SENTENCES
-from encoders.runtime import OnnxEncoder
-from streams.errors import MissingExtraError
+from interest_stream.encoders.export import ParityError, export_encoder, reference_embeddings
+from interest_stream.encoders.layout import PARITY_BARS, precision_dir, valid_export
+from interest_stream.encoders.parity_sentences import PARITY_SENTENCES
+from interest_stream.encoders.runtime import OnnxEncoder
+from interest_stream.streams.errors import MissingExtraError
+from interest_stream.streams.lab.corpus import bench_corpora
 
 # Texts the parity gate did not see: the check must generalize beyond its own sentences.
 UNSEEN = bench_corpora(60, seed=123)["mixed"]
@@ -62,7 +62,7 @@ def test_export_is_idempotent_and_records_its_parity() -> None:
 def test_export_below_its_bar_saves_nothing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from encoders.layout import ParityBar
+    from interest_stream.encoders.layout import ParityBar
 
     monkeypatch.setitem(PARITY_BARS, "int8", ParityBar(mean=0.99999, min=0.99999))
     with pytest.raises(ParityError, match="nothing saved"):

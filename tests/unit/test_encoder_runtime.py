@@ -13,11 +13,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from encoders import EncoderNotExportedError, load_encoder, resolve_precision
-from encoders.base import Encoder, Vectors
-from encoders.cache import CachedEncoder
-from encoders.layout import ModelMeta, precision_dir, valid_export
-from encoders.runtime import OnnxEncoder, plan_batches
+from interest_stream.encoders import EncoderNotExportedError, load_encoder, resolve_precision
+from interest_stream.encoders.base import Encoder, Vectors
+from interest_stream.encoders.cache import CachedEncoder
+from interest_stream.encoders.layout import ModelMeta, precision_dir, valid_export
+from interest_stream.encoders.runtime import OnnxEncoder, plan_batches
 
 REPO = Path(__file__).resolve().parents[2]
 LONG_TEXT = "The battery barely lasts a day and the app keeps disconnecting. " * 60
@@ -25,7 +25,7 @@ LONG_TEXT = "The battery barely lasts a day and the app keeps disconnecting. " *
 
 def _exported(precision: str) -> tuple[Path, ModelMeta]:
     """Export once into the default cache dir (idempotent: a no-op when already there)."""
-    from encoders.export import export_encoder
+    from interest_stream.encoders.export import export_encoder
 
     export_encoder(precision)
     directory = precision_dir(None, precision)
@@ -62,8 +62,8 @@ def test_runtime_never_imports_torch_or_transformers(
         f"""
         import sys
         from pathlib import Path
-        from encoders import load_encoder
-        from encoders.runtime import OnnxEncoder
+        from interest_stream.encoders import load_encoder
+        from interest_stream.encoders.runtime import OnnxEncoder
         OnnxEncoder.from_dir(Path({str(directory)!r})).encode(["hello", "world"])
         load_encoder("fp32", model_dir=Path({str(directory.parent)!r})).encode(["again"])
         heavy = {{"torch", "transformers", "sentence_transformers"}} & set(sys.modules)

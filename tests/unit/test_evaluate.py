@@ -11,10 +11,11 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from encoders.hashing import HashingEncoder
-from streams.cli import main
-from streams.errors import ConfigurationError, SourceError
-from streams.evaluate import (
+from interest_stream.encoders.hashing import HashingEncoder
+from interest_stream.streams.cli import main
+from interest_stream.streams.demo import catalogue, generate
+from interest_stream.streams.errors import ConfigurationError, SourceError
+from interest_stream.streams.lab.evaluate import (
     EvalConfig,
     Evaluation,
     build_corpus,
@@ -31,8 +32,7 @@ from streams.evaluate import (
     user_vectors,
     validation_splits,
 )
-from streams.interest import HOUR
-from streams.workload import catalogue, generate
+from interest_stream.streams.model.horizons import HOUR
 
 T0 = 1_780_000_000  # epoch seconds, well inside the accepted window
 NOW = T0 + 400 * 24 * HOUR
@@ -313,7 +313,7 @@ def test_generator_knobs_change_nothing_by_default_and_do_what_they_say():
 
 
 def test_plots_are_written(drifting: Evaluation, tmp_path: Path):
-    from streams.evaluate_plots import write_plots
+    from interest_stream.streams.lab.evaluate.plots import write_plots
 
     files = write_plots(drifting, tmp_path, users=2)
     assert [f.name for f in files] == ["recall_at_k.png", "drift_timelines.png"]

@@ -8,7 +8,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from schemas.events import Event, Rejection, ValidationRules, parse_event
+from interest_stream.schemas.events import Event, ValidationRules, parse_event
+from interest_stream.schemas.records import Provenance, Rejection
 
 NOW = 1_780_000_000.0
 GOOD = {
@@ -23,8 +24,9 @@ GOOD = {
 }
 
 
-def parse(raw: bytes, **kw: object) -> Event | Rejection:
-    return parse_event(raw, source="test", offset=1, now=NOW, rules=ValidationRules(), **kw)
+def parse(raw: bytes, **where: object) -> Event | Rejection:
+    origin = Provenance("test", 1, **where)  # type: ignore[arg-type]
+    return parse_event(raw, origin, now=NOW, rules=ValidationRules())
 
 
 def with_(**changes: object) -> bytes:

@@ -9,8 +9,15 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streams.interest import DAY, HOUR, HorizonState, InterestParams, fold_horizon, seed_ema
-from streams.profile import UserProfile, WeightedEvent, fold_events
+from interest_stream.streams.model.horizons import (
+    DAY,
+    HOUR,
+    HorizonState,
+    InterestParams,
+    fold_horizon,
+    seed_ema,
+)
+from interest_stream.streams.model.profile import UserProfile, WeightedEvent, fold_events
 
 DIM = 8
 PARAMS = InterestParams(summary_size=16, max_clusters=4, recent_ids=10_000)

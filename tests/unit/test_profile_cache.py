@@ -10,12 +10,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from encoders.hashing import HashingEncoder
-from store.sqlite import SqliteStore
-from streams.core import BatchCore, RawRecord
-from streams.profile import UserProfile
-from streams.profile_cache import ProfileCache
-from streams.workload import generate
+from interest_stream.encoders.hashing import HashingEncoder
+from interest_stream.schemas.records import RawRecord
+from interest_stream.store.sqlite import SqliteStore
+from interest_stream.streams.core.batch import BatchCore
+from interest_stream.streams.core.profile_cache import ProfileCache
+from interest_stream.streams.demo import generate
+from interest_stream.streams.model.profile import UserProfile
 
 NOW = 1_800_000_000.0
 
@@ -70,7 +71,7 @@ def _core(path: Path, cache: int) -> BatchCore:
 
 
 def _records(events: list[dict]) -> list[RawRecord]:
-    return [RawRecord(json.dumps(e).encode(), "topic:0", i) for i, e in enumerate(events, 1)]
+    return [RawRecord.at(json.dumps(e).encode(), "topic:0", i) for i, e in enumerate(events, 1)]
 
 
 def test_a_sole_writer_reads_each_profile_once(tmp_path: Path):

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
-from schemas.jsonschema import HERE, render_schemas
-from streams.workload import generate
+from interest_stream.schemas.jsonschema import HERE, render_schemas
+from interest_stream.streams.demo import generate
 
 
 def test_committed_schema_files_match_the_models():

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from encoders.base import Encoder
-from streams.sentiment import SentimentScorer
+from interest_stream.encoders.base import Encoder
+from interest_stream.streams.core.sentiment import SentimentScorer
 
 LABELLED = Path(__file__).parents[1] / "data" / "sentiment_labelled.jsonl"
 

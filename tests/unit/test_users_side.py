@@ -11,16 +11,17 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from encoders.hashing import HashingEncoder
-from schemas.events import ValidationRules
-from schemas.updates import ClusterSummary, ProfileUpdate
-from streams.cli import main
-from streams.client import ModelMismatchError, ProfileClient
-from streams.clusters import Cluster, contextual_profile
-from streams.core import RawRecord
-from streams.errors import ConfigurationError, UnknownUserError
-from streams.publish import publish_events
-from streams.scoring import (
+from interest_stream.encoders.hashing import HashingEncoder
+from interest_stream.schemas.events import ValidationRules
+from interest_stream.schemas.records import RawRecord
+from interest_stream.schemas.updates import ClusterSummary, ProfileUpdate
+from interest_stream.streams.cli import main
+from interest_stream.streams.client import ProfileClient
+from interest_stream.streams.errors import ConfigurationError, ModelMismatchError, UnknownUserError
+from interest_stream.streams.kafka.publish import publish_events
+from interest_stream.streams.kafka.watch import follow_updates, format_update, update_json
+from interest_stream.streams.model.clusters import Cluster, contextual_profile
+from interest_stream.streams.model.scoring import (
     ProfileVectors,
     ScoreWeights,
     contextual_vector,
@@ -28,7 +29,6 @@ from streams.scoring import (
     ranking,
     score_candidates,
 )
-from streams.watch import follow_updates, format_update, update_json
 
 NOW = 1_790_000_000.0  # 2026-09-21
 DIM = 8
@@ -132,7 +132,7 @@ def test_publish_routes_by_type_keys_by_user_and_never_sends_rejects():
         _line(event_id="3", type="review", rating=5),
         _line(event_id="4", text=""),
     ]
-    records = [RawRecord(v, "file:/data/events.jsonl", i) for i, v in enumerate(lines, 1)]
+    records = [RawRecord.at(v, "file:/data/events.jsonl", i) for i, v in enumerate(lines, 1)]
     sent: list[tuple[str, bytes, bytes]] = []
     flushed: list[bool] = []
     progress: list[int] = []
@@ -154,7 +154,7 @@ def test_publish_routes_by_type_keys_by_user_and_never_sends_rejects():
     assert summary.rejected == 2 and flushed == [True] and sum(progress) == 5
     assert summary.first_rejects[0].startswith("/data/events.jsonl:3: not JSON")
     assert summary.first_rejects[1].startswith("/data/events.jsonl:5: field 'text'")
-    assert summary.as_dict()["sent_per_topic"] == {"t-clicks": 1, "t-queries": 1, "t-reviews": 1}
+    assert summary.report()["sent_per_topic"] == {"t-clicks": 1, "t-queries": 1, "t-reviews": 1}
 
 
 def test_publish_items_sends_catalogue_lines_keyed_by_item_id():
@@ -164,7 +164,7 @@ def test_publish_items_sends_catalogue_lines_keyed_by_item_id():
         b'{"item_id": "book-1", "text": "A cookbook"}',
         _line(event_id="1"),  # an event is not an item: rejected, not sent
     ]
-    records = [RawRecord(v, "file:items.jsonl", i) for i, v in enumerate(lines, 1)]
+    records = [RawRecord.at(v, "file:items.jsonl", i) for i, v in enumerate(lines, 1)]
     sent: list[tuple[str, bytes, bytes]] = []
     summary = publish_events(
         records,
@@ -181,7 +181,7 @@ def test_publish_items_sends_catalogue_lines_keyed_by_item_id():
 def test_rate_paces_sends_on_the_clock():
     now = [0.0]
     sent_at: list[float] = []
-    records = [RawRecord(_line(event_id=str(i)), "s", i) for i in range(11)]
+    records = [RawRecord.at(_line(event_id=str(i)), "s", i) for i in range(11)]
     summary = publish_events(
         records,
         lambda *_: sent_at.append(now[0]),
@@ -418,7 +418,7 @@ def test_profile_similar_score_and_rank_commands(store_url: str, tmp_path: Path)
 def test_bad_input_is_one_line_and_exit_2(
     store_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
-    monkeypatch.setattr("streams.kafka_clients.BOOTSTRAP_TIMEOUT_S", 0.5)
+    monkeypatch.setattr("interest_stream.streams.kafka.clients.BOOTSTRAP_TIMEOUT_S", 0.5)
     bad = tmp_path / "bad.jsonl"
     bad.write_text(json.dumps({"id": "a", "text": "x"}) + "\n{oops\n")
     events = tmp_path / "events.jsonl"

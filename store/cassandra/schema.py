@@ -1,0 +1,171 @@
+"""The Cassandra schema: schemas/profiles.cql with its keyspace, replication and vector
+dimension filled in, applied idempotently (`ensure_schema`, behind `interest-stream init`),
+and the checks that refuse a keyspace this version cannot use.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from importlib import resources
+from string import Template
+from typing import TYPE_CHECKING, Any
+
+from interest_stream.store.cassandra.connect import checked_keyspace, describe_error, driver_errors
+from interest_stream.streams.errors import ConfigurationError, StoreError
+
+if TYPE_CHECKING:
+    from cassandra.cluster import Cluster, Session
+
+log = logging.getLogger(__name__)
+
+DEFAULT_DIM = 384
+"""Vector dimension the schema is created with: all-MiniLM-L6-v2 (and the hashing encoder)."""
+
+LOCAL_REPLICATION: Mapping[str, str | int] = {"class": "SimpleStrategy", "replication_factor": 1}
+"""One copy: for a single local node. Production: NetworkTopologyStrategy, e.g. {dc: 3}."""
+
+_REPLICATION_WORD = re.compile(r"[A-Za-z0-9_.\-]+")
+_CREATES = re.compile(r"CREATE (?:CUSTOM )?(KEYSPACE|TABLE|INDEX) IF NOT EXISTS (\w+(?:\.\w+)?)")
+_VECTOR_TYPE = re.compile(r"vector<float,\s*(\d+)>")
+DDL_TIMEOUT_S = 60.0
+
+
+@dataclass(frozen=True)
+class SchemaReport:
+    """What `ensure_schema` found and created."""
+
+    keyspace: str
+    replication: dict[str, str]
+    dim: int
+    created: tuple[str, ...]
+    existing: tuple[str, ...]
+
+
+def replication_map(replication: Mapping[str, str | int]) -> str:
+    """A replication option map as CQL, e.g. {'class': 'SimpleStrategy', ...}."""
+    if "class" not in replication:
+        raise ConfigurationError(f"replication {dict(replication)!r} names no 'class'")
+    items = []
+    for key, value in replication.items():
+        for word in (key, str(value)):
+            if not _REPLICATION_WORD.fullmatch(word):
+                raise ConfigurationError(f"bad replication option {word!r}")
+        items.append(f"'{key}': '{value}'")
+    return "{" + ", ".join(items) + "}"
+
+
+def schema_statements(
+    keyspace: str,
+    *,
+    replication: Mapping[str, str | int] = LOCAL_REPLICATION,
+    dim: int = DEFAULT_DIM,
+) -> list[str]:
+    """schemas/profiles.cql with its placeholders filled in, one CQL statement per item."""
+    if dim < 1:
+        raise ConfigurationError(f"vector dimension must be positive, got {dim}")
+    template = (
+        resources.files("interest_stream.schemas")
+        .joinpath("profiles.cql")
+        .read_text(encoding="utf-8")
+    )
+    text = Template(template).substitute(
+        keyspace=checked_keyspace(keyspace), replication=replication_map(replication), dim=dim
+    )
+    # The file has no string literal containing "--" or ";", so this simple split is exact.
+    code = "\n".join(line.split("--", 1)[0] for line in text.splitlines())
+    return [" ".join(part.split()) for part in code.split(";") if part.strip()]
+
+
+def _schema_objects(cluster: Cluster, keyspace: str) -> set[str]:
+    meta = cluster.metadata.keyspaces.get(keyspace)
+    if meta is None:
+        return set()
+    names = {keyspace}
+    for table_name, table in meta.tables.items():
+        names.add(f"{keyspace}.{table_name}")
+        names.update(f"{keyspace}.{index}" for index in table.indexes)
+    return names
+
+
+def table_dim(cluster: Cluster, keyspace: str) -> int | None:
+    """The vector dimension `keyspace.profiles` was created with; None if there is no table."""
+    meta = cluster.metadata.keyspaces.get(keyspace)
+    table = meta.tables.get("profiles") if meta is not None else None
+    column = table.columns.get("long") if table is not None else None
+    if column is None:
+        return None
+    match = _VECTOR_TYPE.fullmatch(column.cql_type.replace(" ", ""))
+    if match is None:
+        raise StoreError(f"{keyspace}.profiles.long is {column.cql_type}, not vector<float, N>")
+    return int(match.group(1))
+
+
+def check_layout(cluster: Cluster, keyspace: str) -> None:
+    """Refuse a keyspace laid out by an earlier version (the whole profile in
+    `profiles.state`): this store could not read its profiles back."""
+    tables = cluster.metadata.keyspaces[keyspace].tables
+    problems = ["profiles.state"] if "state" in tables["profiles"].columns else []
+    problems += [f"no {t} table" for t in ("profile_states", "profile_ann") if t not in tables]
+    if problems:
+        raise StoreError(
+            f"keyspace {keyspace} has an older profile layout ({', '.join(problems)}): this"
+            " version cannot read its profiles. Rebuild them into a new keyspace (replay the"
+            " topics from the start with a new consumer group), or drop this one"
+            f" (DROP KEYSPACE {keyspace}) and run `interest-stream init --cassandra`"
+        )
+
+
+def ensure_schema(
+    cluster: Cluster,
+    session: Session,
+    keyspace: str,
+    *,
+    replication: Mapping[str, str | int] = LOCAL_REPLICATION,
+    dim: int = DEFAULT_DIM,
+) -> SchemaReport:
+    """Create the keyspace, tables and indexes that are missing; never alters existing ones.
+
+    An existing keyspace keeps its replication (the report shows it); an existing table
+    with another vector dimension is an error, since it cannot hold this encoder's vectors.
+    """
+    before = _schema_objects(cluster, keyspace)
+    statements = schema_statements(keyspace, replication=replication, dim=dim)
+    expected: list[str] = []
+    try:
+        for statement in statements:
+            match = _CREATES.match(statement)
+            if match is not None:
+                name = match.group(2)
+                # Index names are unqualified in CQL but unique per keyspace.
+                expected.append(f"{keyspace}.{name}" if match.group(1) == "INDEX" else name)
+            session.execute(statement, timeout=DDL_TIMEOUT_S)
+        if not cluster.control_connection.wait_for_schema_agreement():
+            log.warning("Cassandra nodes do not agree on the schema yet; continuing")
+    except driver_errors() as exc:
+        raise StoreError(
+            f"cannot create the schema in keyspace {keyspace}: {describe_error(exc)}"
+        ) from exc
+    found = table_dim(cluster, keyspace)
+    if found != dim:
+        raise StoreError(
+            f"{keyspace}.profiles stores vector<float, {found}> but the encoder has {dim}"
+            " dimensions: use another keyspace (or drop this one)"
+        )
+    strategy = cluster.metadata.keyspaces[keyspace].replication_strategy
+    return SchemaReport(
+        keyspace=keyspace,
+        replication=_replication_of(strategy),
+        dim=dim,
+        created=tuple(name for name in expected if name not in before),
+        existing=tuple(name for name in expected if name in before),
+    )
+
+
+def _replication_of(strategy: Any) -> dict[str, str]:
+    # export_for_schema() gives a CQL map literal such as
+    # "{'class': 'SimpleStrategy', 'replication_factor': '1'}".
+    exported = str(strategy.export_for_schema())
+    return dict(re.findall(r"'([^']*)'\s*:\s*'([^']*)'", exported))

@@ -1,0 +1,61 @@
+"""The composition root: settings -> encoder -> store -> batch core, built the same way for
+every command (CLI, worker, embedded run, client). Nothing below this module decides which
+encoder or store a process uses; nothing above it builds one by hand.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from interest_stream.encoders.base import Encoder
+from interest_stream.store import open_store as open_store_url
+from interest_stream.store.base import ItemCatalog, ProfileStore
+from interest_stream.streams.core.batch import BatchCore
+from interest_stream.streams.settings import Settings, load_settings, parse_duration
+
+__all__ = ["EncoderKind", "build_core", "build_encoder", "load_settings", "open_store"]
+
+EncoderKind = Literal["onnx", "hashing"]
+ENCODER_KINDS: tuple[EncoderKind, ...] = ("onnx", "hashing")
+
+
+def build_encoder(settings: Settings, kind: EncoderKind = "onnx") -> Encoder:
+    """The exported ONNX sentence encoder (precision and cache from settings), or the
+    model-free hashing encoder for plumbing checks."""
+    if kind == "hashing":
+        from interest_stream.encoders.hashing import HashingEncoder
+
+        return HashingEncoder()
+    from interest_stream.encoders import load_encoder
+
+    return load_encoder(
+        precision=settings.precision,
+        model_dir=settings.model_dir,
+        cache_size=settings.encoder_cache_size,
+    )
+
+
+def open_store(settings: Settings, *, create_schema: bool = False) -> ProfileStore:
+    """The store `settings.store_url` names, with the Cassandra options of the settings."""
+    return open_store_url(
+        settings.store_url, cassandra=settings.cassandra_options(), create_schema=create_schema
+    )
+
+
+def build_core(settings: Settings, encoder: Encoder, store: ProfileStore) -> BatchCore:
+    """The batch core as every command runs it: the settings' interest model, validation
+    rules, profile cache, and the store's item catalogue when it keeps one."""
+    return BatchCore(
+        encoder=encoder,
+        store=store,
+        params=settings.interest_params(),
+        rules=settings.validation_rules(),
+        include_vectors=settings.include_vectors,
+        items=store if isinstance(store, ItemCatalog) else None,
+        profile_cache_size=settings.profile_cache_size,
+    )
+
+
+def half_life(value: str | None) -> float | None:
+    """A half-life flag ('6h', '30d', plain seconds) in seconds; None passes through."""
+    return None if value is None else parse_duration(value)

@@ -1,0 +1,13 @@
+"""The `interest-stream` command line: one group, one module per command family.
+
+`group` (the group, errors, entry-point commands), `options` (options shared by several
+commands, with defaults read from Settings), `output` (consoles, progress, tables),
+`embedded` (run, generate), `profiles` (profile get/similar/score/rank), `streaming`
+(worker, init, publish, watch) and `encoder` (export-encoder). Every command builds its
+parts through the composition root (`interest_stream.streams.app`).
+"""
+
+from interest_stream.streams.cli import embedded, encoder, profiles, streaming
+from interest_stream.streams.cli.group import main
+
+__all__ = ["embedded", "encoder", "main", "profiles", "streaming"]

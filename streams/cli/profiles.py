@@ -1,0 +1,232 @@
+"""`profile get|similar|score|rank`: read profiles from the store and score texts against
+them, for people at a terminal and for scripts (--json)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import click
+from rich.markup import escape
+from rich.table import Table
+
+from interest_stream.streams import app
+from interest_stream.streams.cli import options
+from interest_stream.streams.cli.group import main
+from interest_stream.streams.cli.output import out, profiles_table, quiet_driver_logs
+from interest_stream.streams.errors import InterestStreamError, SourceError
+from interest_stream.streams.model.scoring import ScoreWeights
+
+_DEFAULT_WEIGHTS = ScoreWeights()
+_SCORE_OPTIONS = [
+    click.option(
+        "--long-weight",
+        type=float,
+        default=_DEFAULT_WEIGHTS.long,
+        show_default=True,
+        help="Weight of cos(long).",
+    ),
+    click.option(
+        "--short-weight",
+        type=float,
+        default=_DEFAULT_WEIGHTS.short,
+        show_default=True,
+        help="Weight of cos(short).",
+    ),
+    click.option(
+        "--context-weight",
+        type=float,
+        default=_DEFAULT_WEIGHTS.context,
+        show_default=True,
+        help="Weight of the cosine to the contextual profile (attention over clusters).",
+    ),
+    click.option(
+        "--temperature",
+        type=float,
+        default=_DEFAULT_WEIGHTS.temperature,
+        show_default=True,
+        help="Attention temperature over the clusters (smaller: nearer the best cluster).",
+    ),
+]
+
+
+def _score_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    for option in reversed(_SCORE_OPTIONS):
+        command = option(command)
+    return command
+
+
+def _profile_client(store_url: str | None, encoder_kind: app.EncoderKind | None = None) -> Any:
+    from interest_stream.streams.client import ProfileClient
+
+    quiet_driver_logs()
+    settings = app.load_settings(store_url=store_url)
+    encoder = app.build_encoder(settings, encoder_kind) if encoder_kind else None
+    return ProfileClient(app.open_store(settings), settings=settings, encoder=encoder)
+
+
+def _cell(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
+@main.group()
+def profile() -> None:
+    """Read profiles from the store and score texts against them."""
+
+
+@profile.command("get")
+@click.argument("user_id")
+@options.store
+@options.as_json("Print the profile-update record as JSON.")
+@click.option("--vectors/--no-vectors", default=False, help="Include vectors in --json output.")
+def profile_get(user_id: str, store_url: str | None, as_json: bool, vectors: bool) -> None:
+    """Show one user's profile."""
+    from interest_stream.schemas.updates import profile_update
+
+    settings = app.load_settings(store_url=store_url)
+    quiet_driver_logs()
+    store = app.open_store(settings)
+    try:
+        found = store.get([user_id]).get(user_id)
+    finally:
+        store.close()
+    if found is None:
+        raise InterestStreamError(f"no profile for user {user_id!r} in {settings.store_url}")
+    if as_json:
+        out.print_json(profile_update(found, include_vectors=vectors).model_dump_json())
+    else:
+        out.print(profiles_table([found]))
+
+
+@profile.command("similar")
+@click.argument("user_id")
+@options.store
+@click.option("--k", type=int, default=10, show_default=True, help="How many users.")
+@click.option(
+    "--horizon",
+    type=click.Choice(["long", "short"]),
+    default="long",
+    show_default=True,
+    help="Compare long-term or short-term profiles.",
+)
+@options.as_json("Print the neighbours as JSON.")
+def profile_similar(
+    user_id: str, store_url: str | None, k: int, horizon: str, as_json: bool
+) -> None:
+    """Users whose profile is nearest USER_ID's (cosine).
+
+    Cassandra answers from its SAI vector index (approximate nearest neighbours); SQLite
+    by an exact scan over every stored profile.
+    """
+    with _profile_client(store_url) as client:
+        similar = client.similar(user_id, k=k, horizon=horizon)
+    if as_json:
+        rows = [s.as_dict() for s in similar]
+        out.print_json(json.dumps({"user_id": user_id, "horizon": horizon, "similar": rows}))
+        return
+    table = Table(title=f"users nearest {escape(user_id)} ({horizon} term)")
+    table.add_column("#", justify="right")
+    table.add_column("user")
+    table.add_column("cosine", justify="right")
+    table.add_column("top interests")
+    for rank, item in enumerate(similar, start=1):
+        labels = "\n".join(escape(label[:60]) for label in item.labels[:3])
+        table.add_row(str(rank), escape(item.user_id), f"{item.similarity:.3f}", labels)
+    out.print(table)
+
+
+@profile.command("score")
+@click.argument("user_id")
+@click.option("--text", "texts", multiple=True, required=True, help="A text to score (repeat).")
+@options.store
+@_score_options
+@options.as_json("Print the scores as JSON.")
+@options.encoder
+def profile_score(
+    user_id: str,
+    texts: tuple[str, ...],
+    store_url: str | None,
+    long_weight: float,
+    short_weight: float,
+    context_weight: float,
+    temperature: float,
+    as_json: bool,
+    encoder_kind: app.EncoderKind,
+) -> None:
+    """Score texts against USER_ID's profile, in the order given.
+
+    score = weighted mean of cos(text, long), cos(text, short) and cos(text, contextual
+    profile), the parts the profile has; the same function as the Python client.
+    """
+    weights = ScoreWeights(long_weight, short_weight, context_weight, temperature)
+    with _profile_client(store_url, encoder_kind) as client:
+        scores = client.explain(user_id, list(texts), weights=weights)
+    rows = [{"text": text, **scores.row(i)} for i, text in enumerate(texts)]
+    if as_json:
+        out.print_json(json.dumps({"user_id": user_id, "weights": vars(weights), "scores": rows}))
+        return
+    out.print(_scores_table(f"scores for {escape(user_id)}", rows))
+
+
+def _scores_table(title: str, rows: list[dict[str, Any]], with_id: bool = False) -> Table:
+    table = Table(title=title)
+    if with_id:
+        table.add_column("#", justify="right")
+        table.add_column("id")
+    for name in ("score", "long", "short", "context"):
+        table.add_column(name, justify="right")
+    table.add_column("text")
+    for rank, row in enumerate(rows, start=1):
+        cells = [_cell(row[name]) for name in ("score", "long", "short", "context")]
+        ident = [str(rank), escape(row["id"])] if with_id else []
+        table.add_row(*ident, *cells, escape((row.get("text") or "")[:70]))
+    return table
+
+
+@profile.command("rank")
+@click.argument("user_id")
+@click.option(
+    "--candidates",
+    "candidates_path",
+    required=True,
+    help='JSON lines {"id": ..., "text": ...} (or "vector": [...]); - for stdin.',
+)
+@options.store
+@click.option("--top", type=int, help="Show only the best N [default: all].")
+@_score_options
+@options.as_json("Print the ranking as JSON.")
+@options.encoder
+def profile_rank(
+    user_id: str,
+    candidates_path: str,
+    store_url: str | None,
+    top: int | None,
+    long_weight: float,
+    short_weight: float,
+    context_weight: float,
+    temperature: float,
+    as_json: bool,
+    encoder_kind: app.EncoderKind,
+) -> None:
+    """Rank candidates for USER_ID, best first (the score of `profile score`)."""
+    from interest_stream.streams.client import read_candidates
+
+    if candidates_path == "-":
+        candidates = read_candidates(click.get_text_stream("stdin"), "stdin")
+    else:
+        try:
+            with open(candidates_path, encoding="utf-8") as stream:
+                candidates = read_candidates(stream, candidates_path)
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8"
+            raise SourceError(f"{candidates_path}: cannot read ({reason})") from exc
+    weights = ScoreWeights(long_weight, short_weight, context_weight, temperature)
+    with _profile_client(store_url, encoder_kind) as client:
+        ranked = client.rank(user_id, candidates, weights=weights, top=top)
+    rows = [item.as_dict() for item in ranked]
+    if as_json:
+        out.print_json(json.dumps({"user_id": user_id, "weights": vars(weights), "ranked": rows}))
+        return
+    title = f"{len(candidates)} candidates for {escape(user_id)}"
+    out.print(_scores_table(title, rows, with_id=True))

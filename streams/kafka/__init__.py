@@ -1,0 +1,1 @@
+"""Kafka on the users' side: client construction, publishing events, watching updates."""

@@ -1,0 +1,118 @@
+"""kafka-python producers and consumers for the users' side (`publish`, `watch`), configured
+from `Settings` (TLS, SASL/SCRAM) and failing with one clear `BrokerError`.
+
+kafka-python reports an unreachable cluster differently across versions (2.x raises
+`NoBrokersAvailable`, 3.x a `KafkaTimeoutError` "Unable to bootstrap"); both are
+`KafkaError`s and become "cannot reach Kafka at ..." here. Topics are checked before use,
+because the local broker (like many) auto-creates a missing topic with one partition, which
+would silently break the worker's co-partitioning. The worker itself uses Faust's aiokafka
+clients, not these.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from interest_stream.streams.errors import BrokerError, ConfigurationError, MissingExtraError
+from interest_stream.streams.settings import Settings
+
+BOOTSTRAP_TIMEOUT_S = 10.0
+
+
+def _require_kafka() -> None:
+    try:
+        import kafka  # noqa: F401
+    except ImportError as exc:
+        raise MissingExtraError("kafka-python", "kafka") from exc
+
+
+def bootstrap_servers(settings: Settings) -> list[str]:
+    servers = [b.strip() for b in settings.brokers.split(",") if b.strip()]
+    if not servers:
+        raise ConfigurationError("no Kafka brokers configured: pass --brokers host:port")
+    return servers
+
+
+def security_options(settings: Settings) -> dict[str, Any]:
+    """kafka-python keyword arguments for the configured security protocol."""
+    protocol = settings.kafka_security_protocol
+    options: dict[str, Any] = {"security_protocol": protocol}
+    if protocol in ("SSL", "SASL_SSL") and settings.kafka_ssl_cafile is not None:
+        options["ssl_cafile"] = str(settings.kafka_ssl_cafile)
+    if protocol.startswith("SASL"):
+        if settings.kafka_username is None or settings.kafka_password is None:
+            raise ConfigurationError(
+                f"security protocol {protocol} needs INTEREST_STREAM_KAFKA_USERNAME and"
+                " INTEREST_STREAM_KAFKA_PASSWORD"
+            )
+        options.update(
+            # The worker's default too: SCRAM-SHA-512 unless configured otherwise.
+            sasl_mechanism=settings.kafka_sasl_mechanism or "SCRAM-SHA-512",
+            sasl_plain_username=settings.kafka_username,
+            sasl_plain_password=settings.kafka_password.get_secret_value(),
+        )
+    return options
+
+
+def unreachable(settings: Settings, exc: BaseException) -> BrokerError:
+    """The one-line error for a cluster that cannot be reached or refuses us."""
+    detail = str(exc).strip() or type(exc).__name__
+    return BrokerError(f"cannot reach Kafka at {settings.brokers}: {detail}")
+
+
+def make_producer(settings: Settings, **config: Any) -> Any:
+    """A connected KafkaProducer; `config` adds or overrides producer settings."""
+    _require_kafka()
+    from kafka import KafkaProducer
+    from kafka.errors import KafkaError
+
+    options = {
+        "bootstrap_servers": bootstrap_servers(settings),
+        "client_id": "interest-stream-publish",
+        "bootstrap_timeout_ms": int(BOOTSTRAP_TIMEOUT_S * 1000),
+        **security_options(settings),
+        **config,
+    }
+    if "allow_auto_create_topics" not in KafkaProducer.DEFAULT_CONFIG:  # kafka-python 2.x
+        options.pop("allow_auto_create_topics", None)
+    try:
+        return KafkaProducer(**options)
+    except KafkaError as exc:
+        raise unreachable(settings, exc) from exc
+
+
+def make_consumer(settings: Settings, **config: Any) -> Any:
+    """A connected KafkaConsumer subscribed to nothing yet; `config` adds settings."""
+    _require_kafka()
+    from kafka import KafkaConsumer
+    from kafka.errors import KafkaError
+
+    options = {
+        "bootstrap_servers": bootstrap_servers(settings),
+        "client_id": "interest-stream-watch",
+        "bootstrap_timeout_ms": int(BOOTSTRAP_TIMEOUT_S * 1000),
+        **security_options(settings),
+        **config,
+    }
+    try:
+        return KafkaConsumer(**options)
+    except KafkaError as exc:
+        raise unreachable(settings, exc) from exc
+
+
+def require_topics(settings: Settings, consumer: Any, topics: Iterable[str]) -> None:
+    """Raise BrokerError naming the first of `topics` the cluster does not have."""
+    from kafka.errors import KafkaError
+
+    try:
+        existing = set(consumer.topics())
+    except KafkaError as exc:
+        raise unreachable(settings, exc) from exc
+    missing = sorted(set(topics) - existing)
+    if missing:
+        raise BrokerError(
+            f"topic {missing[0]} does not exist on {settings.brokers}"
+            + (f" (nor {', '.join(missing[1:])})" if len(missing) > 1 else "")
+            + ": run `interest-stream init` (with the same --topic-prefix) first"
+        )
