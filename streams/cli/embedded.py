@@ -221,6 +221,17 @@ def _print_run_summary(result: dict[str, Any], shown: dict[str, Any]) -> None:
     help="How many times each user's interests change over the period.",
 )
 @click.option(
+    "--interests",
+    metavar="LO-HI",
+    help="Plant between LO and HI stable interests per user (e.g. 1-6), for cluster checks,"
+    " instead of two drifting ones.",
+)
+@click.option(
+    "--template",
+    is_flag=True,
+    help='Templated catalogue texts: "Title (1994). Genres: Sci-Fi, Adventure".',
+)
+@click.option(
     "-o",
     "--output",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -236,11 +247,14 @@ def generate(
     popularity_skew: float,
     items_per_topic: int | None,
     interest_changes: int,
+    interests: str | None,
+    template: bool,
     output: Path | None,
 ) -> None:
     """Generate a synthetic event log with planted, drifting interests (JSONL)."""
     from interest_stream.streams.demo import generate as generate_workload
 
+    planted = _interest_range(interests) if interests else None
     workload = generate_workload(
         users=users,
         days=days,
@@ -250,6 +264,8 @@ def generate(
         popularity_skew=popularity_skew,
         items_per_topic=items_per_topic,
         interest_changes=interest_changes,
+        interests=planted,
+        template=template,
     )
     events = list(workload.events)
     if shuffle:
@@ -260,3 +276,16 @@ def generate(
     else:
         output.write_text(lines, encoding="utf-8")
         console.print(f"wrote {len(events):,} events for {users} users to {output}")
+
+
+def _interest_range(text: str) -> tuple[int, int]:
+    low, _, high = text.partition("-")
+    try:
+        bounds = (int(low), int(high or low))
+    except ValueError as exc:
+        raise click.BadParameter(
+            f"{text!r}: expected LO-HI, e.g. 1-6", param_hint="--interests"
+        ) from exc
+    if not 1 <= bounds[0] <= bounds[1] <= 10:
+        raise click.BadParameter(f"{text!r}: need 1 <= LO <= HI <= 10", param_hint="--interests")
+    return bounds
