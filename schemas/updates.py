@@ -2,7 +2,8 @@
 
 Key = user_id; value = `ProfileUpdate` as JSON; an erased user gets a tombstone (null
 value). `profile_update` builds the record from a stored profile so the embedded mode,
-the worker and `profile get --json` all print the same shape.
+the worker and `profile get --json` all print the same shape. A record is read at a time
+(`read_at`, by default the time of the write): masses and cluster weights are decayed to it.
 """
 
 from __future__ import annotations
@@ -12,13 +13,14 @@ from datetime import UTC, datetime
 from pydantic import BaseModel, ConfigDict, Field
 
 from interest_stream.streams.model.profile import UserProfile
+from interest_stream.streams.model.scoring import ProfileVectors
 
 
 class ClusterSummary(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     label: str = Field(description="Most representative text of the interest (its medoid)")
-    weight: float = Field(description="Decayed mass of the interest at updated_at")
+    weight: float = Field(description="Decayed mass of the interest at read_at")
     size: int = Field(description="Events of the summary in this interest")
 
 
@@ -31,10 +33,27 @@ class ProfileUpdate(BaseModel):
     version: int = Field(description="Increases by one per stored change")
     model_id: str = Field(description="Encoder that produced the vectors")
     updated_at: str = Field(description="RFC 3339 time of the write")
+    read_at: str | None = Field(
+        default=None, description="RFC 3339 time the masses and weights are decayed to"
+    )
     event_time: str | None = Field(description="Newest event time folded in (RFC 3339)")
     event_count: int = Field(description="Events applied to this profile so far")
     drift: float | None = Field(description="Cosine of short- vs long-term profile")
+    long_weight: float = Field(default=0.0, description="Decayed long-term mass at read_at")
+    short_weight: float = Field(default=0.0, description="Decayed short-term mass at read_at")
+    short_share: float = Field(
+        default=1.0,
+        description="How much the short-term profile counts in a score at read_at (0..1)",
+    )
     clusters: list[ClusterSummary] = Field(description="Top interests, heaviest first")
+    disliked: list[ClusterSummary] = Field(
+        default_factory=list, description="What the user panned, most disliked first"
+    )
+    vectors_included: bool = Field(
+        default=True,
+        description="False when the sender left the vectors out (short and long are then"
+        " null even if the profile has them)",
+    )
     short: list[float] | None = Field(default=None, description="Short-term unit vector")
     long: list[float] | None = Field(default=None, description="Long-term unit vector")
 
@@ -46,23 +65,44 @@ def _rfc3339(epoch_s: float | None) -> str | None:
 
 
 def profile_update(
-    profile: UserProfile, *, include_vectors: bool = True, top_clusters: int = 8
+    profile: UserProfile,
+    *,
+    include_vectors: bool = True,
+    top_clusters: int = 8,
+    read_at: float | None = None,
 ) -> ProfileUpdate:
-    """The update record announcing `profile`."""
-    state = profile.state
-    short, long = state.short.profile(), state.long.profile()
+    """The update record announcing `profile`, read at `read_at` (default: its write)."""
+    at = read_at if read_at is not None else profile.updated_at
+    view = ProfileVectors.from_profile(profile, at=max(at, profile.state.long.t_ref or at))
     return ProfileUpdate(
         user_id=profile.user_id,
         version=profile.version,
         model_id=profile.model_id,
         updated_at=_rfc3339(profile.updated_at) or "",
-        event_time=_rfc3339(state.long.t_ref),
+        read_at=_rfc3339(view.at),
+        event_time=_rfc3339(profile.state.long.t_ref),
         event_count=profile.event_count,
         drift=profile.drift(),
+        long_weight=round(view.long_weight, 6),
+        short_weight=round(view.short_weight, 6),
+        short_share=round(view.short_share, 6),
         clusters=[
-            ClusterSummary(label=c.label, weight=c.weight, size=c.size)
-            for c in profile.clusters[:top_clusters]
+            ClusterSummary(label=label, weight=round(float(weight), 6), size=c.size)
+            for label, weight, c in zip(
+                view.labels, view.cluster_weights, profile.liked, strict=True
+            )
+        ][:top_clusters],
+        disliked=[
+            ClusterSummary(label=c.label, weight=round(float(weight), 6), size=c.size)
+            for weight, c in zip(
+                view.disliked_weights if view.disliked_weights is not None else (),
+                profile.disliked,
+                strict=True,
+            )
         ],
-        short=[float(x) for x in short] if include_vectors and short is not None else None,
-        long=[float(x) for x in long] if include_vectors and long is not None else None,
+        vectors_included=include_vectors,
+        short=[float(x) for x in view.short]
+        if include_vectors and view.short is not None
+        else None,
+        long=[float(x) for x in view.long] if include_vectors and view.long is not None else None,
     )

@@ -1,9 +1,20 @@
 """The storage boundary: `ProfileStore`, which every backend (SQLite, Cassandra) satisfies.
 
 Guarantees a backend must give, checked by the contract tests over every backend:
-`apply` writes each profile only if the stored version still equals the expected one
-(0 = absent), so two writers racing on a user cannot overwrite each other; `get` returns
-exactly what the last winning write stored.
+
+- `get` returns exactly what the last winning write stored.
+- Writes are fenced. A writer names a fence with each write: the Kafka partition its
+  user's events come from (every event of a user arrives on one partition), or `EMBEDDED`.
+  The first write under a fence claims it; once another writer (a worker that took the
+  partition over in a rebalance, or `erase`) has claimed the fence since, this writer's
+  writes under it are lost and reported in `ApplyResult.lost`: the caller drops what it
+  cached, reads again and re-folds, and its next write claims the fence anew. A write under
+  a fence that was claimed away can therefore never overwrite the new holder's writes.
+- A backend may also refuse a write whose `expected_version` is no longer the stored one
+  (SQLite does; Cassandra relies on the fence alone, which is enough when the fence is the
+  user's partition).
+- `erase` removes every stored trace of a user's profile and records the erasure, so that
+  events of the user from before it are never applied again (`erased`).
 """
 
 from __future__ import annotations
@@ -17,41 +28,73 @@ import numpy.typing as npt
 
 from interest_stream.streams.model.profile import UserProfile
 
+EMBEDDED = "embedded"
+"""The fence of writers that read no Kafka partition (the embedded mode, tools)."""
+
+
+def partition_fence(partition: int) -> str:
+    """The fence of the users whose events arrive on input partition `partition`."""
+    return f"partition:{partition}"
+
 
 @dataclass(frozen=True, slots=True)
 class ProfileWrite:
-    """A new profile to store if the stored version is still `expected_version`."""
+    """A new profile, the stored version it was folded onto (0 = new) and its fence.
+
+    `domains_changed` names the per-domain views the fold changed (None: all of them) and
+    `domains_dropped` the ones it folded away, so a backend that keeps per-domain rows for
+    readers writes only those.
+    """
 
     profile: UserProfile
     expected_version: int
+    fence: str = EMBEDDED
+    domains_changed: tuple[str, ...] | None = None
+    domains_dropped: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
 class ApplyResult:
-    """Which writes won and which lost their version fence."""
+    """Which writes won and which were lost (fence claimed away, or version moved), and
+    how many bytes the winners put into the store."""
 
     won: tuple[str, ...]
     lost: tuple[str, ...]
+    bytes_written: int = 0
 
 
 @runtime_checkable
 class ProfileStore(Protocol):
-    """Where profiles live. Writes are fenced by version; all methods may raise StoreError."""
+    """Where profiles live; all methods may raise StoreError."""
 
     def get(self, user_ids: Sequence[str]) -> dict[str, UserProfile]:
-        """Stored profiles of the given users; absent users are left out."""
+        """Stored profiles of the given users; absent (and erased) users are left out."""
+        ...
+
+    def erased(self, user_ids: Sequence[str]) -> dict[str, float]:
+        """For users that were erased: the time of their (latest) erasure, epoch seconds."""
         ...
 
     def apply(self, writes: Sequence[ProfileWrite]) -> ApplyResult:
-        """Store each profile whose stored version equals its expected version."""
+        """Store each profile whose writer still holds its fence (see the module doc)."""
         ...
 
-    def delete(self, user_id: str) -> bool:
-        """Erase a user; True if there was something to erase."""
+    def erase(self, user_id: str, *, fence: str, at: float, reason: str) -> bool:
+        """Erase a user's profile and everything derived from it, fencing out the writer
+        of `fence` (the user's partition), and record the erasure; True if there was a
+        profile. Idempotent."""
         ...
 
     def user_ids(self, limit: int | None = None) -> list[str]:
         """Stored user ids, sorted (for listings and comparisons, not hot paths)."""
+        ...
+
+    def setting(self, key: str) -> str | None:
+        """A value the store keeps for every process that uses it (e.g. calibration)."""
+        ...
+
+    def keep_setting(self, key: str, value: str) -> str:
+        """Store `value` under `key` unless one is there; return the value that holds."""
         ...
 
     def close(self) -> None: ...

@@ -1,7 +1,10 @@
 """SQLite profile store: the embedded default, one file, no server.
 
-WAL mode so readers (`profile get`) never block the writer; one transaction per batch;
-the version fence is a conditional UPDATE/INSERT whose row count says who won.
+WAL mode so readers (`profile get`) never block the writer; one transaction per `apply`.
+Fences are a table of epochs: the first write under a fence takes the next epoch, and a
+later write under it wins only while the epoch is still this store's; the stored version
+must also still be the expected one (a conditional UPDATE/INSERT whose row count says who
+won), which protects two embedded writers sharing one file.
 """
 
 from __future__ import annotations
@@ -16,29 +19,36 @@ import numpy as np
 
 from interest_stream.store.base import ApplyResult, ProfileWrite, StoredItem
 from interest_stream.streams.errors import ConfigurationError, StoreError
-from interest_stream.streams.model.codec import decode_profile, encode_profile
+from interest_stream.streams.model.codec import ProfileFormatError, decode_profile, encode_profile
 from interest_stream.streams.model.profile import UserProfile
 
-_ITEMS_SCHEMA = """
-CREATE TABLE IF NOT EXISTS items (
-    item_id  TEXT PRIMARY KEY,
-    text     TEXT NOT NULL,
-    domain   TEXT,
-    model_id TEXT NOT NULL,
-    vector   BLOB NOT NULL
-)
-"""
+LAYOUT = "3"
+"""Written to `meta` at creation; an older file (no meta, or another value) is refused."""
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS profiles (
-    user_id     TEXT PRIMARY KEY,
-    version     INTEGER NOT NULL,
-    model_id    TEXT NOT NULL,
-    updated_at  REAL NOT NULL,
-    event_count INTEGER NOT NULL,
-    state       BLOB NOT NULL
+_SCHEMA = (
+    """CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS profiles (
+        user_id     TEXT PRIMARY KEY,
+        version     INTEGER NOT NULL,
+        model_id    TEXT NOT NULL,
+        updated_at  REAL NOT NULL,
+        event_count INTEGER NOT NULL,
+        state       BLOB NOT NULL
+    )""",
+    """CREATE TABLE IF NOT EXISTS fences (name TEXT PRIMARY KEY, epoch INTEGER NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS erasures (
+        user_id   TEXT PRIMARY KEY,
+        erased_at REAL NOT NULL,
+        reason    TEXT NOT NULL
+    )""",
+    """CREATE TABLE IF NOT EXISTS items (
+        item_id  TEXT PRIMARY KEY,
+        text     TEXT NOT NULL,
+        domain   TEXT,
+        model_id TEXT NOT NULL,
+        vector   BLOB NOT NULL
+    )""",
 )
-"""
 
 
 def path_from_url(url: str) -> Path:
@@ -50,10 +60,11 @@ def path_from_url(url: str) -> Path:
 
 
 class SqliteStore:
-    """`ProfileStore` over one SQLite file."""
+    """`ProfileStore` (and `ItemCatalog`) over one SQLite file."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self._epochs: dict[str, int] = {}  # fences this store holds, by the epoch it took
         try:
             if path.parent != Path(""):
                 path.parent.mkdir(parents=True, exist_ok=True)
@@ -61,14 +72,31 @@ class SqliteStore:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute("PRAGMA busy_timeout=10000")
-            self._db.execute(_SCHEMA)
-            self._db.execute(_ITEMS_SCHEMA)
+            self._check_layout()
+            for statement in _SCHEMA:
+                self._db.execute(statement)
+            self._db.execute("INSERT OR IGNORE INTO meta VALUES ('layout', ?)", (LAYOUT,))
         except (sqlite3.Error, OSError) as exc:
             raise StoreError(f"cannot open SQLite store {path}: {exc}") from exc
 
     @classmethod
     def from_url(cls, url: str) -> SqliteStore:
         return cls(path_from_url(url))
+
+    def _check_layout(self) -> None:
+        tables = {name for (name,) in self._db.execute("SELECT name FROM sqlite_master")}
+        if "profiles" not in tables:
+            return
+        found = None
+        if "meta" in tables:
+            row = self._db.execute("SELECT value FROM meta WHERE key = 'layout'").fetchone()
+            found = row[0] if row else None
+        if found != LAYOUT:
+            raise StoreError(
+                f"{self.path} holds profiles of an earlier layout (layout {found or 2}): this"
+                " version cannot read them. Rebuild them into a new file (run the events"
+                " again with --store sqlite:///new.db) or delete this one"
+            )
 
     def _select_in(self, select: str, keys: Sequence[str]) -> list[tuple[Any, ...]]:
         """Rows of `select ... IN (?)` for distinct keys, in chunks under SQLite's variable cap."""
@@ -86,21 +114,51 @@ class SqliteStore:
         rows = self._select_in(
             "SELECT user_id, state FROM profiles WHERE user_id IN ({})", user_ids
         )
-        return {user_id: decode_profile(state) for user_id, state in rows}
+        try:
+            return {user_id: decode_profile(state) for user_id, state in rows}
+        except ProfileFormatError as exc:
+            raise StoreError(f"{self.path}: {exc}") from exc
+
+    def erased(self, user_ids: Sequence[str]) -> dict[str, float]:
+        rows = self._select_in(
+            "SELECT user_id, erased_at FROM erasures WHERE user_id IN ({})", user_ids
+        )
+        return {user_id: float(at) for user_id, at in rows}
+
+    def _hold(self, fence: str) -> bool:
+        """Inside a transaction: claim `fence` if this store does not hold it; False if it
+        held it and another writer has claimed it since (its writes now lose)."""
+        row = self._db.execute("SELECT epoch FROM fences WHERE name = ?", (fence,)).fetchone()
+        stored = row[0] if row else 0
+        mine = self._epochs.get(fence)
+        if mine is not None:
+            if stored == mine:
+                return True
+            del self._epochs[fence]  # claimed away: lose now, claim again next time
+            return False
+        self._db.execute("INSERT OR REPLACE INTO fences VALUES (?, ?)", (fence, stored + 1))
+        self._epochs[fence] = stored + 1
+        return True
 
     def apply(self, writes: Sequence[ProfileWrite]) -> ApplyResult:
         won: list[str] = []
         lost: list[str] = []
+        written = 0
         try:
             self._db.execute("BEGIN IMMEDIATE")
+            held = {fence: self._hold(fence) for fence in sorted({w.fence for w in writes})}
             for write in writes:
                 profile = write.profile
+                if not held[write.fence]:
+                    lost.append(profile.user_id)
+                    continue
+                state = encode_profile(profile)
                 row = (
                     profile.version,
                     profile.model_id,
                     profile.updated_at,
                     profile.event_count,
-                    encode_profile(profile),
+                    state,
                 )
                 if write.expected_version == 0:
                     cursor = self._db.execute(
@@ -114,25 +172,57 @@ class SqliteStore:
                         " state=? WHERE user_id=? AND version=?",
                         (*row, profile.user_id, write.expected_version),
                     )
-                (won if cursor.rowcount == 1 else lost).append(profile.user_id)
+                if cursor.rowcount == 1:
+                    won.append(profile.user_id)
+                    written += len(state)
+                else:
+                    lost.append(profile.user_id)
             self._db.execute("COMMIT")
         except sqlite3.Error as exc:
             if self._db.in_transaction:
                 self._db.execute("ROLLBACK")
+            self._epochs.clear()  # a rolled-back claim is no claim
             raise StoreError(f"cannot write {self.path}: {exc}") from exc
-        return ApplyResult(tuple(won), tuple(lost))
+        return ApplyResult(tuple(won), tuple(lost), written)
 
-    def delete(self, user_id: str) -> bool:
+    def erase(self, user_id: str, *, fence: str, at: float, reason: str) -> bool:
         try:
-            cursor = self._db.execute("DELETE FROM profiles WHERE user_id=?", (user_id,))
+            self._db.execute("BEGIN IMMEDIATE")
+            # Fence out the writer of the user's partition: its cached copy is stale now.
+            self._db.execute(
+                "INSERT INTO fences VALUES (?, 1)"
+                " ON CONFLICT(name) DO UPDATE SET epoch = epoch + 1",
+                (fence,),
+            )
+            self._epochs.pop(fence, None)
+            cursor = self._db.execute("DELETE FROM profiles WHERE user_id = ?", (user_id,))
+            self._db.execute(
+                "INSERT OR REPLACE INTO erasures VALUES (?, ?, ?)", (user_id, at, reason)
+            )
+            self._db.execute("COMMIT")
         except sqlite3.Error as exc:
-            raise StoreError(f"cannot write {self.path}: {exc}") from exc
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+            raise StoreError(f"cannot erase in {self.path}: {exc}") from exc
         return cursor.rowcount == 1
 
     def user_ids(self, limit: int | None = None) -> list[str]:
         query = "SELECT user_id FROM profiles ORDER BY user_id"
         rows = self._db.execute(query + (" LIMIT ?" if limit else ""), (limit,) if limit else ())
         return [user_id for (user_id,) in rows]
+
+    def setting(self, key: str) -> str | None:
+        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (f"setting:{key}",))
+        found = row.fetchone()
+        return None if found is None else str(found[0])
+
+    def keep_setting(self, key: str, value: str) -> str:
+        try:
+            self._db.execute("INSERT OR IGNORE INTO meta VALUES (?, ?)", (f"setting:{key}", value))
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot write {self.path}: {exc}") from exc
+        kept = self.setting(key)
+        return value if kept is None else kept
 
     def get_items(self, item_ids: Sequence[str]) -> dict[str, StoredItem]:
         rows = self._select_in(

@@ -52,14 +52,27 @@ class Settings(BaseSettings):
     weight_query: float = 0.5
     weight_review: float = 1.5
     max_clusters: int = Field(8, ge=1)
-    summary_size: int = Field(64, ge=1)
-    cluster_similarity: float = Field(0.35, ge=-1, le=1)
-    recent_ids: int = Field(1000, ge=1)
+    max_disliked: int = Field(3, ge=0)
+    summary_size: int = Field(24, ge=1)
+    # The cosine of unrelated texts of the catalogue; None: estimated from the texts once
+    # per store and kept there (see model/clusters.py).
+    cluster_background: float | None = Field(None, gt=-1, lt=1)
+    cluster_margin: float = Field(0.1, ge=0, lt=1)
+    max_domains: int = Field(16, ge=1)
+    recent_ids: int = Field(64, ge=1)
+    recent_window_s: float = Field(30 * DAY, gt=0)
     max_future_skew_s: float = Field(300.0, ge=0)
 
-    # Batching
+    # Batching: a batch is up to `batch_size` events or `batch_wait_ms`; the worker folds
+    # batches into memory and writes each touched user once per flush, at most every
+    # `flush_interval_ms` (sooner when it has caught up with its partitions).
     batch_size: int = Field(1024, ge=1)
     batch_wait_ms: int = Field(200, ge=1)
+    flush_interval_ms: int = Field(500, ge=0)
+
+    # Operations: Prometheus metrics of the worker (off when no port is set).
+    metrics_port: int | None = Field(None, ge=0, le=65535)
+    metrics_host: str = "127.0.0.1"
 
     # Kafka
     brokers: str = "127.0.0.1:9092"
@@ -92,8 +105,16 @@ class Settings(BaseSettings):
             },
             summary_size=self.summary_size,
             max_clusters=self.max_clusters,
-            cluster_similarity=self.cluster_similarity,
+            max_disliked=self.max_disliked,
+            cluster_background=(
+                self.cluster_background
+                if self.cluster_background is not None
+                else InterestParams.cluster_background
+            ),
+            cluster_margin=self.cluster_margin,
+            max_domains=self.max_domains,
             recent_ids=self.recent_ids,
+            recent_window_s=self.recent_window_s,
         )
 
     def cassandra_options(self) -> CassandraOptions:

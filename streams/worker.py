@@ -2,12 +2,19 @@
 
 One agent consumes the co-partitioned topics clicks, reviews and queries with raw
 serializers (so decoding and validation happen in our code and bad bytes reach the DLQ
-intact), takes batches with `noack_take`, runs the same `BatchCore` as the embedded mode in
-a worker thread, publishes the DLQ records and profile updates, and only then acks the
-batch's offsets. Redelivered events are skipped by the per-partition high-water offsets
-stored with each profile; racing workers are fenced by the store's version check.
-Transient store or broker failures are retried with capped backoff; anything else crashes
-the worker (a `CrashingSupervisor`: a poisoned agent is not silently restarted).
+intact) and takes batches with `noack_take`. Each batch is folded by the same `BatchCore`
+as the embedded mode, on a worker thread, into pending profiles. A flush writes every
+pending profile once, then the DLQ records and profile updates are published and
+confirmed, and only then are the batches' offsets acknowledged: a crash anywhere before
+loses nothing (the events come again; nothing of them was stored, or what was stored is
+recognised by its applied offsets). The flush comes when the worker has caught up (a batch
+smaller than the maximum), or at most `flush_interval_ms` after the first pending fold
+under backlog, so a busy user is written once for many events.
+
+Racing workers are fenced by the store (store/base.py); on a rebalance the worker drops
+what it had pending (its events come again to their new owner). Transient store and broker
+failures are retried with capped backoff; anything else crashes the worker (a
+`CrashingSupervisor`: a poisoned agent is not silently restarted). Metrics: streams/metrics.py.
 """
 
 from __future__ import annotations
@@ -19,19 +26,24 @@ import ssl
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from interest_stream.schemas.events import INPUT_TOPICS
 from interest_stream.schemas.records import Provenance, RawRecord, Rejection
+from interest_stream.schemas.updates import ProfileUpdate
 from interest_stream.streams.core.batch import BatchCore, BatchOutcome
 from interest_stream.streams.core.items import apply_items
 from interest_stream.streams.errors import BrokerError, MissingExtraError, StoreError
+from interest_stream.streams.metrics import WorkerMetrics
 from interest_stream.streams.settings import Settings
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 MAX_BACKOFF_S = 30.0
+MAX_PENDING_USERS = 20_000
+"""A flush comes at the latest when this many users are pending (memory stays bounded)."""
 
 
 def dlq_headers(rejection: Rejection) -> list[tuple[str, bytes]]:
@@ -68,20 +80,14 @@ def _credentials(settings: Settings) -> Any:
 class Pipeline:
     """What the agent needs besides Faust: the core, its thread and the retry policy."""
 
-    def __init__(self, core: BatchCore, settings: Settings) -> None:
+    def __init__(self, core: BatchCore, metrics: WorkerMetrics) -> None:
         self.core = core
-        self.settings = settings
-        # One thread: batches are processed strictly one after another per worker, and the
+        self.metrics = metrics
+        # One thread: folds and flushes run strictly one after another per worker, and the
         # event loop stays free for heartbeats while the encoder and the store work.
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="batch-core")
-        self.batches = 0
-        self.lost_fences = 0
 
-    async def process(self, records: Sequence[RawRecord]) -> BatchOutcome:
-        """Run the batch core, retrying transient store failures with capped backoff."""
-        return await self.run(self.core.process, records)
-
-    async def run(self, work: Callable[..., T], *args: Any) -> T:
+    async def run(self, work: Callable[..., T], *args: Any, operation: str = "batch") -> T:
         """Run `work` on the batch thread, retrying transient store failures."""
         loop = asyncio.get_running_loop()
         delay = 0.5
@@ -89,7 +95,8 @@ class Pipeline:
             try:
                 return await loop.run_in_executor(self.executor, work, *args)
             except StoreError as exc:
-                log.warning("store unavailable (%s); retrying batch in %.1f s", exc, delay)
+                self.metrics.store_errors.labels(operation=operation).inc()
+                log.warning("store unavailable (%s); retrying %s in %.1f s", exc, operation, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, MAX_BACKOFF_S)
 
@@ -105,7 +112,9 @@ def retriable(exc: BaseException) -> bool:
     return isinstance(exc, KafkaError) and bool(exc.retriable)
 
 
-async def _retrying(label: str, send: Callable[[], Awaitable[Any]]) -> None:
+async def _retrying(
+    label: str, send: Callable[[], Awaitable[Any]], metrics: WorkerMetrics | None = None
+) -> None:
     """Await a publish, retrying retriable broker errors with capped backoff (at-least-once).
 
     Anything else is raised as a BrokerError that names the failure: it reaches Faust's
@@ -118,6 +127,8 @@ async def _retrying(label: str, send: Callable[[], Awaitable[Any]]) -> None:
             await send()
             return
         except Exception as exc:
+            if metrics is not None:
+                metrics.publish_errors.inc()
             if not retriable(exc):
                 log.error("%s failed and cannot succeed by retrying: %r", label, exc)
                 raise BrokerError(f"{label} failed permanently: {exc!r}") from exc
@@ -126,7 +137,33 @@ async def _retrying(label: str, send: Callable[[], Awaitable[Any]]) -> None:
             delay = min(delay * 2, MAX_BACKOFF_S)
 
 
-def create_app(settings: Settings, core: BatchCore) -> Any:
+@dataclass
+class Window:
+    """What was folded since the last flush: the events to acknowledge after it, the
+    rejects to send to the DLQ with it, and when each record was appended to Kafka."""
+
+    events: list[Any] = field(default_factory=list)
+    rejects: list[Rejection] = field(default_factory=list)
+    appended: list[float] = field(default_factory=list)
+    opened: float | None = None
+    revoked: bool = False
+    acked: dict[Any, int] = field(default_factory=dict)  # partition -> next offset
+
+    def add(self, batch: Sequence[Any], outcome: BatchOutcome) -> None:
+        if self.opened is None:
+            self.opened = time.monotonic()
+        self.events.extend(batch)
+        self.rejects.extend(outcome.rejects)
+        self.appended.extend(e.message.timestamp for e in batch if e.message.timestamp)
+
+    def age(self) -> float:
+        return 0.0 if self.opened is None else time.monotonic() - self.opened
+
+    def clear(self) -> None:
+        self.events, self.rejects, self.appended, self.opened = [], [], [], None
+
+
+def create_app(settings: Settings, core: BatchCore, metrics: WorkerMetrics | None = None) -> Any:
     """The Faust app with its agents (events, items), ready for `faust.Worker`."""
     try:
         import faust
@@ -134,9 +171,8 @@ def create_app(settings: Settings, core: BatchCore) -> Any:
     except ImportError as exc:  # pragma: no cover - depends on the installed extras
         raise MissingExtraError("faust-streaming", "kafka") from exc
 
-    catalog = core.items
-    encoder = core.encoder
-    pipeline = Pipeline(core, settings)
+    metrics = metrics or WorkerMetrics()
+    pipeline = Pipeline(core, metrics)
     app = faust.App(
         settings.consumer_group,
         broker=[f"kafka://{b.strip()}" for b in settings.brokers.split(",")],
@@ -159,95 +195,138 @@ def create_app(settings: Settings, core: BatchCore) -> Any:
         stream_wait_empty=True,
         worker_redirect_stdouts=False,
     )
-    inputs = app.topic(
-        *(settings.topic(name) for name in INPUT_TOPICS),
-        key_type=bytes,
-        value_type=bytes,
-        value_serializer="raw",
-        key_serializer="raw",
-    )
-    items = app.topic(
-        settings.topic(settings.items_topic),
-        key_type=bytes,
-        value_type=bytes,
-        value_serializer="raw",
-        key_serializer="raw",
-        allow_empty=True,  # a null value erases the item
-    )
+    topic_options: dict[str, Any] = {
+        "key_type": bytes,
+        "value_type": bytes,
+        "value_serializer": "raw",
+        "key_serializer": "raw",
+    }
+    inputs = app.topic(*(settings.topic(name) for name in INPUT_TOPICS), **topic_options)
+    # A null value erases the item.
+    items = app.topic(settings.topic(settings.items_topic), allow_empty=True, **topic_options)
     updates_topic = settings.topic(settings.updates_topic)
     dlq_topic = settings.topic(settings.dlq_topic)
+    window = Window()
+    lock = asyncio.Lock()
+    streams: list[Any] = []
+    flush_interval = settings.flush_interval_ms / 1000
 
     async def send_rejects(rejections: Sequence[Rejection]) -> list[Awaitable[Any]]:
+        metrics.dlq.inc(len(rejections))
         return [
             await app.producer.send(dlq_topic, r.origin.key, r.raw, None, None, dlq_headers(r))
             for r in rejections
         ]
 
-    async def _send_confirmed(rejections: Sequence[Rejection]) -> None:
+    async def send_confirmed(rejections: Sequence[Rejection]) -> None:
         await asyncio.gather(*await send_rejects(rejections))
 
-    async def publish(outcome: BatchOutcome) -> None:
-        """DLQ records and profile updates of one batch, confirmed by the broker."""
-        futures = await send_rejects(outcome.rejects)
-        for update in (*outcome.updates, *outcome.reannounced):
+    async def publish(updates: Sequence[ProfileUpdate], rejects: Sequence[Rejection]) -> None:
+        """DLQ records and profile updates of one flush, confirmed by the broker."""
+        futures = await send_rejects(rejects)
+        for update in updates:
+            value = update.model_dump_json().encode()
             futures.append(
                 await app.producer.send(
-                    updates_topic,
-                    update.user_id.encode(),
-                    update.model_dump_json().encode(),
-                    None,
-                    None,
-                    None,
+                    updates_topic, update.user_id.encode(), value, None, None, None
                 )
             )
         await asyncio.gather(*futures)
 
+    async def flush_window() -> None:
+        """Flush, publish, then acknowledge; the caller holds the lock."""
+        if window.revoked:
+            window.revoked = False
+            await pipeline.run(core.discard, operation="discard")
+            window.clear()
+            return
+        if not window.events:
+            return
+        started = time.perf_counter()
+        outcome = await pipeline.run(core.flush, operation="flush")
+        metrics.flush_seconds.observe(outcome.write_seconds)
+        updates = [*outcome.updates, *outcome.reannounced]
+        await _retrying("publish", functools.partial(publish, updates, window.rejects), metrics)
+        published = time.time()
+        # Acks only now: the profiles and their announcements are durable.
+        for event in window.events:
+            await streams[0].ack(event)
+        for event in window.events:
+            tp = event.message.tp
+            window.acked[tp] = max(window.acked.get(tp, 0), event.message.offset + 1)
+        for appended in window.appended:
+            metrics.freshness.observe(max(0.0, published - appended))
+        metrics.updates.inc(len(updates))
+        metrics.applied.inc(outcome.applied)
+        metrics.profile_writes.inc(outcome.writes)
+        metrics.bytes_written.inc(outcome.bytes_written)
+        metrics.fence_conflicts.inc(outcome.lost_fences)
+        metrics.batch_seconds.observe(window.age())
+        log.info(
+            "flush: %d records, %d applied, %d to DLQ, %d profiles written (%d bytes),"
+            " %d lost fences, %d re-announced, write %.3f s, total %.3f s",
+            len(window.events),
+            outcome.applied,
+            len(window.rejects),
+            outcome.writes,
+            outcome.bytes_written,
+            outcome.lost_fences,
+            len(outcome.reannounced),
+            outcome.write_seconds,
+            time.perf_counter() - started,
+        )
+        window.clear()
+
     @app.on_partitions_revoked.connect
-    def forget_profiles(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
-        # Users of revoked partitions may be written by another worker from now on: the
-        # cached profiles would only lose their fences. Partitions kept re-read once.
+    def drop_pending(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+        # Another worker may own these users from now on: what is pending is dropped (its
+        # events come again to their owner) and the cache is emptied before the next fold.
+        window.revoked = True
         core.cache.invalidate()
 
     @app.agent(inputs, supervisor_strategy=CrashingSupervisor, concurrency=1)
     async def fold_events(stream: Any) -> None:
+        streams[:] = [stream]
         async for batch in stream.noack_take(
             settings.batch_size, within=settings.batch_wait_ms / 1000
         ):
-            started = time.perf_counter()
             records = [
                 RawRecord(event.message.value or b"", _origin(event.message, settings))
                 for event in batch
             ]
-            outcome = await pipeline.process(records)
-            await _retrying("publish", functools.partial(publish, outcome))
-            # Acks only now: the profiles and their announcements are durable.
-            for event in batch:
-                await stream.ack(event)
-            pipeline.batches += 1
-            pipeline.lost_fences += outcome.lost_fences
-            log.info(
-                "batch %d: %d records, %d applied, %d duplicates, %d to DLQ, %d users, "
-                "%d writes, %d lost fences, %d re-announced, %d texts encoded in %.3f s, "
-                "%d profiles cached, read %.3f s, fold %.3f s, write %.3f s, total %.3f s",
-                pipeline.batches,
-                len(records),
-                outcome.applied,
-                outcome.duplicates,
-                len(outcome.rejects),
-                outcome.users,
-                outcome.writes,
-                outcome.lost_fences,
-                len(outcome.reannounced),
-                outcome.texts_encoded,
-                outcome.encode_seconds,
-                outcome.cached_reads,
-                outcome.read_seconds,
-                outcome.fold_seconds,
-                outcome.write_seconds,
-                time.perf_counter() - started,
-            )
+            async with lock:
+                if window.revoked:
+                    await flush_window()  # discards what the rebalance invalidated
+                outcome = await pipeline.run(core.fold, records, operation="fold")
+                _observe_fold(metrics, records, outcome, core)
+                window.add(batch, outcome)
+                caught_up = len(batch) < settings.batch_size
+                if (
+                    caught_up
+                    or window.age() >= flush_interval
+                    or len(core.pending) >= MAX_PENDING_USERS
+                ):
+                    await flush_window()
 
-    if catalog is not None:
+    async def flush_when_due() -> None:
+        if window.events and window.age() >= flush_interval and not lock.locked():
+            async with lock:
+                await flush_window()
+
+    async def observe_lag() -> None:
+        for tp in app.consumer.assignment():
+            high = app.consumer.highwater(tp)
+            if high is None or tp not in window.acked:
+                continue
+            lag = max(0, high - window.acked[tp])
+            metrics.lag.labels(topic=tp.topic, partition=str(tp.partition)).set(lag)
+
+    app.timer(interval=max(0.05, flush_interval / 2))(flush_when_due)
+    app.timer(interval=5.0)(observe_lag)
+
+    if core.items is not None:
+        catalog = core.items
+        encoder = core.encoder
 
         @app.agent(items, supervisor_strategy=CrashingSupervisor, concurrency=1)
         async def catalogue_items(stream: Any) -> None:
@@ -262,7 +341,9 @@ def create_app(settings: Settings, core: BatchCore) -> Any:
                     for event in batch
                 ]
                 outcome = await pipeline.run(apply_items, entries, encoder, catalog)
-                await _retrying("publish", functools.partial(_send_confirmed, outcome.rejects))
+                await _retrying(
+                    "publish", functools.partial(send_confirmed, outcome.rejects), metrics
+                )
                 for event in batch:
                     await stream.ack(event)
                 log.info(
@@ -273,6 +354,24 @@ def create_app(settings: Settings, core: BatchCore) -> Any:
                 )
 
     return app
+
+
+def _observe_fold(
+    metrics: WorkerMetrics, records: Sequence[RawRecord], outcome: BatchOutcome, core: BatchCore
+) -> None:
+    for record in records:
+        metrics.consumed.labels(topic=record.origin.topic or "unknown").inc()
+    metrics.observe_rejects(outcome.rejects)
+    metrics.duplicates.inc(outcome.duplicates)
+    metrics.erased.inc(outcome.erased)
+    metrics.users_touched.inc(outcome.users)
+    metrics.batches.inc()
+    metrics.encoder_texts.inc(outcome.texts_encoded)
+    metrics.encoder_seconds.inc(outcome.encode_seconds)
+    hit_rate = getattr(core.encoder, "hit_rate", None)
+    if isinstance(hit_rate, float):
+        metrics.encoder_cache_hit_ratio.set(hit_rate)
+    metrics.profile_cache.set(len(core.cache))
 
 
 def _origin(message: Any, settings: Settings) -> Provenance:
@@ -293,18 +392,22 @@ def run_worker(settings: Settings, core: BatchCore, loglevel: str) -> None:
     """Run until stopped (SIGTERM/SIGINT); the store is closed on the way out."""
     import faust
 
-    app = create_app(settings, core)
-    encoder, store = core.encoder, core.store
+    metrics = WorkerMetrics()
+    app = create_app(settings, core, metrics)
+    if settings.metrics_port is not None:
+        port = metrics.serve(settings.metrics_host, settings.metrics_port)
+        log.info("metrics on http://%s:%d/metrics", settings.metrics_host, port)
     log.info(
         "worker: group %s, brokers %s, topics %s, store %s, encoder %s",
         settings.consumer_group,
         settings.brokers,
         ", ".join(settings.topic(t) for t in INPUT_TOPICS),
         settings.store_url,
-        encoder.model_id,
+        core.encoder.model_id,
     )
     worker = faust.Worker(app, loglevel=loglevel, quiet=True)
     try:
         worker.execute_from_commandline()
     finally:
-        store.close()
+        metrics.close()
+        core.store.close()

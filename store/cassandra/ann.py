@@ -44,6 +44,9 @@ class AnnCopy:
     model_id: str
     updated_at: float
     vectors: AnnVectors
+    ts: int = 0
+    """The write timestamp (µs) of the profile write it copies: an erasure's later
+    timestamp shadows a copy that arrives after it."""
 
 
 def ann_vectors(profile: UserProfile) -> AnnVectors:
@@ -94,10 +97,10 @@ class AnnRefresher:
         self.skipped = 0
         self.failed = 0
 
-    def offer(self, profiles: Sequence[UserProfile]) -> None:
+    def offer(self, profiles: Sequence[tuple[UserProfile, int]]) -> None:
         """Queue the copies of profiles that moved away from theirs; the rest are skipped."""
         with self._cond:
-            for profile in profiles:
+            for profile, ts in profiles:
                 vectors = ann_vectors(profile)
                 if not moved(vectors, self._indexed.get(profile.user_id), self._min_cosine):
                     self.skipped += 1
@@ -109,6 +112,7 @@ class AnnRefresher:
                     profile.model_id,
                     profile.updated_at,
                     vectors,
+                    ts,
                 )
                 self._pending[profile.user_id] = copy
                 self._pending.move_to_end(profile.user_id)

@@ -176,6 +176,29 @@ def _auth_provider(options: CassandraOptions) -> Any:
     )
 
 
+class _ServerWarningsOnce(logging.Filter):
+    """Lets each distinct server warning through once per process: Cassandra attaches the
+    same notice (e.g. "SAI ANN indexes on vector columns are experimental") to every
+    response of a kind, and the driver logs each one."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._seen: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if not message.startswith("Server warning"):
+            return True
+        first_line = message.splitlines()[0]
+        if first_line in self._seen:
+            return False
+        self._seen.add(first_line)
+        return True
+
+
+_WARNINGS_ONCE = _ServerWarningsOnce()
+
+
 def connect(
     target: CassandraTarget, options: CassandraOptions | None = None
 ) -> tuple[Cluster, Session]:
@@ -191,6 +214,9 @@ def connect(
     """
     require_driver()
     options = options or CassandraOptions()
+    for name in ("cassandra.protocol", "cassandra.cluster"):
+        if _WARNINGS_ONCE not in logging.getLogger(name).filters:
+            logging.getLogger(name).addFilter(_WARNINGS_ONCE)
     from cassandra import ConsistencyLevel, ProtocolVersion
     from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile
     from cassandra.policies import DCAwareRoundRobinPolicy, TokenAwarePolicy

@@ -1,28 +1,25 @@
 """Cassandra profile store: `ProfileStore` over `profiles` and the tables that go with it.
 
-The production backend. Every profile write is one lightweight transaction on the user's
-`profiles` row fenced by the stored version (INSERT IF NOT EXISTS for a new user, UPDATE
-IF version = ? otherwise), run concurrently with a bounded number of requests in flight.
-That row holds what readers query (the current vectors, weights, clusters, applied
-offsets) and the fence: `version` and the `write_id` of the write that stored it. The
-lossless profile (the profile codec: the event summary and the recent event ids) is too
-large to carry through Paxos, which writes its payload several times: it goes first, as a
-plain write, to an immutable `profile_states` row keyed (user_id, version, write_id), and
-the LWT then makes it current by storing its `write_id`. `get` reads the fence and the
-user's state rows side by side and decodes the state the fence names. After a won write,
-older states are deleted (one range tombstone) and the per-domain rows follow; a lost write
-deletes its own state row. The SAI vector indexes behind `nearest_users` are on
-`profile_ann`, copies of the profile vectors written in the background and only once a
-profile has moved away from its copy (ann.py): inserting into a vector index was the
-largest measured cost of a write.
+The production backend. A flush (`apply`) costs one lightweight transaction per input
+partition it touches (the fence check, fences.py) and one single-partition, unlogged batch
+per user: the `profiles` row (reader columns and the whole bounded profile in `state`)
+with the per-domain rows the flush changed, all `USING TIMESTAMP` of the fence. No read
+before writing: a worker folds onto the profiles it stored last (its cache), and the fence,
+not a per-user compare-and-set, keeps a writer that lost its partition from overwriting its
+successor. Reads (`get`, `erased`) are `IN` queries of up to 64 users each, sent
+concurrently with a bound on requests in flight.
+
+The SAI vector indexes behind `nearest_users` are on `profile_ann`, copies of the profile
+vectors written in the background and only once a profile has moved away from its copy
+(ann.py): inserting into a vector index was the largest measured cost of a write.
 """
 
 from __future__ import annotations
 
 import logging
-import uuid
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, Literal
+from datetime import UTC
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
@@ -39,59 +36,37 @@ from interest_stream.store.cassandra.connect import (
     parse_url,
     require_driver,
 )
+from interest_stream.store.cassandra.fences import Fences
 from interest_stream.store.cassandra.items import CassandraItems
 from interest_stream.store.cassandra.schema import check_layout, ensure_schema, table_dim
 from interest_stream.store.cassandra.statements import (
     DOMAIN_COLUMNS,
     PROFILE_COLUMNS,
+    READ_CHUNK,
     Horizon,
     Statements,
     bind_vectors,
     vector_bytes,
 )
 from interest_stream.streams.errors import StoreError
-from interest_stream.streams.model.codec import decode_profile, encode_profile
+from interest_stream.streams.model.codec import ProfileFormatError, decode_profile, encode_profile
 from interest_stream.streams.model.profile import UserProfile
 
 if TYPE_CHECKING:
-    from cassandra.cluster import Cluster, ResultSet, Session
-    from cassandra.query import BoundStatement, Statement
+    from cassandra.cluster import Cluster, Session
+    from cassandra.query import Statement
 
 log = logging.getLogger(__name__)
 
-_FOLLOW_UP_ATTEMPTS = 3
-_STATE_READ_ATTEMPTS = 5
-
-Outcome = Literal["won", "lost", "unknown"]
+_WRITE_ATTEMPTS = 3
 
 
 class CassandraStore:
-    """`ProfileStore` over a Cassandra keyspace; see the module docstring.
+    """`ProfileStore` (and `ItemCatalog`) over a Cassandra keyspace; see the module doc.
 
-    Writes (`apply`): each user's state row first (plain writes), then one LWT per user, at
-    most `cassandra_max_in_flight` requests in flight. `[applied]` decides won or lost,
-    except where the outcome is unknown: any error but a refusal (invalid request, no
-    permission) may hide a Paxos round that went on to commit (a WriteTimeout after the
-    propose phase, a WriteFailure in the commit phase, a client-side timeout, a lost
-    connection), and a driver retry of a round that had committed reports "not applied"
-    while the row holds our own version. Each write carries a fresh random `write_id`; in
-    those cases the row is read back at SERIAL consistency (which completes any round in
-    flight, so the answer is final) and the write won if and only if the stored `write_id`
-    is ours. Comparing versions alone would not do: a racing writer that read the same
-    version stores the same version number. A lost write stored nothing; the caller re-reads
-    and re-folds. If even the read-back fails, `apply` raises StoreError and the batch must
-    not be acknowledged.
-    Requests the driver never sent (its buffers full) are sent again; see `_execute_all`.
-
-    The state row is written before the LWT, so a fence that names a `write_id` always
-    finds its state (a crash in between leaves only an orphan row, deleted by the user's
-    next won write). The `profile_domains` rows of the winners follow as plain idempotent
-    writes (one single-partition batch per user), with the deletion of older states, all
-    retried a few times. Domain rows are derived data: a reader that needs them consistent
-    with the profile compares their `version`. Their
-    cell timestamps are client clocks, so a stale domain write can overtake a newer one
-    only if two workers race on one user (a rebalance) with clocks further apart than a
-    whole read-fold-write cycle; the next change of that domain repairs it.
+    Failed writes are retried a few times: they are idempotent (explicit timestamps), so
+    sending one again stores the same cells. If they still fail, `apply` raises StoreError
+    and the caller must not acknowledge the batch; the fences it holds stay valid.
     """
 
     def __init__(
@@ -115,14 +90,15 @@ class CassandraStore:
                 f" `interest-stream init --cassandra` (or open the store with create_schema)"
             )
         self.dim = dim
-        self._items = CassandraItems(self._requests, self.keyspace, dim)
         check_layout(cluster, self.keyspace)
+        self._items = CassandraItems(self._requests, self.keyspace, dim)
         try:
             self._statements = Statements.prepare(session, self.keyspace)
         except driver_errors() as exc:
             raise StoreError(
                 f"cannot prepare statements on {self.keyspace}: {describe_error(exc)}"
             ) from exc
+        self.fences = Fences(self._requests, self._statements, self.keyspace)
 
     @classmethod
     def from_url(
@@ -149,14 +125,79 @@ class CassandraStore:
             cluster.shutdown()
             raise
 
-    # -- helpers ---------------------------------------------------------------------------
-
     def _error(self, action: str, exc: BaseException) -> StoreError:
         return StoreError(f"Cassandra {action} ({self.keyspace}): {describe_error(exc)}")
 
-    def _profile_write(
-        self, write: ProfileWrite, write_id: uuid.UUID, *, fenced: bool = True
-    ) -> BoundStatement:
+    # -- reads -----------------------------------------------------------------------------
+
+    def _read_in(self, prepared: Any, keys: Sequence[str], what: str) -> list[Any]:
+        """Rows of an `IN (?, ... READ_CHUNK)` query over distinct keys (short chunks are
+        padded with their last key; duplicate keys in IN return the row once)."""
+        ids = list(dict.fromkeys(keys))
+        chunks = [ids[i : i + READ_CHUNK] for i in range(0, len(ids), READ_CHUNK)]
+        statements = [
+            prepared.bind(chunk + [chunk[-1]] * (READ_CHUNK - len(chunk))) for chunk in chunks
+        ]
+        rows: list[Any] = []
+        for chunk, result in zip(chunks, self._requests.run(statements), strict=True):
+            if isinstance(result, BaseException):
+                raise self._error(f"read of {what} for {len(chunk)} users", result)
+            rows.extend(result)
+        return rows
+
+    def get(self, user_ids: Sequence[str]) -> dict[str, UserProfile]:
+        found: dict[str, UserProfile] = {}
+        for user_id, state in self._read_in(self._statements.read_states, user_ids, "profiles"):
+            if state is None or user_id in found:
+                continue
+            try:
+                found[user_id] = decode_profile(state)
+            except ProfileFormatError as exc:
+                raise StoreError(f"Cassandra ({self.keyspace}), user {user_id!r}: {exc}") from exc
+        return found
+
+    def erased(self, user_ids: Sequence[str]) -> dict[str, float]:
+        rows = self._read_in(self._statements.read_erasures, user_ids, "erasures")
+        # The driver returns naive datetimes in UTC.
+        return {
+            user_id: at.replace(tzinfo=UTC).timestamp() for user_id, at in rows if at is not None
+        }
+
+    # -- writes ----------------------------------------------------------------------------
+
+    def apply(self, writes: Sequence[ProfileWrite]) -> ApplyResult:
+        """Store each profile under its fence's timestamp; writes under a fence that was
+        claimed away are lost (see fences.py)."""
+        users = [w.profile.user_id for w in writes]
+        if len(set(users)) != len(users):
+            raise ValueError("apply got several writes for one user: write each user once")
+        if not writes:
+            return ApplyResult((), ())
+        try:
+            stamps = self.fences.timestamps({w.fence for w in writes})
+        except driver_errors() as exc:
+            self.fences.forget()
+            raise self._error("fence check", exc) from exc
+        winners = [(w, stamps[w.fence]) for w in writes if stamps[w.fence] is not None]
+        statements: list[tuple[str, Statement]] = []
+        written = 0
+        for write, stamp in winners:
+            assert stamp is not None
+            batch, size = self._profile_batch(write, stamp)
+            statements.append((write.profile.user_id, batch))
+            written += size
+        self._write_retried(statements)
+        self._ann.offer([(w.profile, s) for w, s in winners if s is not None])
+        won = {w.profile.user_id for w, _ in winners}
+        return ApplyResult(
+            tuple(u for u in users if u in won), tuple(u for u in users if u not in won), written
+        )
+
+    def _profile_batch(self, write: ProfileWrite, stamp: int) -> tuple[Statement, int]:
+        """One unlogged batch on the user's partition: the profile row and the changed
+        per-domain rows, all at the fence's timestamp; and the bytes it carries."""
+        from cassandra.query import BatchStatement, BatchType
+
         profile = write.profile
         if profile.dim != self.dim:
             raise StoreError(
@@ -164,10 +205,9 @@ class CassandraStore:
                 f" {self.keyspace}.profiles stores vector<float, {self.dim}>"
             )
         state = profile.state
+        blob = encode_profile(profile)
         values: dict[str, Any] = {
-            "user_id": profile.user_id,
             "version": profile.version,
-            "write_id": write_id,
             "model_id": profile.model_id,
             # The driver reads a number bound to a timestamp column as milliseconds.
             "updated_at": round(profile.updated_at * 1000),
@@ -175,36 +215,27 @@ class CassandraStore:
             "short_weight": state.short.weight,
             "long_weight": state.long.weight,
             "t_ref": state.long.t_ref,
-            "cluster_labels": [cluster.label for cluster in profile.clusters],
-            "cluster_weights": [cluster.weight for cluster in profile.clusters],
+            "half_lives": list(profile.half_lives),
+            "cluster_labels": [c.label for c in profile.liked],
+            "cluster_weights": [c.weight for c in profile.liked],
+            "disliked_labels": [c.label for c in profile.disliked],
             "applied_offsets": dict(profile.applied_offsets),
+            "state": blob,
         }
-        columns = [values.get(column) for column in PROFILE_COLUMNS]  # vectors: None here
-        vectors = {"short": state.short.profile(), "long": state.long.profile()}
-        slots = {PROFILE_COLUMNS.index(name): vector for name, vector in vectors.items()}
-        if write.expected_version == 0 or not fenced:
-            # INSERT markers: user_id, then the columns.
-            return bind_vectors(
-                self._statements.insert if fenced else self._statements.insert_unfenced,
-                [profile.user_id, *columns],
-                {index + 1: vector for index, vector in slots.items()},
-                self.dim,
-            )
-        # UPDATE markers: the SET columns, user_id, then the expected version of the IF.
-        return bind_vectors(
-            self._statements.update,
-            [*columns, profile.user_id, write.expected_version],
-            slots,
-            self.dim,
+        row = [profile.user_id, *(values.get(c) for c in PROFILE_COLUMNS), stamp]
+        vectors = {1 + PROFILE_COLUMNS.index("short"): state.short.profile()}
+        vectors[1 + PROFILE_COLUMNS.index("long")] = state.long.profile()
+        batch = BatchStatement(batch_type=BatchType.UNLOGGED)
+        batch.add(bind_vectors(self._statements.write_profile, row, vectors, self.dim))
+        size = len(blob) + 8 * self.dim
+        changed = (
+            sorted(profile.domains) if write.domains_changed is None else write.domains_changed
         )
-
-    def _domain_writes(self, profile: UserProfile) -> Statement | None:
-        from cassandra.query import BatchStatement, BatchType
-
-        rows = []
-        for domain in sorted(profile.domains):
-            interests = profile.domains[domain]
-            values = {
+        for domain in changed:
+            interests = profile.domains.get(domain)
+            if interests is None:
+                continue
+            cells = {
                 "user_id": profile.user_id,
                 "domain": domain,
                 "version": profile.version,
@@ -213,66 +244,48 @@ class CassandraStore:
                 "long_weight": interests.long.weight,
                 "t_ref": interests.long.t_ref,
             }
-            vectors = {
+            domain_vectors = {
                 DOMAIN_COLUMNS.index("short"): interests.short.profile(),
                 DOMAIN_COLUMNS.index("long"): interests.long.profile(),
             }
-            ordered = [values.get(column) for column in DOMAIN_COLUMNS]
-            rows.append(bind_vectors(self._statements.write_domain, ordered, vectors, self.dim))
-        if len(rows) <= 1:
-            return rows[0] if rows else None
-        # All rows share the partition: an unlogged batch is one mutation, one round trip.
-        batch = BatchStatement(batch_type=BatchType.UNLOGGED)
-        for row in rows:
-            batch.add(row)
+            ordered = [*(cells.get(c) for c in DOMAIN_COLUMNS), stamp]
+            batch.add(
+                bind_vectors(self._statements.write_domain, ordered, domain_vectors, self.dim)
+            )
+            size += 8 * self.dim
+        for domain in write.domains_dropped:
+            batch.add(self._statements.drop_domain.bind((stamp, profile.user_id, domain)))
         batch.is_idempotent = True
-        return batch
+        return batch, size
 
-    def _outcome_not_applied(
-        self, write: ProfileWrite, write_id: uuid.UUID, result: ResultSet
-    ) -> Outcome:
-        row = result.one()
-        names = list(result.column_names or ())
-        if "write_id" in names:  # a failed INSERT IF NOT EXISTS returns the whole row
-            return "won" if row[names.index("write_id")] == write_id else "lost"
-        stored_version = row[names.index("version")] if "version" in names else None
-        # The stored version equals ours: either a rival that read the same version won,
-        # or a retry of our own committed round came back "not applied". Read to know.
-        return "unknown" if stored_version == write.profile.version else "lost"
-
-    def _resolve(self, uncertain: list[tuple[ProfileWrite, uuid.UUID]]) -> set[str]:
-        """Users whose uncertain write is, definitively, the stored one."""
-        from cassandra import ConsistencyLevel
-
-        reads = []
-        for write, _ in uncertain:
-            read = self._statements.read_fence.bind((write.profile.user_id,))
-            # A read at SERIAL consistency finishes any Paxos round in progress on the row,
-            # so what it returns is final: the way to learn the fate of a timed-out LWT.
-            read.consistency_level = ConsistencyLevel.LOCAL_SERIAL
-            reads.append(read)
-        won: set[str] = set()
-        for (write, write_id), result in zip(uncertain, self._requests.run(reads), strict=True):
-            user_id = write.profile.user_id
-            if isinstance(result, BaseException):
+    def _write_retried(self, pending: list[tuple[str, Statement]]) -> None:
+        """Run idempotent writes, retrying the failed ones; StoreError naming the users if
+        some still fail."""
+        for attempt in range(1, _WRITE_ATTEMPTS + 1):
+            results = self._requests.run([statement for _, statement in pending])
+            failed = [
+                (item, r)
+                for item, r in zip(pending, results, strict=True)
+                if isinstance(r, BaseException)
+            ]
+            if not failed:
+                return
+            if attempt == _WRITE_ATTEMPTS:
+                users = sorted({user_id for (user_id, _), _ in failed})
                 raise self._error(
-                    f"write of user {user_id!r} has an unknown outcome and reading it back"
-                    " failed; nothing may be acknowledged",
-                    result,
+                    f"profile writes failed for {len(users)} users ({', '.join(users[:5])})",
+                    failed[0][1],
                 )
-            row = result.one()
-            if row is not None and row[1] == write_id:
-                won.add(user_id)
-        return won
-
-    def _state_write(self, write: ProfileWrite, write_id: uuid.UUID) -> BoundStatement:
-        profile = write.profile
-        return self._statements.write_state.bind(
-            (profile.user_id, profile.version, write_id, encode_profile(profile))
-        )
+            log.warning(
+                "%d profile writes failed, retrying: %s",
+                len(failed),
+                describe_error(failed[0][1]),
+            )
+            pending = [item for item, _ in failed]
 
     def _write_ann_copies(self, copies: Sequence[AnnCopy]) -> list[BaseException | None]:
-        """The ANN refresher's writer (its own thread): one plain write per copy."""
+        """The ANN refresher's writer (its own thread): one write per copy, at the
+        timestamp of the profile write it copies."""
         statements = []
         for copy in copies:
             values = [
@@ -282,170 +295,35 @@ class CassandraStore:
                 round(copy.updated_at * 1000),
                 None,  # vectors: pre-serialized by bind_vectors
                 None,
+                copy.ts,
             ]
             vectors = {4: copy.vectors[0], 5: copy.vectors[1]}
             statements.append(bind_vectors(self._statements.write_ann, values, vectors, self.dim))
         return [r if isinstance(r, BaseException) else None for r in self._requests.run(statements)]
 
-    def _write_retried(self, pending: list[tuple[str, Statement]], what: str) -> None:
-        """Run idempotent writes, retrying the failed ones; StoreError naming `what` and
-        the users if some still fail."""
-        for attempt in range(1, _FOLLOW_UP_ATTEMPTS + 1):
-            results = self._requests.run([statement for _, statement in pending])
-            failed = [
-                (item, r)
-                for item, r in zip(pending, results, strict=True)
-                if isinstance(r, BaseException)
-            ]
-            if not failed:
-                return
-            if attempt == _FOLLOW_UP_ATTEMPTS:
-                users = sorted({user_id for (user_id, _), _ in failed})
-                raise self._error(
-                    f"{what} failed for {len(users)} users ({', '.join(users[:5])})",
-                    failed[0][1],
-                )
-            log.warning(
-                "%s failed for %d requests, retrying: %s",
-                what,
-                len(failed),
-                describe_error(failed[0][1]),
-            )
-            pending = [item for item, _ in failed]
-
-    def _execute_fences(self, statements: Sequence[Statement]) -> list[Any]:
-        """The LWT round of `apply` (its own method so tests can make it fail)."""
-        return self._requests.run(statements)
-
-    # -- ProfileStore ----------------------------------------------------------------------
-
-    def get(self, user_ids: Sequence[str]) -> dict[str, UserProfile]:
-        """Stored profiles: per user, the fence and the state rows, read side by side as
-        single-partition reads (token-aware, concurrent), which scales with the cluster
-        where `IN` over many partitions would load one coordinator.
-
-        The state is the row whose (version, write_id) the fence names. If a newer write
-        won between the two reads, that row may already be deleted: those users are read
-        again.
-        """
-        pending = list(dict.fromkeys(user_ids))
-        found: dict[str, UserProfile] = {}
-        for _ in range(_STATE_READ_ATTEMPTS):
-            reads = []
-            for user_id in pending:
-                reads.append(self._statements.read_fence.bind((user_id,)))
-                reads.append(self._statements.read_states.bind((user_id,)))
-            results = self._requests.run(reads)
-            moved: list[str] = []
-            for index, user_id in enumerate(pending):
-                fence, states = results[2 * index], results[2 * index + 1]
-                for result in (fence, states):
-                    if isinstance(result, BaseException):
-                        raise self._error(f"read of user {user_id!r} failed", result)
-                current = fence.one()
-                if current is None:
-                    continue  # no profile
-                state = next(
-                    (row[2] for row in states if (row[0], row[1]) == (current[0], current[1])),
-                    None,
-                )
-                if state is None:
-                    moved.append(user_id)
-                else:
-                    found[user_id] = decode_profile(state)
-            if not moved:
-                return found
-            pending = moved
-        raise StoreError(
-            f"Cassandra read ({self.keyspace}): the state named by the profile of"
-            f" {pending[0]!r} is missing after {_STATE_READ_ATTEMPTS} reads"
-        )
-
-    def apply(self, writes: Sequence[ProfileWrite]) -> ApplyResult:
-        """Store each profile whose stored version equals its expected version (one LWT per
-        user, concurrently); see the class docstring for timeouts and domain rows."""
-        users = [write.profile.user_id for write in writes]
-        if len(set(users)) != len(users):
-            raise ValueError("apply got several writes for one user: write each user once")
-        from cassandra import RequestValidationException
-
-        write_ids = [uuid.uuid4() for _ in writes]
-        statements = [self._profile_write(w, i) for w, i in zip(writes, write_ids, strict=True)]
-        self._write_retried(
-            [
-                (w.profile.user_id, self._state_write(w, i))
-                for w, i in zip(writes, write_ids, strict=True)
-            ],
-            "writing profile states (nothing is fenced yet)",
-        )
-        won: set[str] = set()
-        uncertain: list[tuple[ProfileWrite, uuid.UUID]] = []
-        failures: list[tuple[str, BaseException]] = []
-        for write, write_id, result in zip(
-            writes, write_ids, self._execute_fences(statements), strict=True
-        ):
-            user_id = write.profile.user_id
-            if isinstance(result, RequestValidationException):
-                # Refused before execution (bad request, no permission): nothing happened.
-                raise self._error(f"write of user {user_id!r} was refused", result)
-            if isinstance(result, BaseException):
-                failures.append((user_id, result))
-                uncertain.append((write, write_id))
-                continue
-            outcome = (
-                "won" if result.was_applied else self._outcome_not_applied(write, write_id, result)
-            )
-            if outcome == "won":
-                won.add(user_id)
-            elif outcome == "unknown":
-                uncertain.append((write, write_id))
-        if failures:
-            log.warning(
-                "%d of %d writes failed with an unknown outcome (first: user %r, %s);"
-                " reading them back at SERIAL consistency",
-                len(failures),
-                len(writes),
-                failures[0][0],
-                describe_error(failures[0][1]),
-            )
-        if uncertain:
-            won |= self._resolve(uncertain)
-        follow_ups: list[tuple[str, Statement]] = []
-        for write, write_id in zip(writes, write_ids, strict=True):
-            profile = write.profile
-            if profile.user_id in won:
-                prune = self._statements.prune_states.bind((profile.user_id, profile.version))
-                follow_ups.append((profile.user_id, prune))
-                domains = self._domain_writes(profile)
-                if domains is not None:
-                    follow_ups.append((profile.user_id, domains))
-            else:  # lost: nothing names our state row
-                drop = self._statements.drop_state.bind(
-                    (profile.user_id, profile.version, write_id)
-                )
-                follow_ups.append((profile.user_id, drop))
-        self._write_retried(
-            follow_ups, "profiles are stored but their per-domain rows or old-state deletes"
-        )
-        self._ann.offer([w.profile for w in writes if w.profile.user_id in won])
-        return ApplyResult(
-            tuple(u for u in users if u in won), tuple(u for u in users if u not in won)
-        )
-
-    def delete(self, user_id: str) -> bool:
-        """Erase the profile (an LWT, so it is ordered with fenced writes) and then all
-        state and per-domain rows of the user."""
-        self._ann.forget(user_id)  # no copy of this user may be written after the delete
+    def erase(self, user_id: str, *, fence: str, at: float, reason: str) -> bool:
+        """Delete the user's profile, domain rows and ANN copies at a timestamp claimed
+        from the user's fence (so no write of the current holder can land after them), and
+        record the erasure."""
+        self._ann.forget(user_id)  # no copy of this user may be queued behind the delete
+        existed = user_id in self.get([user_id])
         try:
-            existed = bool(
-                self._session.execute(self._statements.delete_profile, (user_id,)).was_applied
-            )
-            self._session.execute(self._statements.delete_states, (user_id,))
-            self._session.execute(self._statements.delete_ann, (user_id,))
-            self._session.execute(self._statements.delete_domains, (user_id,))
+            stamp = self.fences.claim_away(fence)
         except driver_errors() as exc:
-            raise self._error(f"delete of user {user_id!r} failed", exc) from exc
+            raise self._error(f"fence claim for erasing {user_id!r}", exc) from exc
+        statements: list[tuple[str, Statement]] = [
+            (user_id, self._statements.erase_profile.bind((stamp, user_id))),
+            (user_id, self._statements.erase_domains.bind((stamp, user_id))),
+            (user_id, self._statements.erase_ann.bind((stamp, user_id))),
+            (
+                user_id,
+                self._statements.record_erasure.bind((user_id, round(at * 1000), reason)),
+            ),
+        ]
+        self._write_retried(statements)
         return existed
+
+    # -- listings, settings ----------------------------------------------------------------
 
     def user_ids(self, limit: int | None = None) -> list[str]:
         """All user ids, sorted: a full, paged table scan, sorted in Python (Cassandra
@@ -456,9 +334,25 @@ class CassandraStore:
             raise self._error("scan of user ids failed", exc) from exc
         return ids[:limit] if limit else ids
 
+    def setting(self, key: str) -> str | None:
+        result = self._requests.run([self._statements.read_setting.bind((key,))])[0]
+        if isinstance(result, BaseException):
+            raise self._error(f"read of setting {key}", result)
+        row = result.one()
+        return None if row is None else str(row[0])
+
+    def keep_setting(self, key: str, value: str) -> str:
+        result = self._requests.run([self._statements.keep_setting.bind((key, value))])[0]
+        if isinstance(result, BaseException):
+            raise self._error(f"write of setting {key}", result)
+        if result.was_applied:
+            return value
+        kept = self.setting(key)
+        return value if kept is None else kept
+
     def flush_ann(self, timeout: float = 60.0) -> bool:
-        """Wait until the ANN copies of every stored profile are written (see
-        store/ann_copies.py); False if `timeout` ran out first."""
+        """Wait until the ANN copies of every stored profile are written (see ann.py);
+        False if `timeout` ran out first."""
         return self._ann.flush(timeout)
 
     def close(self) -> None:

@@ -104,11 +104,16 @@ def table_dim(cluster: Cluster, keyspace: str) -> int | None:
 
 
 def check_layout(cluster: Cluster, keyspace: str) -> None:
-    """Refuse a keyspace laid out by an earlier version (the whole profile in
-    `profiles.state`): this store could not read its profiles back."""
+    """Refuse a keyspace laid out by an earlier version (version-fenced LWTs with the
+    profile in `profile_states`, or the whole profile in `profiles.state` before that):
+    this store could not read its profiles back, nor fence its writers."""
     tables = cluster.metadata.keyspaces[keyspace].tables
-    problems = ["profiles.state"] if "state" in tables["profiles"].columns else []
-    problems += [f"no {t} table" for t in ("profile_states", "profile_ann") if t not in tables]
+    columns = tables["profiles"].columns
+    problems = [f"a {t} table" for t in ("profile_states",) if t in tables]
+    problems += ["profiles.write_id"] if "write_id" in columns else []
+    problems += [f"no {t} table" for t in ("fences", "erasures", "settings") if t not in tables]
+    if "state" in columns and "profile_states" not in tables and "fences" not in tables:
+        problems.append("the layout before profile_states")
     if problems:
         raise StoreError(
             f"keyspace {keyspace} has an older profile layout ({', '.join(problems)}): this"

@@ -1,6 +1,7 @@
 """The prepared statements of one Cassandra store and the binding of vectors into them.
 
-Vectors are serialized by numpy, not by the driver (see `vector_bytes`).
+Every data write carries `USING TIMESTAMP ?`: the timestamp its fence handed out (see
+fences.py). Vectors are serialized by numpy, not by the driver (see `vector_bytes`).
 """
 
 from __future__ import annotations
@@ -18,10 +19,9 @@ if TYPE_CHECKING:
     from cassandra.cluster import Session
     from cassandra.query import BoundStatement, PreparedStatement
 
-# Columns a profile write sets, in bind order (user_id comes first for INSERT, last for UPDATE).
+# Columns a profile write sets, in bind order, after user_id.
 PROFILE_COLUMNS = (
     "version",
-    "write_id",
     "model_id",
     "updated_at",
     "event_count",
@@ -30,9 +30,12 @@ PROFILE_COLUMNS = (
     "short_weight",
     "long_weight",
     "t_ref",
+    "half_lives",
     "cluster_labels",
     "cluster_weights",
+    "disliked_labels",
     "applied_offsets",
+    "state",
 )
 DOMAIN_COLUMNS = (
     "user_id",
@@ -46,6 +49,8 @@ DOMAIN_COLUMNS = (
     "t_ref",
 )
 HORIZONS = ("short", "long")
+READ_CHUNK = 64
+"""Users read by one `IN` query: one request for many partitions, bounded fan-out."""
 
 Horizon = Literal["short", "long"]
 
@@ -80,24 +85,30 @@ def bind_vectors(
     return bound
 
 
+def _marks(count: int) -> str:
+    return ", ".join("?" * count)
+
+
 @dataclass(frozen=True)
 class Statements:
     """The prepared statements of one store instance (never shared between instances)."""
 
-    insert: PreparedStatement
-    insert_unfenced: PreparedStatement
-    update: PreparedStatement
-    read_fence: PreparedStatement
-    write_state: PreparedStatement
-    read_states: PreparedStatement
-    prune_states: PreparedStatement
-    drop_state: PreparedStatement
+    write_profile: PreparedStatement
     write_domain: PreparedStatement
+    drop_domain: PreparedStatement
     write_ann: PreparedStatement
-    delete_profile: PreparedStatement
-    delete_ann: PreparedStatement
-    delete_states: PreparedStatement
-    delete_domains: PreparedStatement
+    read_states: PreparedStatement
+    read_erasures: PreparedStatement
+    read_fence: PreparedStatement
+    create_fence: PreparedStatement
+    claim_fence: PreparedStatement
+    advance_fence: PreparedStatement
+    erase_profile: PreparedStatement
+    erase_domains: PreparedStatement
+    erase_ann: PreparedStatement
+    record_erasure: PreparedStatement
+    read_setting: PreparedStatement
+    keep_setting: PreparedStatement
     list_ids: PreparedStatement
     nearest: Mapping[str, PreparedStatement]
 
@@ -105,46 +116,60 @@ class Statements:
     def prepare(cls, session: Session, keyspace: str) -> Statements:
         from cassandra import ConsistencyLevel
 
-        profiles, domains = f"{keyspace}.profiles", f"{keyspace}.profile_domains"
-        states, ann = f"{keyspace}.profile_states", f"{keyspace}.profile_ann"
+        ks = keyspace
+        profiles, domains, ann = f"{ks}.profiles", f"{ks}.profile_domains", f"{ks}.profile_ann"
         columns = ", ".join(PROFILE_COLUMNS)
-        marks = ", ".join("?" * (len(PROFILE_COLUMNS) + 1))
-        assignments = ", ".join(f"{c} = ?" for c in PROFILE_COLUMNS)
+        ids = ", ".join("?" * READ_CHUNK)
         statements = cls(
-            insert=session.prepare(
-                f"INSERT INTO {profiles} (user_id, {columns}) VALUES ({marks}) IF NOT EXISTS"
-            ),
-            insert_unfenced=session.prepare(
-                f"INSERT INTO {profiles} (user_id, {columns}) VALUES ({marks})"
-            ),
-            update=session.prepare(
-                f"UPDATE {profiles} SET {assignments} WHERE user_id = ? IF version = ?"
-            ),
-            read_fence=session.prepare(
-                f"SELECT version, write_id FROM {profiles} WHERE user_id = ?"
-            ),
-            write_state=session.prepare(
-                f"INSERT INTO {states} (user_id, version, write_id, state) VALUES (?, ?, ?, ?)"
-            ),
-            read_states=session.prepare(
-                f"SELECT version, write_id, state FROM {states} WHERE user_id = ?"
-            ),
-            prune_states=session.prepare(f"DELETE FROM {states} WHERE user_id = ? AND version < ?"),
-            drop_state=session.prepare(
-                f"DELETE FROM {states} WHERE user_id = ? AND version = ? AND write_id = ?"
+            write_profile=session.prepare(
+                f"INSERT INTO {profiles} (user_id, {columns})"
+                f" VALUES ({_marks(len(PROFILE_COLUMNS) + 1)}) USING TIMESTAMP ?"
             ),
             write_domain=session.prepare(
                 f"INSERT INTO {domains} ({', '.join(DOMAIN_COLUMNS)})"
-                f" VALUES ({', '.join('?' * len(DOMAIN_COLUMNS))})"
+                f" VALUES ({_marks(len(DOMAIN_COLUMNS))}) USING TIMESTAMP ?"
+            ),
+            drop_domain=session.prepare(
+                f"DELETE FROM {domains} USING TIMESTAMP ? WHERE user_id = ? AND domain = ?"
             ),
             write_ann=session.prepare(
                 f"INSERT INTO {ann} (user_id, version, model_id, updated_at, short, long)"
-                " VALUES (?, ?, ?, ?, ?, ?)"
+                " VALUES (?, ?, ?, ?, ?, ?) USING TIMESTAMP ?"
             ),
-            delete_profile=session.prepare(f"DELETE FROM {profiles} WHERE user_id = ? IF EXISTS"),
-            delete_ann=session.prepare(f"DELETE FROM {ann} WHERE user_id = ?"),
-            delete_states=session.prepare(f"DELETE FROM {states} WHERE user_id = ?"),
-            delete_domains=session.prepare(f"DELETE FROM {domains} WHERE user_id = ?"),
+            read_states=session.prepare(
+                f"SELECT user_id, state FROM {profiles} WHERE user_id IN ({ids})"
+            ),
+            read_erasures=session.prepare(
+                f"SELECT user_id, erased_at FROM {ks}.erasures WHERE user_id IN ({ids})"
+            ),
+            read_fence=session.prepare(
+                f"SELECT epoch, owner, last_ts FROM {ks}.fences WHERE name = ?"
+            ),
+            create_fence=session.prepare(
+                f"INSERT INTO {ks}.fences (name, epoch, owner, last_ts) VALUES (?, 1, ?, ?)"
+                " IF NOT EXISTS"
+            ),
+            claim_fence=session.prepare(
+                f"UPDATE {ks}.fences SET epoch = ?, owner = ?, last_ts = ? WHERE name = ?"
+                " IF epoch = ?"
+            ),
+            advance_fence=session.prepare(
+                f"UPDATE {ks}.fences SET last_ts = ? WHERE name = ? IF epoch = ?"
+            ),
+            erase_profile=session.prepare(
+                f"DELETE FROM {profiles} USING TIMESTAMP ? WHERE user_id = ?"
+            ),
+            erase_domains=session.prepare(
+                f"DELETE FROM {domains} USING TIMESTAMP ? WHERE user_id = ?"
+            ),
+            erase_ann=session.prepare(f"DELETE FROM {ann} USING TIMESTAMP ? WHERE user_id = ?"),
+            record_erasure=session.prepare(
+                f"INSERT INTO {ks}.erasures (user_id, erased_at, reason) VALUES (?, ?, ?)"
+            ),
+            read_setting=session.prepare(f"SELECT value FROM {ks}.settings WHERE key = ?"),
+            keep_setting=session.prepare(
+                f"INSERT INTO {ks}.settings (key, value) VALUES (?, ?) IF NOT EXISTS"
+            ),
             list_ids=session.prepare(f"SELECT user_id FROM {profiles}"),
             nearest={
                 horizon: session.prepare(
@@ -154,23 +179,30 @@ class Statements:
                 for horizon in HORIZONS
             },
         )
+        # Writes with an explicit timestamp are idempotent: sending one twice stores the
+        # same cells at the same timestamp.
         for idempotent in (
-            statements.read_fence,
-            statements.write_state,
-            statements.read_states,
-            statements.prune_states,
-            statements.drop_state,
+            statements.write_profile,
             statements.write_domain,
+            statements.drop_domain,
             statements.write_ann,
-            statements.delete_ann,
-            statements.delete_states,
-            statements.delete_domains,
+            statements.read_states,
+            statements.read_erasures,
+            statements.read_fence,
+            statements.erase_profile,
+            statements.erase_domains,
+            statements.erase_ann,
+            statements.record_erasure,
+            statements.read_setting,
             statements.list_ids,
         ):
             idempotent.is_idempotent = True
-        for ann in statements.nearest.values():
+        # A fence is read at SERIAL consistency: it completes any Paxos round in flight,
+        # so what it returns is final.
+        statements.read_fence.consistency_level = ConsistencyLevel.LOCAL_SERIAL
+        for ann_query in statements.nearest.values():
             # Cassandra 5.0 runs ANN only at ONE / LOCAL_ONE and without paging.
-            ann.consistency_level = ConsistencyLevel.LOCAL_ONE
-            ann.fetch_size = None
-            ann.is_idempotent = True
+            ann_query.consistency_level = ConsistencyLevel.LOCAL_ONE
+            ann_query.fetch_size = None
+            ann_query.is_idempotent = True
         return statements

@@ -1,10 +1,16 @@
 """The batch core: raw messages in, stored profiles and profile-update records out.
 
-validate -> group by user -> read profiles -> dedup -> encode unique texts -> weight ->
-fold per user -> one fenced write per touched user -> update records. It knows nothing of
-Faust, Kafka or files: the embedded `run`, the streaming worker and the tests all call
-`BatchCore.process`, so they cannot disagree about the math. Bad input comes back as
-`Rejection`s for the caller to persist (rejects file or DLQ); it never raises for input.
+`fold(records)` validates a batch, reads the profiles it needs (from the cache of what this
+process stored last, else from the store), drops what was applied before, encodes each
+distinct text once, and folds the events into in-memory pending profiles. `flush()` writes
+every pending profile once, under its partition's fence, and returns the profile updates
+to publish. A worker folds several batches and flushes when its window closes, so a user
+with many events is written once for all of them; it acknowledges the batches' offsets
+only after the flush and the publication (a crash before loses nothing: the events come
+again and nothing was stored). `process(records)` is fold then flush, for the embedded
+mode and tests. It knows nothing of Faust, Kafka or files, so the embedded `run`, the
+streaming worker and the tests cannot disagree about the math. Bad input comes back as
+`Rejection`s for the caller to persist; it never raises for input.
 """
 
 from __future__ import annotations
@@ -15,16 +21,19 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
-import numpy as np
-import numpy.typing as npt
-
 from interest_stream.encoders.base import Encoder
-from interest_stream.schemas.events import Event, ValidationRules, parse_event
-from interest_stream.schemas.records import Provenance, RawRecord, Rejection
+from interest_stream.schemas.events import ValidationRules
+from interest_stream.schemas.records import RawRecord, Rejection
 from interest_stream.schemas.updates import ProfileUpdate, profile_update
 from interest_stream.store.base import ItemCatalog, ProfileStore, ProfileWrite
+from interest_stream.streams.core.calibration import BackgroundCalibration
+from interest_stream.streams.core.prepare import (
+    Candidate,
+    Weigher,
+    resolve_items,
+    validate,
+)
 from interest_stream.streams.core.profile_cache import ProfileCache
-from interest_stream.streams.core.sentiment import SentimentScorer
 from interest_stream.streams.errors import ModelMismatchError, StoreError
 from interest_stream.streams.model.horizons import InterestParams
 from interest_stream.streams.model.profile import (
@@ -34,44 +43,16 @@ from interest_stream.streams.model.profile import (
     redelivered,
     select_new,
 )
-from interest_stream.streams.model.sentiment import event_weight
 
 log = logging.getLogger(__name__)
 
 MAX_FENCE_RETRIES = 8
 
 
-@dataclass(frozen=True, slots=True)
-class Candidate:
-    """A valid event, its original bytes and where it was delivered from, before dedup."""
-
-    event: Event
-    origin: Provenance
-    raw: bytes = b""
-
-    @property
-    def event_id(self) -> str:
-        return self.event.event_id
-
-    @property
-    def source(self) -> str:
-        return self.origin.source
-
-    @property
-    def offset(self) -> int:
-        return self.origin.offset
-
-
-def _text(event: Event) -> str:
-    """The event's text; item-only clicks have had theirs filled in before this is used."""
-    if event.text is None:
-        raise AssertionError(f"event {event.event_id!r} reached encoding without text")
-    return event.text
-
-
 @dataclass
 class BatchOutcome:
-    """What one batch did; the caller publishes `updates` and persists `rejects`.
+    """What a fold, a flush, or both did; the caller publishes `updates` and
+    `reannounced`, and persists `rejects`.
 
     `reannounced` holds the stored profiles of users whose events all came again from at or
     below their applied offsets: a process may have stored them and died before announcing
@@ -82,21 +63,54 @@ class BatchOutcome:
     updates: list[ProfileUpdate] = field(default_factory=list)
     reannounced: list[ProfileUpdate] = field(default_factory=list)
     rejects: list[Rejection] = field(default_factory=list)
-    applied: int = 0
+    folded: int = 0  # events folded into pending profiles
+    applied: int = 0  # events in profiles a flush stored
     duplicates: int = 0
-    users: int = 0
-    writes: int = 0
+    erased: int = 0  # events of erased users from before their erasure: dropped
+    users: int = 0  # users with new events in this fold
+    writes: int = 0  # profiles stored by this flush
+    bytes_written: int = 0
     lost_fences: int = 0
     texts_encoded: int = 0
     cached_reads: int = 0
+    store_reads: int = 0
     encode_seconds: float = 0.0
     read_seconds: float = 0.0
     fold_seconds: float = 0.0
     write_seconds: float = 0.0
 
+    def merge(self, other: BatchOutcome) -> BatchOutcome:
+        """This outcome with `other`'s lists appended and counters added."""
+        merged = BatchOutcome()
+        for name, value in vars(self).items():
+            theirs = getattr(other, name)
+            setattr(merged, name, value + theirs)
+        return merged
+
+
+@dataclass
+class Pending:
+    """A user folded since the last flush: the profile to write, the version it was
+    folded onto, its fence, and the events folded since (re-folded if the fence is lost)."""
+
+    profile: UserProfile
+    base_version: int
+    fence: str
+    base_domains: frozenset[str]
+    events: list[WeightedEvent] = field(default_factory=list)
+    applied: int = 0
+
+    def write(self) -> ProfileWrite:
+        domains = {e.domain for e in self.events if e.domain}
+        now = set(self.profile.domains)
+        changed = tuple(sorted(d for d in now if d in domains or d not in self.base_domains))
+        dropped = tuple(sorted(self.base_domains - now))
+        return ProfileWrite(self.profile, self.base_version, self.fence, changed, dropped)
+
 
 class BatchCore:
-    """Turns batches of raw records into profile writes. Safe to call from one thread."""
+    """Folds batches of raw records into pending profiles and flushes them to the store.
+    Used from one thread at a time (the worker's batch thread, or the caller's)."""
 
     def __init__(
         self,
@@ -108,224 +122,193 @@ class BatchCore:
         include_vectors: bool = True,
         items: ItemCatalog | None = None,
         profile_cache_size: int = 0,
+        calibrate_background: bool = False,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.encoder = encoder
         self.store = store
         self.items = items
-        self.params = params or InterestParams()
         self.rules = rules or ValidationRules()
         self.include_vectors = include_vectors
         self._clock = clock
-        self._sentiment = SentimentScorer(encoder)
+        self.calibration = BackgroundCalibration(
+            store, encoder.model_id, params or InterestParams(), enabled=calibrate_background
+        )
+        self._weigher = Weigher(encoder, self.calibration.params)
         self.cache = ProfileCache(profile_cache_size)
+        self.pending: dict[str, Pending] = {}
+        self._reannounce: dict[str, UserProfile] = {}
 
-    def validate(self, records: Sequence[RawRecord]) -> tuple[list[Candidate], list[Rejection]]:
-        """Split records into valid events (with their origin) and rejections."""
-        now = self._clock()
-        events: list[Candidate] = []
-        rejects: list[Rejection] = []
-        for record in records:
-            parsed = parse_event(record.value, record.origin, now=now, rules=self.rules)
-            if isinstance(parsed, Rejection):
-                rejects.append(parsed)
-            else:
-                events.append(Candidate(parsed, record.origin, record.value))
-        return events, rejects
+    @property
+    def params(self) -> InterestParams:
+        return self.calibration.params
 
     def process(self, records: Sequence[RawRecord]) -> BatchOutcome:
-        """Validate, fold and store one batch. Raises StoreError if the store fails."""
+        """Fold one batch and flush it. Raises StoreError if the store fails."""
+        return self.fold(records).merge(self.flush())
+
+    # -- fold ------------------------------------------------------------------------------
+
+    def fold(self, records: Sequence[RawRecord]) -> BatchOutcome:
+        """Validate a batch and fold its new events into the pending profiles."""
         outcome = BatchOutcome()
-        candidates, outcome.rejects = self.validate(records)
-        candidates, known_vectors = self._resolve_items(candidates, outcome.rejects)
+        candidates, outcome.rejects = validate(records, self.rules, self._clock())
+        candidates, known = resolve_items(
+            candidates, self.items, self.encoder.model_id, outcome.rejects
+        )
         if not candidates:
             return outcome
         by_user: dict[str, list[Candidate]] = defaultdict(list)
         for candidate in candidates:
             by_user[candidate.event.user_id].append(candidate)
-        stored = self._read(sorted(by_user), outcome)
+        current = self._current(sorted(by_user), outcome)
         # Dedup before encoding, so a replayed batch costs a read and nothing else.
         fresh: dict[str, list[Candidate]] = {}
         for user_id, items in by_user.items():
-            current = stored.get(user_id)
-            new, skipped = select_new(current, items)
+            profile = current.get(user_id)
+            new, skipped = select_new(profile, items)
             outcome.duplicates += skipped
             if new:
                 fresh[user_id] = new
-            elif current is not None and redelivered(current, items):
-                update = profile_update(current, include_vectors=self.include_vectors)
-                outcome.reannounced.append(update)
+            elif (
+                profile is not None and user_id not in self.pending and redelivered(profile, items)
+            ):
+                self._reannounce[user_id] = profile
         outcome.users = len(fresh)
         if not fresh:
             return outcome
-        weighted = self._weigh(fresh, outcome, known_vectors)
-        self._fold_and_write(weighted, outcome, stored)
+        encoded = self._weigher.encode([c for items in fresh.values() for c in items], known)
+        outcome.encode_seconds += encoded.seconds
+        outcome.texts_encoded += encoded.encoded
+        self.calibration.observe(encoded.row_of, encoded.vectors)
+        started = time.perf_counter()
+        for user_id, events in self._weigher.weigh(fresh, encoded).items():
+            self._fold_user(user_id, events, fresh[user_id][0].fence, current, outcome)
+        outcome.fold_seconds += time.perf_counter() - started
         return outcome
 
-    def _read(self, user_ids: list[str], outcome: BatchOutcome) -> dict[str, UserProfile]:
-        """Profiles of `user_ids`: from the cache where it has them, else from the store."""
-        found, missing = self.cache.lookup(user_ids)
-        outcome.cached_reads += len(found)
+    def _current(self, user_ids: list[str], outcome: BatchOutcome) -> dict[str, UserProfile]:
+        """The profile each user is at now: pending, else cached, else stored (absent for
+        new users); erased users come back as empty profiles that know their erasure."""
+        found = {u: self.pending[u].profile for u in user_ids if u in self.pending}
+        cached, missing = self.cache.lookup(u for u in user_ids if u not in found)
+        outcome.cached_reads += len(cached)
+        found.update(cached)
         if missing:
-            started = time.perf_counter()
-            read = self.store.get(missing)
-            outcome.read_seconds += time.perf_counter() - started
-            self.cache.put(read)
-            found.update(read)
+            found.update(self._read(missing, outcome))
         return found
 
-    def _resolve_items(
-        self, candidates: list[Candidate], rejects: list[Rejection]
-    ) -> tuple[list[Candidate], dict[str, npt.NDArray[np.float32]]]:
-        """Fill in the text (and reuse the stored vector) of clicks that name only an item.
-
-        A click naming an unknown item is rejected to the DLQ rather than held back: the
-        DLQ record can be replayed once the item is published, and the partition does
-        not stall behind it.
-        """
-        wanted = sorted(
-            {
-                c.event.item_id
-                for c in candidates
-                if c.event.text is None and c.event.item_id is not None
-            }
-        )
-        if not wanted:
-            return candidates, {}
-        found = self.items.get_items(wanted) if self.items is not None else {}
-        resolved: list[Candidate] = []
-        vectors: dict[str, npt.NDArray[np.float32]] = {}
-        for candidate in candidates:
-            event = candidate.event
-            if event.text is not None:
-                resolved.append(candidate)
-                continue
-            item = found.get(event.item_id or "")
-            if item is None:
-                rejects.append(
-                    Rejection(
-                        candidate.raw,
-                        f"field 'item_id': unknown item"
-                        f" {event.item_id!r} and the click carries no text",
-                        candidate.origin,
-                    )
-                )
-                continue
-            if item.model_id == self.encoder.model_id:
-                vectors[item.text] = item.vector
-            domain = event.domain or item.domain
-            resolved.append(replace(candidate, event=replace(event, text=item.text, domain=domain)))
-        return resolved, vectors
-
-    def _weigh(
-        self,
-        fresh: dict[str, list[Candidate]],
-        outcome: BatchOutcome,
-        known: dict[str, npt.NDArray[np.float32]],
-    ) -> dict[str, list[WeightedEvent]]:
-        flat = [c.event for items in fresh.values() for c in items]
-        texts = list(dict.fromkeys(_text(event) for event in flat))
-        missing = [text for text in texts if text not in known]
+    def _read(self, user_ids: list[str], outcome: BatchOutcome) -> dict[str, UserProfile]:
         started = time.perf_counter()
-        encoded = self.encoder.encode(missing) if missing else None
-        outcome.encode_seconds += time.perf_counter() - started
-        outcome.texts_encoded += len(missing)
-        # Items' stored vectors stand in for encoding their titles again.
-        rows = [known[t] for t in texts if t in known]
-        texts = [t for t in texts if t in known] + missing
-        if encoded is not None:
-            rows.extend(encoded)
-        vectors = np.stack(rows)
-        row_of = {text: i for i, text in enumerate(texts)}
-        unrated = sorted({_text(e) for e in flat if e.type == "review" and e.rating is None})
-        sentiment: dict[str, float] = {}
-        if unrated:
-            scores = self._sentiment.score(vectors[[row_of[t] for t in unrated]])
-            sentiment = dict(zip(unrated, (float(s) for s in scores), strict=True))
-        weighted: dict[str, list[WeightedEvent]] = {}
-        for user_id, items in fresh.items():
-            weighted[user_id] = [
-                WeightedEvent(
-                    event_id=c.event.event_id,
-                    ts=c.event.ts,
-                    weight=event_weight(
-                        c.event.type,
-                        self.params,
-                        rating=c.event.rating,
-                        text_sentiment=sentiment.get(_text(c.event)),
-                    ),
-                    text=_text(c.event),
-                    vector=vectors[row_of[_text(c.event)]],
-                    domain=c.event.domain,
-                    source=c.source,
-                    offset=c.offset,
-                )
-                for c in items
-            ]
-        return weighted
+        stored = self.store.get(user_ids)
+        erased = self.store.erased([u for u in user_ids if u not in stored])
+        outcome.read_seconds += time.perf_counter() - started
+        outcome.store_reads += len(user_ids)
+        self.cache.put(stored)
+        for user_id, at in erased.items():
+            stored[user_id] = replace(self._new(user_id), forgotten_at=at)
+        return stored
 
-    def _fold_and_write(
+    def _new(self, user_id: str) -> UserProfile:
+        return UserProfile.new(user_id, self.encoder.model_id, self.encoder.dim, self.params)
+
+    def _fold_user(
         self,
-        by_user: dict[str, list[WeightedEvent]],
+        user_id: str,
+        events: list[WeightedEvent],
+        fence: str,
+        current: dict[str, UserProfile],
         outcome: BatchOutcome,
-        stored: dict[str, UserProfile],
     ) -> None:
-        pending = dict(by_user)
+        profile = current.get(user_id) or self._new(user_id)
+        if profile.model_id != self.encoder.model_id:
+            raise ModelMismatchError(
+                f"profile of {user_id!r} was built with {profile.model_id}, this process"
+                f" encodes with {self.encoder.model_id}; use the same encoder or a new store"
+            )
+        result = fold_events(profile, events, self.params, updated_at=self._clock())
+        outcome.duplicates += result.duplicates
+        outcome.erased += result.erased
+        if not result.applied:
+            return
+        outcome.folded += result.applied
+        self._reannounce.pop(user_id, None)  # its update announces it
+        pending = self.pending.get(user_id)
+        if pending is None:
+            pending = Pending(profile, profile.version, fence, frozenset(profile.domains))
+            self.pending[user_id] = pending
+        pending.profile = result.profile
+        pending.events.extend(events)
+        pending.applied += result.applied
+
+    # -- flush -----------------------------------------------------------------------------
+
+    def flush(self) -> BatchOutcome:
+        """Write every pending profile once (under its fence); returns the updates."""
+        outcome = BatchOutcome()
+        for profile in self._reannounce.values():
+            update = profile_update(profile, include_vectors=self.include_vectors)
+            outcome.reannounced.append(update)
+        self._reannounce.clear()
+        pending = dict(self.pending)
         for attempt in range(MAX_FENCE_RETRIES):
+            if not pending:
+                break
             if attempt:
-                stored = self._read(sorted(pending), outcome)  # the losers left the cache
-            writes: list[ProfileWrite] = []
-            folded: dict[str, tuple[int, int]] = {}
-            started = time.perf_counter()
-            for user_id in sorted(pending):
-                current = stored.get(user_id) or UserProfile.new(
-                    user_id, self.encoder.model_id, self.encoder.dim
-                )
-                if current.model_id != self.encoder.model_id:
-                    raise ModelMismatchError(
-                        f"profile of {user_id!r} was built with {current.model_id}, this process"
-                        f" encodes with {self.encoder.model_id}; use the same encoder"
-                        " or a new store"
-                    )
-                result = fold_events(
-                    current, pending[user_id], self.params, updated_at=self._clock()
-                )
-                folded[user_id] = (result.applied, result.duplicates)
-                if result.applied:
-                    writes.append(ProfileWrite(result.profile, current.version))
-                else:
-                    outcome.duplicates += result.duplicates
-            outcome.fold_seconds += time.perf_counter() - started
+                self._refold(pending, outcome)
+            writes = [p.write() for p in pending.values()]
             started = time.perf_counter()
             try:
-                won = set(self.store.apply(writes).won) if writes else set()
+                result = self.store.apply(writes) if writes else None
             except BaseException:
                 # Outcomes unknown: read these users from the store next time.
-                self.cache.drop(w.profile.user_id for w in writes)
+                self.cache.drop(pending)
                 raise
             outcome.write_seconds += time.perf_counter() - started
-            outcome.writes += len(writes)
-            for write in writes:
-                user_id = write.profile.user_id
-                if user_id in won:
-                    applied, duplicates = folded[user_id]
-                    outcome.applied += applied
-                    outcome.duplicates += duplicates
-                    outcome.updates.append(
-                        profile_update(write.profile, include_vectors=self.include_vectors)
-                    )
-            lost = {w.profile.user_id for w in writes} - won
-            self.cache.put(
-                {w.profile.user_id: w.profile for w in writes if w.profile.user_id in won}
+            if result is None:
+                pending = {}
+                break
+            outcome.writes += len(result.won)
+            outcome.bytes_written += result.bytes_written
+            for user_id in result.won:
+                stored = pending.pop(user_id)
+                outcome.applied += stored.applied
+                self.cache.put({user_id: stored.profile})
+                outcome.updates.append(
+                    profile_update(stored.profile, include_vectors=self.include_vectors)
+                )
+            if result.lost:
+                # Another writer claimed these users' partition (a rebalance, an erasure):
+                # anything cached may be stale. Re-read and fold the events again; dedup
+                # skips whatever that writer already applied.
+                outcome.lost_fences += len(result.lost)
+                self.cache.invalidate()
+                log.info("fence lost for %d users, re-reading them", len(result.lost))
+        self.pending = {}
+        if pending:
+            raise StoreError(
+                f"fences still lost after {MAX_FENCE_RETRIES} tries: {sorted(pending)[:5]}"
             )
-            self.cache.drop(lost)
-            outcome.lost_fences += len(lost)
-            # A lost fence means another writer stored a newer version: re-read and re-fold.
-            # Dedup makes the re-fold skip whatever that writer already applied.
-            pending = {user_id: pending[user_id] for user_id in lost}
-            if not pending:
-                return
-            log.info("version fence lost for %d users, re-reading", len(pending))
-        raise StoreError(
-            f"version fence still lost after {MAX_FENCE_RETRIES} tries: {sorted(pending)[:5]}"
-        )
+        return outcome
+
+    def _refold(self, pending: dict[str, Pending], outcome: BatchOutcome) -> None:
+        """Fold the pending events of users whose write was lost onto what is stored now."""
+        stored = self._read(sorted(pending), outcome)
+        for user_id, entry in pending.items():
+            profile = stored.get(user_id) or self._new(user_id)
+            result = fold_events(profile, entry.events, self.params, updated_at=self._clock())
+            outcome.erased += result.erased
+            entry.profile = result.profile
+            entry.base_version = profile.version
+            entry.base_domains = frozenset(profile.domains)
+            entry.applied = result.applied
+        # Users whose events the other writer had all applied are done: nothing to write.
+        for user_id in [u for u, entry in pending.items() if not entry.applied]:
+            del pending[user_id]
+
+    def discard(self) -> None:
+        """Forget pending profiles without writing them (their partitions were revoked:
+        the events come again to whoever owns them now) and empty the cache."""
+        self.pending.clear()
+        self._reannounce.clear()
+        self.cache.invalidate()

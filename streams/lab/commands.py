@@ -190,17 +190,35 @@ def bench_encoder_command(texts: int, batch_size: int, as_json: bool) -> None:
 
 
 @bench.command("pipeline")
-@click.option("--brokers", help="Kafka bootstrap servers [default 127.0.0.1:9092].")
+@options.brokers
 @click.option(
     "--cassandra",
     "cassandra_hosts",
     default="127.0.0.1:9042",
     show_default=True,
-    help="Cassandra contact point(s) host:port.",
+    help="Cassandra contact point(s) host:port (scratch keyspaces are made and dropped).",
 )
-@click.option("--users", type=int, default=200, show_default=True)
-@click.option("--events-per-user", type=int, default=50, show_default=True)
-@click.option("--batch-size", type=int, help="Worker batch size [default 1024].")
+@click.option(
+    "--shape",
+    "shapes",
+    type=click.Choice(["default", "wide", "both"]),
+    default="both",
+    show_default=True,
+    help="default: 200 users x 50 events; wide: 6,000 users x 1-2 events, 10,000 titles.",
+)
+@click.option(
+    "--scale",
+    type=float,
+    default=1.0,
+    show_default=True,
+    help="Fraction of each shape's users (for a quick look; figures then mean less).",
+)
+@options.batch_size
+@click.option(
+    "--flush-interval-ms",
+    type=int,
+    help=options.setting_help("Longest a fold waits for its flush.", "flush_interval_ms"),
+)
 @options.precision
 @click.option(
     "--freshness-rate",
@@ -210,45 +228,166 @@ def bench_encoder_command(texts: int, batch_size: int, as_json: bool) -> None:
     help="Offered load (events/s) for the freshness measurement.",
 )
 @click.option("--freshness-seconds", type=float, default=20.0, show_default=True)
-@click.option("--json", "as_json", is_flag=True)
+@options.as_json("Print every figure as JSON.")
 def bench_pipeline_command(
     brokers: str | None,
     cassandra_hosts: str,
-    users: int,
-    events_per_user: int,
+    shapes: str,
+    scale: float,
     batch_size: int | None,
+    flush_interval_ms: int | None,
     precision: str | None,
     freshness_rate: float,
     freshness_seconds: float,
     as_json: bool,
 ) -> None:
-    """Kafka -> worker -> Cassandra throughput, overhead ratios and freshness, in one run.
+    """Kafka -> worker -> Cassandra throughput, overhead ratios, bytes and freshness.
 
-    Needs a running Kafka and Cassandra (deploy/local/up); uses fresh topics and a fresh
-    keyspace and drops them afterwards.
+    Needs a running Kafka and Cassandra (deploy/local/up); every measurement uses fresh
+    topics and a fresh keyspace and drops them afterwards. Exits 1 if a measurement failed.
     """
-    import os
+    import sys
 
-    from interest_stream.streams.lab.bench_pipeline import bench_pipeline, print_report
+    from interest_stream.streams.lab.pipeline import bench_pipeline
+    from interest_stream.streams.lab.pipeline.report import print_report
 
-    if precision:
-        os.environ["INTEREST_STREAM_PRECISION"] = precision  # the worker processes inherit it
     settings = app.load_settings(
         brokers=brokers,
         store_url=f"cassandra://{cassandra_hosts}/bench",
         batch_size=batch_size,
+        flush_interval_ms=flush_interval_ms,
         precision=precision,
     )
+    # The worker processes read their settings from the environment, as in production.
+    env = {
+        "INTEREST_STREAM_PRECISION": settings.precision,
+        "INTEREST_STREAM_FLUSH_INTERVAL_MS": str(settings.flush_interval_ms),
+    }
     encoder = app.build_encoder(settings, "onnx")
     results = bench_pipeline(
         settings,
         encoder,
-        users=users,
-        events_per_user=events_per_user,
+        shapes=("default", "wide") if shapes == "both" else (shapes,),
+        scale=scale,
         freshness_rate=freshness_rate,
         freshness_seconds=freshness_seconds,
+        env=env,
     )
     if as_json:
         out.print_json(json.dumps(results))
     else:
         print_report(results, out)
+    failed = [
+        f"{shape} {stage}"
+        for shape, figures in results["shapes"].items()
+        for stage, value in figures.items()
+        if isinstance(value, dict) and "error" in value
+    ]
+    if failed:
+        console.print(f"[red]failed:[/red] {', '.join(failed)}", highlight=False)
+        sys.exit(1)
+
+
+@bench.command("profile")
+@click.option(
+    "--encoder",
+    "encoder_kind",
+    type=click.Choice(["onnx", "hashing"]),
+    default="onnx",
+    show_default=True,
+    help="Vectors of the texts (sizes hardly depend on them; hashing is faster).",
+)
+@options.precision
+@options.as_json("Print every figure as JSON.")
+def bench_profile_command(
+    encoder_kind: app.EncoderKind, precision: str | None, as_json: bool
+) -> None:
+    """Stored bytes per user from the real codec as events pile up: one domain, and a
+    catalogue log over 18 genre domains. Exits 1 if a bound is exceeded."""
+    import sys
+
+    from rich.table import Table
+
+    from interest_stream.streams.lab.profile_size import bench_profile
+
+    settings = app.load_settings(precision=precision)
+    results = bench_profile(app.build_encoder(settings, encoder_kind))
+    if as_json:
+        out.print_json(json.dumps(results))
+    else:
+        for key, title in (("one_domain", "one domain"), ("eighteen_domains", "18 genre domains")):
+            table = Table(title=f"stored profile, {title} ({results['model_id']})")
+            for column in (
+                "events",
+                "bytes",
+                "horizons",
+                "domains",
+                "summary",
+                "recent ids",
+                "header",
+                "domains kept",
+                "summary entries",
+                "clusters",
+            ):
+                table.add_column(column, justify="right")
+            for row in results[key]:
+                table.add_row(
+                    *(
+                        f"{row[k]:,}"
+                        for k in (
+                            "events",
+                            "bytes",
+                            "horizons",
+                            "domains",
+                            "summary",
+                            "recent_ids",
+                            "header",
+                            "domain_count",
+                            "summary_entries",
+                            "clusters",
+                        )
+                    )
+                )
+            out.print(table)
+        for name, target in results["targets"].items():
+            verdict = "[green]met[/green]" if target["met"] else "[red]not met[/red]"
+            out.print(
+                f"{name}: {target['bytes']:,} bytes (bound {target['limit']:,}): {verdict}",
+                highlight=False,
+            )
+    if not all(t["met"] for t in results["targets"].values()):
+        sys.exit(1)
+
+
+@bench.command("clusters")
+@click.option("--users", type=int, default=200, show_default=True, help="Users per text kind.")
+@options.precision
+@options.as_json("Print every figure as JSON.")
+def bench_clusters_command(users: int, precision: str | None, as_json: bool) -> None:
+    """Do the clusters fit the users? Planted interests (1-6 per user, plain and templated
+    texts) against the liked clusters the embedded pipeline finds. Exits 1 below target."""
+    import sys
+
+    from interest_stream.streams.lab.cluster_count import TARGET_WITHIN_ONE, bench_clusters
+
+    settings = app.load_settings(precision=precision)
+    results = bench_clusters(app.build_encoder(settings, "onnx"), users=users)
+    if as_json:
+        out.print_json(json.dumps(results))
+    else:
+        for kind in ("plain", "templated"):
+            r = results[kind]
+            out.print(
+                f"{kind}: {r['users']} users, background cosine {r['background']:.3f}:"
+                f" cluster count within ±1 of the planted count for {r['within_one']:.0%}"
+                f" (target {TARGET_WITHIN_ONE:.0%}), exact {r['exact']:.0%}; one planted"
+                f" interest gives one cluster for {r['one_interest_one_cluster']:.0%}",
+                highlight=False,
+            )
+            rows = "; ".join(
+                f"{planted}: " + ", ".join(f"{found}x{n}" for found, n in counts.items())
+                for planted, counts in r["found_by_planted"].items()
+            )
+            out.print(f"  planted -> found clusters (count x users): {rows}", highlight=False)
+    if not results["target_met"]:
+        sys.exit(1)

@@ -1,34 +1,76 @@
 """`interest-stream worker` as a child OS process, for the pipeline benchmark and the
-integration tests, which need to start, SIGKILL and restart real workers."""
+integration tests, which need to start, SIGKILL and restart real workers.
+
+The worker's counters reach the caller as data: each process serves its Prometheus
+metrics on a free local port, and `metrics()` reads and parses them (never its logs).
+"""
 
 from __future__ import annotations
 
 import os
-import re
 import signal
+import socket
 import subprocess
 import sys
+import urllib.request
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-_BATCH_LINE = re.compile(
-    r"batch \d+: (?P<records>\d+) records, (?P<applied>\d+) applied, \d+ duplicates, "
-    r"(?P<dlq>\d+) to DLQ, (?P<users>\d+) users, (?P<writes>\d+) writes, "
-    r"(?P<lost>\d+) lost fences"
-)
+PREFIX = "interest_stream_"
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on right now (the OS picks it)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def parse_metrics(text: str) -> dict[str, float]:
+    """Prometheus text exposition -> {name without prefix: value}, labels summed over."""
+    totals: dict[str, float] = {}
+    for line in text.splitlines():
+        if not line.startswith(PREFIX):
+            continue
+        name_part, _, value = line.rpartition(" ")
+        name = name_part.split("{", 1)[0][len(PREFIX) :]
+        totals[name] = totals.get(name, 0.0) + float(value)
+    return totals
 
 
 @dataclass
 class WorkerTotals:
-    """Sums over the per-batch log lines of one or more worker incarnations."""
+    """What one worker process did, from its metrics."""
 
-    batches: int = 0
     records: int = 0
     applied: int = 0
+    duplicates: int = 0
     dlq: int = 0
+    batches: int = 0
+    flushes: int = 0
     users: int = 0
     writes: int = 0
+    bytes_written: int = 0
     lost_fences: int = 0
+
+    @classmethod
+    def of(cls, metrics: Mapping[str, float]) -> WorkerTotals:
+        def get(name: str) -> int:
+            return int(metrics.get(name, 0.0))
+
+        return cls(
+            records=get("events_consumed_total"),
+            applied=get("events_applied_total"),
+            duplicates=get("events_duplicate_total"),
+            dlq=get("dlq_records_total"),
+            batches=get("batches_total"),
+            flushes=get("flush_duration_seconds_count"),
+            users=get("batch_users_total"),
+            writes=get("profile_writes_total"),
+            bytes_written=get("store_written_bytes_total"),
+            lost_fences=get("fence_conflicts_total"),
+        )
 
 
 class WorkerProcess:
@@ -45,6 +87,7 @@ class WorkerProcess:
         batch_wait_ms: int = 100,
         encoder: str = "hashing",
         group: str | None = None,
+        env: Mapping[str, str] | None = None,
     ) -> None:
         if encoder.startswith("precomputed:"):
             # The lab's own entry: the product's worker with vectors saved beforehand.
@@ -70,12 +113,21 @@ class WorkerProcess:
             "--loglevel",
             "info",
         ]
+        self.env = dict(env or {})
         self.log_path = log_path
+        self.metrics_port = 0
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> WorkerProcess:
+        self.metrics_port = free_port()
         with self.log_path.open("ab") as log:
-            env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+            env = {
+                **os.environ,
+                "PYTHONUNBUFFERED": "1",
+                "INTEREST_STREAM_METRICS_PORT": str(self.metrics_port),
+                "INTEREST_STREAM_METRICS_HOST": "127.0.0.1",
+                **self.env,
+            }
             self.process = subprocess.Popen(
                 self.command,
                 stdout=log,
@@ -84,6 +136,10 @@ class WorkerProcess:
                 start_new_session=True,
             )
         return self
+
+    @property
+    def pid(self) -> int | None:
+        return None if self.process is None else self.process.pid
 
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None
@@ -107,16 +163,18 @@ class WorkerProcess:
             return "(no log)"
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
 
+    def metrics_text(self, timeout: float = 5.0) -> str:
+        """The worker's /metrics page (while it runs)."""
+        url = f"http://127.0.0.1:{self.metrics_port}/metrics"
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return str(response.read().decode())
+
+    def metrics(self) -> dict[str, float]:
+        """The worker's counters, summed over labels; empty if it does not answer."""
+        try:
+            return parse_metrics(self.metrics_text())
+        except OSError:
+            return {}
+
     def totals(self) -> WorkerTotals:
-        totals = WorkerTotals()
-        if not self.log_path.exists():
-            return totals
-        for match in _BATCH_LINE.finditer(self.log_path.read_text(errors="replace")):
-            totals.batches += 1
-            totals.records += int(match["records"])
-            totals.applied += int(match["applied"])
-            totals.dlq += int(match["dlq"])
-            totals.users += int(match["users"])
-            totals.writes += int(match["writes"])
-            totals.lost_fences += int(match["lost"])
-        return totals
+        return WorkerTotals.of(self.metrics())

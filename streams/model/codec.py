@@ -1,56 +1,82 @@
-"""Lossless binary form of a `UserProfile`, shared by every store backend.
+"""The stored form of a `UserProfile`, shared by every store backend, bounded in bytes.
 
-Decayed sums stay float64 (exact replay comparisons need them); summary vectors are
-float16, as the interest model keeps them. Layout: a magic tag, the length of a JSON header
-(scalars, texts, and the dtype/shape of each array), the header, then the raw
-little-endian array bytes back to back. Decoding is a handful of `np.frombuffer` views,
-which matters because every batch reads every touched profile.
+Layout: a magic tag, the length of a zlib-compressed JSON header (scalars, labels, offsets,
+cluster groups, and the dtype/shape of each array), the header, then the raw little-endian
+arrays back to back; decoding is a handful of `np.frombuffer` views.
+
+What is stored, and at which precision (README "Interest model" gives the byte bounds):
+- the two user-level horizons: float32 sums (the decayed sums are exact float64 in
+  memory; one rounding to float32 per store round trip, 6e-8 relative);
+- per-domain horizons: float16 unit directions with float64 norms (derived, per-domain
+  views: about 1e-4 relative per round trip; a worker keeps folding onto its in-memory
+  float64 copy, so rounding adds up only across restarts);
+- the summary: event keys, times and weights exact, labels, 4-bit vectors with a float32
+  scale (model/summary.py); clusters as groups of summary indexes, rebuilt on decode;
+- applied offsets per source and the recent event keys with their times.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import struct
+import zlib
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
-from interest_stream.streams.model.clusters import Cluster, SummaryEntry
+from interest_stream.streams.model.clusters import clusters_of
 from interest_stream.streams.model.horizons import HorizonState, InterestState
 from interest_stream.streams.model.profile import UserProfile
+from interest_stream.streams.model.summary import SummaryEntry
 
-FORMAT_VERSION = 2
-MAGIC = b"ISP2"
+FORMAT_VERSION = 3
+MAGIC = b"ISP3"
+OLDER_MAGICS = (b"ISP2",)
+"""Profiles written by earlier layouts: refused by `decode_profile` with the way out."""
 
 
-def _horizon_meta(state: HorizonState) -> dict[str, Any]:
-    return {"weight": state.weight, "t_ref": state.t_ref}
+class ProfileFormatError(ValueError):
+    """Bytes that are not a profile of this layout."""
 
 
-def _horizon(meta: dict[str, Any], decayed_sum: np.ndarray) -> HorizonState:
-    return HorizonState(decayed_sum.astype(np.float64), float(meta["weight"]), meta["t_ref"])
+def _horizon_meta(state: HorizonState) -> list[float | None]:
+    return [state.weight, state.t_ref]
+
+
+def _unit_and_norm(vector: npt.NDArray[np.float64]) -> tuple[npt.NDArray[np.float64], float]:
+    norm = float(np.linalg.norm(vector))
+    return (vector / norm if norm > 0 else vector), norm
 
 
 def encode_profile(profile: UserProfile) -> bytes:
     """Serialize a profile to bytes."""
     state = profile.state
-    domains = sorted(profile.domains)
     dim = profile.dim
-    arrays: dict[str, Any] = {
-        "short": state.short.decayed_sum,
-        "long": state.long.decayed_sum,
-        "domain_short": np.array([profile.domains[d].short.decayed_sum for d in domains]).reshape(
-            len(domains), dim
-        ),
-        "domain_long": np.array([profile.domains[d].long.decayed_sum for d in domains]).reshape(
-            len(domains), dim
-        ),
-        "summary": np.array([e.vector for e in profile.summary], dtype=np.float16).reshape(
-            len(profile.summary), dim
-        ),
-        "centroids": np.array([c.centroid for c in profile.clusters], dtype=np.float32).reshape(
-            len(profile.clusters), dim
-        ),
+    domains = sorted(profile.domains)
+    domain_units: list[npt.NDArray[np.float64]] = []
+    domain_meta = []
+    for name in domains:
+        entry: dict[str, Any] = {"name": name}
+        for horizon in ("short", "long"):
+            part: HorizonState = getattr(profile.domains[name], horizon)
+            unit, norm = _unit_and_norm(part.decayed_sum)
+            domain_units.append(unit)
+            entry[horizon] = [*_horizon_meta(part), norm]
+        domain_meta.append(entry)
+    summary = profile.summary
+    recent = sorted(profile.recent_ids.items())
+    arrays: dict[str, npt.NDArray[Any]] = {
+        "horizons": np.stack([state.short.decayed_sum, state.long.decayed_sum]).astype("<f4"),
+        "domains": np.array(domain_units, dtype="<f2").reshape(2 * len(domains), dim),
+        "keys": np.array([e.key for e in summary], dtype="<u8"),
+        "times": np.array([e.ts for e in summary], dtype="<f8"),
+        "weights": np.array([e.weight for e in summary], dtype="<f8"),
+        "scales": np.array([e.scale for e in summary], dtype="<f4"),
+        "codes": np.frombuffer(b"".join(e.code for e in summary), dtype=np.uint8),
+        "recent_keys": np.array([k for k, _ in recent], dtype="<u8"),
+        "recent_times": np.array([t for _, t in recent], dtype="<f8"),
     }
     meta = {
         "format": FORMAT_VERSION,
@@ -60,38 +86,31 @@ def encode_profile(profile: UserProfile) -> bytes:
         "version": profile.version,
         "updated_at": profile.updated_at,
         "event_count": profile.event_count,
+        "half_lives": list(profile.half_lives),
+        "forgotten_at": profile.forgotten_at,
         "short": _horizon_meta(state.short),
         "long": _horizon_meta(state.long),
-        "domains": [
-            {
-                "name": d,
-                "short": _horizon_meta(profile.domains[d].short),
-                "long": _horizon_meta(profile.domains[d].long),
-            }
-            for d in domains
-        ],
-        "summary": [[e.event_id, e.ts, e.weight, e.text] for e in profile.summary],
-        "clusters": [[c.weight, c.label, c.size] for c in profile.clusters],
-        "applied_offsets": dict(profile.applied_offsets),
-        "recent_event_ids": dict(profile.recent_event_ids),
+        "domains": domain_meta,
+        "labels": [e.label for e in summary],
+        "groups": [list(c.members) for c in profile.clusters],
+        "offsets": dict(profile.applied_offsets),
+        "arrays": [[name, a.dtype.str, list(a.shape)] for name, a in arrays.items()],
     }
-    layout = []
-    chunks = []
-    for name, array in arrays.items():
-        data = np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<"))
-        layout.append([name, data.dtype.str, list(data.shape)])
-        chunks.append(data.tobytes())
-    meta["arrays"] = layout
-    header = json.dumps(meta, separators=(",", ":")).encode()
+    header = zlib.compress(json.dumps(meta, separators=(",", ":")).encode(), 6)
+    chunks = [np.ascontiguousarray(a).tobytes() for a in arrays.values()]
     return b"".join([MAGIC, struct.pack("<I", len(header)), header, *chunks])
 
 
-def _read_arrays(blob: bytes) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+def _read(blob: bytes) -> tuple[dict[str, Any], dict[str, npt.NDArray[Any]]]:
+    if blob[:4] in OLDER_MAGICS:
+        raise ProfileFormatError(
+            f"profile stored by an earlier layout ({blob[:4].decode()}): rebuild the store"
+        )
     if blob[:4] != MAGIC:
-        raise ValueError("not an interest-stream profile (bad magic)")
+        raise ProfileFormatError("not an interest-stream profile (bad magic)")
     (length,) = struct.unpack_from("<I", blob, 4)
-    meta = json.loads(blob[8 : 8 + length])
-    arrays: dict[str, np.ndarray] = {}
+    meta = json.loads(zlib.decompress(blob[8 : 8 + length]))
+    arrays: dict[str, npt.NDArray[Any]] = {}
     offset = 8 + length
     for name, dtype, shape in meta["arrays"]:
         kind = np.dtype(dtype)
@@ -101,33 +120,57 @@ def _read_arrays(blob: bytes) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     return meta, arrays
 
 
+def _horizon(meta: list[Any], decayed_sum: npt.NDArray[Any]) -> HorizonState:
+    weight, t_ref = meta[0], meta[1]
+    return HorizonState(decayed_sum.astype(np.float64), float(weight), t_ref)
+
+
 def decode_profile(blob: bytes) -> UserProfile:
-    """Inverse of `encode_profile`."""
-    meta, archive = _read_arrays(blob)
+    """Inverse of `encode_profile` (clusters rebuilt from their stored groups)."""
+    meta, arrays = _read(blob)
+    dim = int(meta["dim"])
+    horizons = arrays["horizons"]
     interests = InterestState(
-        _horizon(meta["short"], archive["short"]), _horizon(meta["long"], archive["long"])
+        _horizon(meta["short"], horizons[0]), _horizon(meta["long"], horizons[1])
     )
-    domains = {
-        d["name"]: InterestState(
-            _horizon(d["short"], archive["domain_short"][i]),
-            _horizon(d["long"], archive["domain_long"][i]),
-        )
-        for i, d in enumerate(meta["domains"])
-    }
-    summary_vectors = archive["summary"]
+    domains = {}
+    units = arrays["domains"]
+    for i, entry in enumerate(meta["domains"]):
+        parts = []
+        for j, horizon in enumerate(("short", "long")):
+            weight, t_ref, norm = entry[horizon]
+            parts.append(_horizon([weight, t_ref], units[2 * i + j].astype(np.float64) * norm))
+        domains[entry["name"]] = InterestState(parts[0], parts[1])
+    codes = arrays["codes"].tobytes()
+    width = (dim + 1) // 2
     summary = tuple(
-        SummaryEntry(eid, float(ts), float(w), text, summary_vectors[i])
-        for i, (eid, ts, w, text) in enumerate(meta["summary"])
+        SummaryEntry(
+            int(key), float(ts), float(weight), label, codes[i * width : (i + 1) * width], float(s)
+        )
+        for i, (key, ts, weight, label, s) in enumerate(
+            zip(
+                arrays["keys"],
+                arrays["times"],
+                arrays["weights"],
+                meta["labels"],
+                arrays["scales"],
+                strict=True,
+            )
+        )
     )
-    centroids = archive["centroids"]
-    clusters = tuple(
-        Cluster(centroids[i], float(w), label, int(size))
-        for i, (w, label, size) in enumerate(meta["clusters"])
+    half_lives = (float(meta["half_lives"][0]), float(meta["half_lives"][1]))
+    t_ref = interests.long.t_ref
+    clusters = (
+        clusters_of(
+            summary, meta["groups"], t_ref=t_ref, decay=math.log(2) / half_lives[1], dim=dim
+        )
+        if t_ref is not None
+        else ()
     )
     return UserProfile(
         user_id=meta["user_id"],
         model_id=meta["model_id"],
-        dim=int(meta["dim"]),
+        dim=dim,
         version=int(meta["version"]),
         updated_at=float(meta["updated_at"]),
         event_count=int(meta["event_count"]),
@@ -135,6 +178,11 @@ def decode_profile(blob: bytes) -> UserProfile:
         domains=domains,
         summary=summary,
         clusters=clusters,
-        applied_offsets={k: int(v) for k, v in meta["applied_offsets"].items()},
-        recent_event_ids={k: float(v) for k, v in meta["recent_event_ids"].items()},
+        applied_offsets={k: int(v) for k, v in meta["offsets"].items()},
+        recent_ids={
+            int(k): float(t)
+            for k, t in zip(arrays["recent_keys"], arrays["recent_times"], strict=True)
+        },
+        half_lives=half_lives,
+        forgotten_at=meta["forgotten_at"],
     )

@@ -25,21 +25,44 @@ DEFAULT_TYPE_WEIGHTS: Mapping[str, float] = {"click": 1.0, "query": 0.5, "review
 
 @dataclass(frozen=True)
 class InterestParams:
-    """Knobs of the interest model; defaults follow the design document."""
+    """Knobs of the interest model; defaults follow the design document.
+
+    The bounds (`summary_size`, `max_domains`, `recent_ids`) are what keep a stored profile
+    bounded in bytes whatever the number of events; see model/codec.py for the sizes.
+    """
 
     short_half_life_s: float = 6 * HOUR
     long_half_life_s: float = 30 * DAY
     type_weights: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_TYPE_WEIGHTS))
-    summary_size: int = 64
+    # Events kept to build clusters from (the highest ranked; model/summary.py).
+    summary_size: int = 24
+    # Interest clusters of liked events, and of disliked (negatively weighted) ones.
     max_clusters: int = 8
-    cluster_similarity: float = 0.35
-    recent_ids: int = 1000
+    max_disliked: int = 3
+    # Clusters: groups merge while their average cosine stays `cluster_margin` above the
+    # catalogue's background cosine, the similarity of unrelated texts (model/clusters.py).
+    cluster_background: float = 0.1
+    cluster_margin: float = 0.1
+    # Per-domain horizons kept; more domains fold the least active into OTHER_DOMAIN.
+    max_domains: int = 16
+    # Event ids remembered against duplicates (same id, new offset): the newest ones, and
+    # only those within `recent_window_s` of event time of the newest.
+    recent_ids: int = 64
+    recent_window_s: float = 30 * DAY
 
     def __post_init__(self) -> None:
         if self.short_half_life_s <= 0 or self.long_half_life_s <= 0:
             raise ValueError("half-lives must be positive")
-        if self.summary_size < 1 or self.max_clusters < 1 or self.recent_ids < 1:
-            raise ValueError("summary_size, max_clusters and recent_ids must be >= 1")
+        counts = (self.summary_size, self.max_clusters, self.max_domains, self.recent_ids)
+        if min(counts) < 1 or self.max_disliked < 0:
+            raise ValueError(
+                "summary_size, max_clusters, max_domains and recent_ids must be >= 1,"
+                " max_disliked >= 0"
+            )
+        if not -1.0 < self.cluster_background < 1.0:
+            raise ValueError("cluster_background must be a cosine in (-1, 1)")
+        if self.recent_window_s <= 0:
+            raise ValueError("recent_window_s must be positive")
 
     @property
     def short_decay(self) -> float:
@@ -77,6 +100,22 @@ class HorizonState:
             return self
         factor = math.exp(-decay * (t - self.t_ref))
         return HorizonState(self.decayed_sum * factor, self.weight * factor, t)
+
+    def weight_at(self, t: float, decay: float) -> float:
+        """The decayed mass W as of time t (W itself for t at or before t_ref)."""
+        if self.t_ref is None or t <= self.t_ref:
+            return self.weight
+        return self.weight * math.exp(-decay * (t - self.t_ref))
+
+    def merged(self, other: HorizonState, decay: float) -> HorizonState:
+        """The sums of both, referred to the later of their times (still exact)."""
+        if other.t_ref is None:
+            return self
+        if self.t_ref is None:
+            return other
+        t_ref = max(self.t_ref, other.t_ref)
+        a, b = self.decayed_to(t_ref, decay), other.decayed_to(t_ref, decay)
+        return HorizonState(a.decayed_sum + b.decayed_sum, a.weight + b.weight, t_ref)
 
 
 def fold_horizon(

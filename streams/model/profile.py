@@ -2,12 +2,19 @@
 
 `fold_events(profile, events, params)` is the only way events change a profile, in the
 embedded `run`, in the Kafka worker and in tests alike. It skips events already applied
-(by source high-water offset and by recent event id), folds the rest into the user's and
-the per-domain horizons, refreshes the cluster summary and rebuilds the clusters.
+(by source high-water offset and by recent event id) and events from before the user's
+erasure, folds the rest into the user's and the per-domain horizons, refreshes the event
+summary and rebuilds the clusters from it.
+
+What is kept is bounded whatever the number of events: two horizons, at most
+`max_domains` per-domain horizons (beyond that the least active domains are folded into
+OTHER_DOMAIN), `summary_size` summary entries, `recent_ids` event keys and one offset per
+source.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Protocol, TypeVar
@@ -15,13 +22,12 @@ from typing import Protocol, TypeVar
 import numpy as np
 import numpy.typing as npt
 
-from interest_stream.streams.model.clusters import (
-    Cluster,
-    SummaryEntry,
-    cluster_summary,
-    merge_summary,
-)
+from interest_stream.streams.model.clusters import Cluster, cluster_summary
 from interest_stream.streams.model.horizons import InterestParams, InterestState
+from interest_stream.streams.model.summary import SummaryEntry, event_key, merge_summary
+
+OTHER_DOMAIN = "(other)"
+"""Where the horizons of domains beyond `max_domains` go (the least active ones)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,7 +46,12 @@ class WeightedEvent:
 
 @dataclass(frozen=True)
 class UserProfile:
-    """Everything stored for one user; `version` fences concurrent writers."""
+    """Everything stored for one user; `version` grows by one per stored change.
+
+    `half_lives` are the (short, long) half-lives the horizons were folded with, so a read
+    decays them correctly whatever the reader's settings. `forgotten_at` is set once the
+    user was erased: events from before it are dropped, later ones start a new profile.
+    """
 
     user_id: str
     model_id: str
@@ -53,18 +64,45 @@ class UserProfile:
     summary: tuple[SummaryEntry, ...] = ()
     clusters: tuple[Cluster, ...] = ()
     applied_offsets: Mapping[str, int] = field(default_factory=dict)
-    recent_event_ids: Mapping[str, float] = field(default_factory=dict)
+    recent_ids: Mapping[int, float] = field(default_factory=dict)
+    half_lives: tuple[float, float] = (
+        InterestParams.short_half_life_s,
+        InterestParams.long_half_life_s,
+    )
+    forgotten_at: float | None = None
 
     @classmethod
-    def new(cls, user_id: str, model_id: str, dim: int) -> UserProfile:
-        return cls(user_id, model_id, dim, interests=InterestState.empty(dim))
+    def new(
+        cls, user_id: str, model_id: str, dim: int, params: InterestParams | None = None
+    ) -> UserProfile:
+        params = params or InterestParams()
+        return cls(
+            user_id,
+            model_id,
+            dim,
+            interests=InterestState.empty(dim),
+            half_lives=(params.short_half_life_s, params.long_half_life_s),
+        )
 
     @property
     def state(self) -> InterestState:
         return self.interests if self.interests is not None else InterestState.empty(self.dim)
 
+    @property
+    def decays(self) -> tuple[float, float]:
+        """λ of the (short, long) horizons this profile was folded with."""
+        return math.log(2) / self.half_lives[0], math.log(2) / self.half_lives[1]
+
     def drift(self) -> float | None:
         return self.state.drift()
+
+    @property
+    def liked(self) -> tuple[Cluster, ...]:
+        return tuple(c for c in self.clusters if not c.disliked)
+
+    @property
+    def disliked(self) -> tuple[Cluster, ...]:
+        return tuple(c for c in self.clusters if c.disliked)
 
 
 class Delivered(Protocol):
@@ -86,21 +124,21 @@ class FoldOutcome:
     profile: UserProfile
     applied: int
     duplicates: int
+    erased: int = 0
 
 
 def select_new(profile: UserProfile | None, events: Sequence[D]) -> tuple[list[D], int]:
-    """Events not applied before: unseen ids, offsets above their source's high-water mark.
-
-    Within `events`, the first delivery of an event id wins.
-    """
+    """Events not applied before: unseen keys, offsets above their source's high-water
+    mark. Within `events`, the first delivery of an event id wins."""
     offsets = profile.applied_offsets if profile is not None else {}
-    recent = profile.recent_event_ids if profile is not None else {}
+    recent = profile.recent_ids if profile is not None else {}
     fresh: list[D] = []
-    seen: set[str] = set()
+    seen: set[int] = set()
     for event in events:
-        if _replayed(offsets, event) or event.event_id in seen or event.event_id in recent:
+        key = event_key(event.event_id)
+        if _replayed(offsets, event) or key in seen or key in recent:
             continue
-        seen.add(event.event_id)
+        seen.add(key)
         fresh.append(event)
     return fresh, len(events) - len(fresh)
 
@@ -127,15 +165,18 @@ def _fold_state(
 
 
 def _recent_ids(
-    current: Mapping[str, float], events: Sequence[WeightedEvent], limit: int
-) -> dict[str, float]:
+    current: Mapping[int, float], events: Sequence[WeightedEvent], params: InterestParams
+) -> dict[int, float]:
     merged = dict(current)
-    merged.update((e.event_id, e.ts) for e in events)
-    if len(merged) <= limit:
-        return merged
-    # Keep the newest ids: a redelivery is far likelier for recent events than for old ones.
-    kept = sorted(merged.items(), key=lambda item: (-item[1], item[0]))[:limit]
-    return dict(kept)
+    merged.update((event_key(e.event_id), e.ts) for e in events)
+    newest = max(merged.values())
+    # A duplicate id comes back soon after its original (a producer retry): the newest
+    # ids within the window are what dedup by id needs; redeliveries are caught by offsets.
+    kept = sorted(
+        ((k, t) for k, t in merged.items() if t >= newest - params.recent_window_s),
+        key=lambda item: (-item[1], item[0]),
+    )
+    return dict(kept[: params.recent_ids])
 
 
 def _offsets(current: Mapping[str, int], events: Sequence[WeightedEvent]) -> dict[str, int]:
@@ -144,6 +185,54 @@ def _offsets(current: Mapping[str, int], events: Sequence[WeightedEvent]) -> dic
         if event.source is not None and event.offset is not None:
             offsets[event.source] = max(offsets.get(event.source, -1), event.offset)
     return offsets
+
+
+def _fold_domains(
+    current: Mapping[str, InterestState],
+    events: Sequence[WeightedEvent],
+    dim: int,
+    params: InterestParams,
+) -> dict[str, InterestState]:
+    domains = dict(current)
+    for domain in sorted({e.domain for e in events if e.domain}):
+        in_domain = [e for e in events if e.domain == domain]
+        previous = domains.get(domain, InterestState.empty(dim))
+        domains[domain] = _fold_state(previous, in_domain, params)
+    return _bounded_domains(domains, params)
+
+
+def _bounded_domains(
+    domains: dict[str, InterestState], params: InterestParams
+) -> dict[str, InterestState]:
+    """At most `max_domains` entries: the least active named domains (by long-term mass,
+    compared at one time) are folded into OTHER_DOMAIN. Exact sums either way; which
+    domain goes depends on arrival order only once a user has more than max_domains."""
+    if len(domains) <= params.max_domains:
+        return domains
+
+    def activity(name: str) -> float:
+        long = domains[name].long
+        if long.t_ref is None or long.weight <= 0:
+            return -math.inf
+        return math.log(long.weight) + params.long_decay * long.t_ref
+
+    named = sorted((n for n in domains if n != OTHER_DOMAIN), key=lambda n: (-activity(n), n))
+    keep, fold = named[: params.max_domains - 1], named[params.max_domains - 1 :]
+    other = domains.get(OTHER_DOMAIN)
+    for name in fold:
+        state = domains[name]
+        other = (
+            state
+            if other is None
+            else InterestState(
+                other.short.merged(state.short, params.short_decay),
+                other.long.merged(state.long, params.long_decay),
+            )
+        )
+    bounded = {name: domains[name] for name in keep}
+    if other is not None:
+        bounded[OTHER_DOMAIN] = other
+    return bounded
 
 
 def fold_events(
@@ -155,27 +244,24 @@ def fold_events(
 ) -> FoldOutcome:
     """Apply not-yet-seen events to a profile; returns the new profile (version + 1 if changed)."""
     fresh, duplicates = select_new(profile, events)
+    erased = 0
+    if profile.forgotten_at is not None:
+        kept = [e for e in fresh if e.ts >= profile.forgotten_at]
+        erased, fresh = len(fresh) - len(kept), kept
     if not fresh:
-        return FoldOutcome(profile, 0, duplicates)
+        return FoldOutcome(profile, 0, duplicates, erased)
     interests = _fold_state(profile.state, fresh, params)
-    domains = dict(profile.domains)
-    for domain in sorted({e.domain for e in fresh if e.domain}):
-        in_domain = [e for e in fresh if e.domain == domain]
-        current = domains.get(domain, InterestState.empty(profile.dim))
-        domains[domain] = _fold_state(current, in_domain, params)
-    # Summary vectors are kept in float16 from the start: half the stored row (every LWT
-    # carries it twice), and every path (batch sizes, stores) sees the very same values.
-    new_entries = [
-        SummaryEntry(e.event_id, e.ts, e.weight, e.text, np.asarray(e.vector, dtype=np.float16))
-        for e in fresh
-    ]
+    new_entries = [SummaryEntry.of(e.event_id, e.ts, e.weight, e.text, e.vector) for e in fresh]
     summary = merge_summary(profile.summary, new_entries, params.summary_size, params.long_decay)
     clusters = cluster_summary(
         summary,
         t_ref=interests.long.t_ref,
         decay=params.long_decay,
+        dim=profile.dim,
         max_clusters=params.max_clusters,
-        min_similarity=params.cluster_similarity,
+        max_disliked=params.max_disliked,
+        background=params.cluster_background,
+        margin=params.cluster_margin,
     )
     updated = replace(
         profile,
@@ -183,10 +269,11 @@ def fold_events(
         updated_at=updated_at,
         event_count=profile.event_count + len(fresh),
         interests=interests,
-        domains=domains,
+        domains=_fold_domains(profile.domains, fresh, profile.dim, params),
         summary=summary,
         clusters=clusters,
         applied_offsets=_offsets(profile.applied_offsets, fresh),
-        recent_event_ids=_recent_ids(profile.recent_event_ids, fresh, params.recent_ids),
+        recent_ids=_recent_ids(profile.recent_ids, fresh, params),
+        half_lives=(params.short_half_life_s, params.long_half_life_s),
     )
-    return FoldOutcome(updated, len(fresh), duplicates)
+    return FoldOutcome(updated, len(fresh), duplicates, erased)

@@ -1,13 +1,19 @@
-"""How a ranker scores candidates against a profile, as pure functions over numpy arrays:
-`ProfileVectors` is the ranker's view of a stored profile (unit long- and short-term
-vectors, cluster centroids, weights, labels), `score_candidates` the weighted cosine that
-`interest-stream profile score|rank` and `streams.client` both use, `contextual_vector` the
-attention-weighted profile for a context, and `nearest` the exact nearest-neighbour scan
-that stands in for an ANN index where a store has none.
+"""How a ranker scores candidates against a profile, as pure functions over numpy arrays.
+
+`ProfileVectors` is the ranker's view of a stored profile read at a given time: unit long-
+and short-term vectors, their decayed masses at that time, liked and disliked cluster
+centroids with weights and labels. Reads know what time it is: both horizons are decayed to
+the time of the read, and the short-term part of a score counts in proportion to the user's
+recent activity (`short_share`), so a burst that is days old no longer steers a ranking.
+`score_candidates` is the weighted cosine that `interest-stream profile score|rank` and
+the Python client both use, `contextual_vector` the attention-weighted profile for a
+context, and `nearest` the exact nearest-neighbour scan that stands in for an ANN index
+where a store has none.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -21,9 +27,26 @@ from interest_stream.streams.model.profile import UserProfile
 FloatArray = npt.NDArray[np.float32]
 
 
+def short_share(short_weight: float, long_weight: float, half_lives: tuple[float, float]) -> float:
+    """How much the short-term profile should count, 0..1: the user's recent activity rate
+    relative to their long-term rate (W_short/H_short over W_long/H_long, capped at 1).
+
+    A steadily active user has both decayed masses in proportion to their half-lives, so
+    the share is about 1; once the last event recedes, W_short halves every short
+    half-life while W_long barely moves, and the share fades to nothing: 1/16 four short
+    half-lives later.
+    """
+    if short_weight <= 0 or long_weight <= 0:
+        return 0.0
+    rate_short = short_weight / half_lives[0]
+    rate_long = long_weight / half_lives[1]
+    return min(1.0, rate_short / rate_long)
+
+
 @dataclass(frozen=True)
 class ProfileVectors:
-    """A profile as rankers use it: unit vectors, centroids (k, dim), weights and labels."""
+    """A profile as rankers use it, read at time `at`: unit vectors, decayed masses,
+    liked centroids (k, dim) with weights and labels, disliked centroids (m, dim)."""
 
     user_id: str
     model_id: str
@@ -35,12 +58,29 @@ class ProfileVectors:
     centroids: FloatArray
     cluster_weights: FloatArray
     labels: tuple[str, ...]
+    at: float = 0.0
+    long_weight: float = 0.0
+    short_weight: float = 0.0
+    short_share: float = 1.0
+    disliked: FloatArray | None = None
+    disliked_labels: tuple[str, ...] = ()
+    disliked_weights: FloatArray | None = None
 
     @classmethod
-    def from_profile(cls, profile: UserProfile) -> ProfileVectors:
+    def from_profile(cls, profile: UserProfile, at: float | None = None) -> ProfileVectors:
+        """The profile read at time `at` (epoch seconds; default: its newest event time).
+
+        Directions do not change with decay, masses do: horizons and cluster weights are
+        decayed to `at`, and `short_share` follows (see `short_share`)."""
         state = profile.state
+        decay_short, decay_long = profile.decays
+        newest = state.long.t_ref
+        at = at if at is not None else (newest if newest is not None else profile.updated_at)
+        long_weight = state.long.weight_at(at, decay_long)
+        short_weight = state.short.weight_at(at, decay_short)
         long, short = state.long.profile(), state.short.profile()
-        centroids = np.array([c.centroid for c in profile.clusters], dtype=np.float32)
+        liked, disliked = profile.liked, profile.disliked
+        fade = math.exp(-decay_long * max(0.0, at - newest)) if newest is not None else 1.0
         return cls(
             user_id=profile.user_id,
             model_id=profile.model_id,
@@ -49,9 +89,16 @@ class ProfileVectors:
             event_count=profile.event_count,
             long=None if long is None else long.astype(np.float32),
             short=None if short is None else short.astype(np.float32),
-            centroids=centroids.reshape(len(profile.clusters), profile.dim),
-            cluster_weights=np.array([c.weight for c in profile.clusters], dtype=np.float32),
-            labels=tuple(c.label for c in profile.clusters),
+            centroids=_stack(liked, profile.dim),
+            cluster_weights=np.array([c.weight * fade for c in liked], dtype=np.float32),
+            labels=tuple(c.label for c in liked),
+            at=at,
+            long_weight=long_weight,
+            short_weight=short_weight,
+            short_share=short_share(short_weight, long_weight, profile.half_lives),
+            disliked=_stack(disliked, profile.dim),
+            disliked_labels=tuple(c.label for c in disliked),
+            disliked_weights=np.array([c.weight * fade for c in disliked], dtype=np.float32),
         )
 
     @property
@@ -64,21 +111,27 @@ class ProfileVectors:
         return self.long if name == "long" else self.short
 
 
+def _stack(clusters: tuple[Cluster, ...], dim: int) -> FloatArray:
+    rows = np.array([c.centroid for c in clusters], dtype=np.float32)
+    return rows.reshape(len(clusters), dim)
+
+
 @dataclass(frozen=True)
 class ScoreWeights:
-    """Weights of the three parts of a score and the attention temperature τ."""
+    """Weights of the parts of a score and the attention temperature τ."""
 
     long: float = 0.3
     short: float = 0.5
     context: float = 0.2
     temperature: float = 0.1
+    dislike: float = 0.2
 
     def __post_init__(self) -> None:
         parts = (self.long, self.short, self.context)
-        if min(parts) < 0 or sum(parts) <= 0:
+        if min(*parts, self.dislike) < 0 or sum(parts) <= 0:
             raise ConfigurationError(
-                f"score weights must be >= 0 and not all 0, got long={self.long},"
-                f" short={self.short}, context={self.context}"
+                f"score weights must be >= 0 and long+short+context > 0, got long={self.long},"
+                f" short={self.short}, context={self.context}, dislike={self.dislike}"
             )
         if self.temperature <= 0:
             raise ConfigurationError(f"temperature must be > 0, got {self.temperature}")
@@ -92,13 +145,22 @@ class Scores:
     long: npt.NDArray[np.float64]
     short: npt.NDArray[np.float64]
     context: npt.NDArray[np.float64]
+    dislike: npt.NDArray[np.float64]
+    short_share: float = 1.0
 
     def row(self, index: int) -> dict[str, float | None]:
         """One candidate's numbers for printing or JSON: rounded, None for NaN."""
-        values = (self.total[index], self.long[index], self.short[index], self.context[index])
+        names = ("score", "long", "short", "context", "dislike")
+        values = (
+            self.total[index],
+            self.long[index],
+            self.short[index],
+            self.context[index],
+            self.dislike[index],
+        )
         return {
             name: None if np.isnan(value) else round(float(value), 6)
-            for name, value in zip(("score", "long", "short", "context"), values, strict=True)
+            for name, value in zip(names, values, strict=True)
         }
 
 
@@ -112,7 +174,7 @@ def _unit_rows(vectors: npt.ArrayLike) -> npt.NDArray[np.float64]:
 def contextual_vector(
     profile: ProfileVectors, context: npt.ArrayLike, temperature: float = 0.1
 ) -> FloatArray | None:
-    """The unit contextual profile for a context vector: attention over the clusters
+    """The unit contextual profile for a context vector: attention over the liked clusters
     (`clusters.contextual_profile`); the long-term profile if there are none."""
     if temperature <= 0:
         raise ConfigurationError(f"temperature must be > 0, got {temperature}")
@@ -123,8 +185,7 @@ def contextual_vector(
         )
     if not len(profile.centroids):
         return profile.long
-    clusters = _clusters_of(profile)
-    mixed = contextual_profile(clusters, query, temperature)
+    mixed = contextual_profile(_clusters_of(profile), query, temperature)
     if mixed is None:  # pragma: no cover - clusters is not empty here
         return profile.long
     unit: FloatArray = _unit_rows(mixed)[0].astype(np.float32)
@@ -146,19 +207,17 @@ def score_candidates(
 ) -> Scores:
     """Score each candidate vector x (a row) against the profile:
 
-        score(x) = (w_long·cos(x, long) + w_short·cos(x, short) + w_context·cos(x, ctx(x)))
-                   / (sum of the weights of the parts the profile has)
+        score(x) = (w_long·cos(x, long) + w_short·s·cos(x, short) + w_context·cos(x, ctx(x))
+                    − w_dislike·max_k cos(x, d_k)) / (w_long + w_short·s + w_context)
 
-    where ctx(x) = Σ_k softmax(x·c_k/τ)·c_k is the contextual profile (attention over the
-    user's clusters, design.md) with the candidate itself as the context: a candidate that
-    matches one of several interests is judged against that interest, not against their
-    blurred average; as τ → 0 the term tends to the best cluster's cosine. A part the
-    profile lacks (no clusters yet) drops out and the rest is renormalized, so scores stay
-    on the cosine scale. Defaults 0.3/0.5/0.2 and τ 0.1, from `interest-stream evaluate` on
-    the generated workload (drifting interests): within noise of the best strategy there
-    (long and short at 0.5 each), where a heavier long/context mix (0.4/0.3/0.3) lost about
-    13% NDCG@10; the context term is kept small but present because it is what lets one
-    of several interests win a candidate outright.
+    where s is the profile's `short_share` at the time of the read (1 for a user active
+    now, fading to 0 as the last event recedes past a few short half-lives), ctx(x) =
+    Σ_k softmax(x·c_k/τ)·c_k is the contextual profile over the user's liked clusters with
+    the candidate itself as the context (a candidate that matches one of several
+    interests is judged against that interest, not against their blurred average), and
+    d_k are the centroids of the user's disliked clusters: a candidate like something the
+    user panned is pushed down. A part the profile lacks drops out and the rest is
+    renormalized, so scores stay on the cosine scale.
     """
     weights = weights or ScoreWeights()
     matrix = _unit_rows(candidates)
@@ -177,17 +236,34 @@ def score_candidates(
             mixed = contextual_profile(clusters, vector, weights.temperature)
             if mixed is not None:
                 context[row] = float(vector @ _unit_rows(mixed)[0])
+    dislike = missing.copy()
+    if profile.disliked is not None and len(profile.disliked):
+        dislike = (matrix @ profile.disliked.astype(np.float64).T).max(axis=1)
     total = np.zeros(n)
     weight_sum = 0.0
-    for part, weight in ((long, weights.long), (short, weights.short), (context, weights.context)):
+    parts = (
+        (long, weights.long),
+        (short, weights.short * profile.short_share),
+        (context, weights.context),
+    )
+    for part, weight in parts:
         if weight > 0 and not np.isnan(part).all():
             total += weight * part
             weight_sum += weight
     if weight_sum > 0:
+        if weights.dislike > 0 and not np.isnan(dislike).all():
+            total -= weights.dislike * dislike
         total /= weight_sum
     else:  # an empty profile, or only the weighted-away parts exist: nothing to go on
         total = missing.copy()
-    return Scores(total=total, long=long, short=short, context=context)
+    return Scores(
+        total=total,
+        long=long,
+        short=short,
+        context=context,
+        dislike=dislike,
+        short_share=profile.short_share,
+    )
 
 
 def nearest(

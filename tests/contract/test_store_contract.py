@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -10,25 +10,42 @@ import numpy as np
 import pytest
 
 from interest_stream.store import ProfileStore, ProfileWrite, open_store
-from interest_stream.store.base import ItemCatalog, StoredItem
+from interest_stream.store.base import EMBEDDED, ItemCatalog, StoredItem, partition_fence
 from interest_stream.streams.model.horizons import InterestParams
 from interest_stream.streams.model.profile import UserProfile, WeightedEvent, fold_events
 
 DIM = 384
 PARAMS = InterestParams()
+FENCE = partition_fence(3)
+
+Opener = Callable[[], ProfileStore]
 
 
 @pytest.fixture(params=["sqlite", pytest.param("cassandra", marks=pytest.mark.cassandra)])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ProfileStore]:
+def opener(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Opener]:
+    """Opens stores on one backend and place: two of them are two writers."""
+    opened: list[ProfileStore] = []
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path}/profiles.db"
-        opened = open_store(url)
+        create = False
     else:
         keyspace = request.getfixturevalue("keyspace")
         host, port = request.getfixturevalue("cassandra_contact")
-        opened = open_store(f"cassandra://{host}:{port}/{keyspace}", create_schema=True)
-    yield opened
-    opened.close()
+        url, create = f"cassandra://{host}:{port}/{keyspace}", True
+
+    def open_one() -> ProfileStore:
+        store = open_store(url, create_schema=create)
+        opened.append(store)
+        return store
+
+    yield open_one
+    for store in opened:
+        store.close()
+
+
+@pytest.fixture
+def store(opener: Opener) -> ProfileStore:
+    return opener()
 
 
 def _profile(user_id: str, n: int = 5, seed: int = 0) -> UserProfile:
@@ -54,6 +71,10 @@ def _profile(user_id: str, n: int = 5, seed: int = 0) -> UserProfile:
     ).profile
 
 
+def _write(profile: UserProfile, expected: int = 0, fence: str = FENCE) -> ProfileWrite:
+    return ProfileWrite(profile, expected, fence)
+
+
 def _assert_equal(a: UserProfile, b: UserProfile) -> None:
     assert (a.user_id, a.model_id, a.version, a.event_count) == (
         b.user_id,
@@ -61,62 +82,99 @@ def _assert_equal(a: UserProfile, b: UserProfile) -> None:
         b.version,
         b.event_count,
     )
-    np.testing.assert_array_equal(a.state.long.decayed_sum, b.state.long.decayed_sum)
-    np.testing.assert_array_equal(a.state.short.decayed_sum, b.state.short.decayed_sum)
-    assert a.state.long.t_ref == b.state.long.t_ref and a.state.short.weight == b.state.short.weight
+    for horizon in ("short", "long"):
+        x, y = getattr(a.state, horizon), getattr(b.state, horizon)
+        # float32 storage of the decayed sums: 6e-8 relative.
+        np.testing.assert_allclose(x.decayed_sum, y.decayed_sum, rtol=1e-6, atol=1e-7)
+        assert x.t_ref == y.t_ref and x.weight == y.weight
     assert sorted(a.domains) == sorted(b.domains)
-    assert [(e.event_id, e.text) for e in a.summary] == [(e.event_id, e.text) for e in b.summary]
-    assert [c.label for c in a.clusters] == [c.label for c in b.clusters]
+    assert [(e.key, e.ts, e.weight, e.label) for e in a.summary] == [
+        (e.key, e.ts, e.weight, e.label) for e in b.summary
+    ]
+    assert [(c.label, c.members) for c in a.clusters] == [(c.label, c.members) for c in b.clusters]
+    for x, y in zip(a.clusters, b.clusters, strict=True):
+        np.testing.assert_array_equal(x.centroid, y.centroid)
+        assert x.weight == y.weight
     assert dict(a.applied_offsets) == dict(b.applied_offsets)
-    assert dict(a.recent_event_ids) == dict(b.recent_event_ids)
+    assert dict(a.recent_ids) == dict(b.recent_ids)
+    assert a.half_lives == b.half_lives and a.forgotten_at == b.forgotten_at
 
 
 def test_get_returns_what_apply_stored(store: ProfileStore):
     profiles = [_profile(f"u{i}", seed=i) for i in range(3)]
-    result = store.apply([ProfileWrite(p, 0) for p in profiles])
+    result = store.apply([_write(p) for p in profiles])
     assert sorted(result.won) == ["u0", "u1", "u2"] and result.lost == ()
+    assert result.bytes_written > 0
     found = store.get(["u0", "u1", "u2", "nobody"])
     assert sorted(found) == ["u0", "u1", "u2"]
     for p in profiles:
         _assert_equal(found[p.user_id], p)
 
 
-def test_a_stale_expected_version_loses_and_changes_nothing(store: ProfileStore):
-    first = _profile("u", seed=1)
-    assert store.apply([ProfileWrite(first, 0)]).won == ("u",)
-    # A second writer that also read "absent" must lose the insert race.
-    assert store.apply([ProfileWrite(_profile("u", seed=2), 0)]).lost == ("u",)
-    newer = replace(first, version=first.version + 1, event_count=99)
-    assert store.apply([ProfileWrite(newer, first.version)]).won == ("u",)
-    stale = replace(first, version=first.version + 1, event_count=7)
-    assert store.apply([ProfileWrite(stale, first.version)]).lost == ("u",)
-    assert store.get(["u"])["u"].event_count == 99
+def test_a_fence_claimed_by_another_writer_makes_the_old_holder_lose(opener: Opener):
+    first, second = opener(), opener()
+    profile = _profile("u", seed=1)
+    assert first.apply([_write(profile)]).won == ("u",)
+    # A second writer takes the partition over (a rebalance) and writes the user.
+    taken = replace(profile, version=profile.version + 1, event_count=99)
+    assert second.apply([_write(taken, profile.version)]).won == ("u",)
+    # The first writer's next write under that partition is lost, whatever it holds...
+    stale = replace(profile, version=profile.version + 1, event_count=7)
+    result = first.apply([_write(stale, profile.version), _write(_profile("v"), 0, EMBEDDED)])
+    assert result.lost == ("u",) and result.won == ("v",)
+    assert first.get(["u"])["u"].event_count == 99
+    # ... and once it has read again, its next write claims the partition anew.
+    again = replace(taken, version=taken.version + 1, event_count=100)
+    assert first.apply([_write(again, taken.version)]).won == ("u",)
+    assert second.apply([_write(replace(again, event_count=1), again.version)]).lost == ("u",)
+    assert second.get(["u"])["u"].event_count == 100
 
 
-def test_one_batch_may_mix_winners_and_losers(store: ProfileStore):
-    store.apply([ProfileWrite(_profile("a"), 0)])
-    result = store.apply([ProfileWrite(_profile("a", seed=3), 0), ProfileWrite(_profile("b"), 0)])
-    assert result.won == ("b",) and result.lost == ("a",)
+def test_one_writer_keeps_its_fence_across_writes(store: ProfileStore):
+    profile = _profile("a")
+    assert store.apply([_write(profile)]).won == ("a",)
+    for step in range(3):
+        newer = replace(profile, version=profile.version + step + 1, event_count=step)
+        assert store.apply([_write(newer, profile.version + step)]).won == ("a",)
+    assert store.get(["a"])["a"].event_count == 2
 
 
-def test_delete_erases_a_user(store: ProfileStore):
-    store.apply([ProfileWrite(_profile("gone"), 0), ProfileWrite(_profile("kept"), 0)])
-    assert store.delete("gone") is True
-    assert store.delete("gone") is False
-    assert sorted(store.get(["gone", "kept"])) == ["kept"]
-    assert "gone" not in store.user_ids()
+def test_erase_removes_the_profile_records_it_and_fences_the_holder(opener: Opener):
+    writer, admin = opener(), opener()
+    writer.apply([_write(_profile("gone")), _write(_profile("kept"))])
+    assert admin.erase("gone", fence=FENCE, at=1.8e9, reason="user request") is True
+    assert admin.erase("gone", fence=FENCE, at=1.8e9, reason="user request") is False
+    assert sorted(writer.get(["gone", "kept"])) == ["kept"]
+    assert "gone" not in writer.user_ids()
+    assert writer.erased(["gone", "kept"]) == {"gone": pytest.approx(1.8e9)}
+    # The worker that held the partition must read again before it writes there.
+    late = replace(_profile("kept", seed=5), version=9)
+    assert writer.apply([_write(late, 1)]).lost == ("kept",)
+
+
+def test_erasing_an_unknown_user_records_it_too(store: ProfileStore):
+    assert store.erase("never-seen", fence=EMBEDDED, at=1.7e9, reason="request") is False
+    assert store.erased(["never-seen"]) == {"never-seen": pytest.approx(1.7e9)}
 
 
 def test_user_ids_lists_sorted(store: ProfileStore):
-    store.apply([ProfileWrite(_profile(u), 0) for u in ("c", "a", "b")])
+    store.apply([_write(_profile(u)) for u in ("c", "a", "b")])
     assert store.user_ids() == ["a", "b", "c"]
     assert store.user_ids(limit=2) == ["a", "b"]
 
 
 def test_an_empty_profile_roundtrips(store: ProfileStore):
     empty = replace(UserProfile.new("e", "model-a", DIM), version=1)
-    store.apply([ProfileWrite(empty, 0)])
+    store.apply([_write(empty)])
     _assert_equal(store.get(["e"])["e"], empty)
+
+
+def test_settings_are_kept_once(opener: Opener):
+    first, second = opener(), opener()
+    assert first.setting("cluster_background:m") is None
+    assert first.keep_setting("cluster_background:m", "0.25") == "0.25"
+    assert second.keep_setting("cluster_background:m", "0.4") == "0.25"
+    assert second.setting("cluster_background:m") == "0.25"
 
 
 def _item(item_id: str, text: str, seed: int) -> StoredItem:

@@ -17,7 +17,8 @@ from interest_stream.schemas.events import TOPIC_OF_TYPE
 from interest_stream.schemas.records import RawRecord
 from interest_stream.store import open_store
 from interest_stream.streams.core.batch import BatchCore
-from interest_stream.streams.lab.worker_process import WorkerProcess
+from interest_stream.streams.lab import worker_process
+from interest_stream.streams.model.horizons import InterestParams
 from interest_stream.streams.model.profile import UserProfile
 from interest_stream.streams.settings import load_settings
 
@@ -25,6 +26,17 @@ ROOT = Path(__file__).resolve().parents[2]
 """The repository root (README, deploy/local)."""
 
 __all__ = ["ROOT", "WorkerProcess"]
+
+# The oracle folds with the model's default cluster background; a worker would estimate its
+# own from the texts it sees first, so the workers of these tests are pinned to the same.
+PINNED = {"INTEREST_STREAM_CLUSTER_BACKGROUND": str(InterestParams.cluster_background)}
+
+
+class WorkerProcess(worker_process.WorkerProcess):
+    """The lab's worker process, with the cluster background of the oracle."""
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(env={**PINNED, **options.pop("env", {})}, **options)
 
 
 def route(event: dict[str, Any]) -> str:

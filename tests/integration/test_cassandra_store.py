@@ -1,11 +1,12 @@
-"""The Cassandra backend beyond the shared contract: ANN over the SAI indexes, racing writers,
-per-domain rows, bounded in-flight requests, timed-out LWTs, and the offline parts (URLs,
-schema rendering, vector wire format) that need no server."""
+"""The Cassandra backend beyond the shared contract: ANN over the SAI indexes, writers
+racing for a partition's fence, late writes of a fenced-out writer, per-domain rows,
+bounded in-flight requests, timed-out fence checks, and the offline parts (URLs, schema
+rendering, vector wire format) that need no server."""
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import Any
@@ -13,7 +14,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from interest_stream.store.base import ProfileWrite
+from interest_stream.store.base import ProfileWrite, partition_fence
 from interest_stream.store.cassandra import (
     CassandraOptions,
     CassandraStore,
@@ -29,6 +30,7 @@ from interest_stream.streams.model.profile import UserProfile, WeightedEvent, fo
 
 DIM = 384
 PARAMS = InterestParams()
+FENCE = partition_fence(0)
 
 
 def _unit(rng: np.random.Generator) -> np.ndarray:
@@ -148,12 +150,16 @@ def store(url: str) -> Iterator[CassandraStore]:
     opened.close()
 
 
+def _write(profile: UserProfile, expected: int = 0) -> ProfileWrite:
+    return ProfileWrite(profile, expected, FENCE)
+
+
 @pytest.mark.cassandra
 def test_ann_on_the_sai_index_finds_the_nearest_user(store: CassandraStore) -> None:
     rng = np.random.default_rng(5)
     directions = [_unit(rng) for _ in range(30)]
     profiles = [_profile(f"u{i:02d}", [(d, None)] * 3, seed=i) for i, d in enumerate(directions)]
-    assert len(store.apply([ProfileWrite(p, 0) for p in profiles]).won) == 30
+    assert len(store.apply([_write(p) for p in profiles]).won) == 30
     assert store.flush_ann()  # the indexed copies are written in the background
     query = directions[17] + 0.1 * _unit(rng)
     nearest = store.nearest_users(query, limit=3)
@@ -167,36 +173,62 @@ def test_ann_on_the_sai_index_finds_the_nearest_user(store: CassandraStore) -> N
 
 
 @pytest.mark.cassandra
-def test_racing_writers_exactly_one_wins_each_round(url: str) -> None:
+def test_writers_racing_for_a_partition_leave_one_holder(url: str) -> None:
     writers = 4
     stores = [CassandraStore.from_url(url, create_schema=(i == 0)) for i in range(writers)]
     try:
-        first = _profile("race", [(_unit(np.random.default_rng(0)), None)])
-        assert stores[0].apply([ProfileWrite(first, 0)]).won == ("race",)
-        for round_ in range(6):
-            current = stores[0].get(["race"])["race"]
+        base = _profile("race", [(_unit(np.random.default_rng(0)), None)])
+        for round_ in range(4):
             barrier = threading.Barrier(writers)
-            # Same expected version, different content: each writer's event_count says who.
+            # Each writer's event_count says who wrote it.
             candidates = [
-                replace(current, version=current.version + 1, event_count=1000 * round_ + i)
+                replace(base, version=base.version + round_, event_count=1000 * round_ + i)
                 for i in range(writers)
             ]
 
             def attempt(opened: CassandraStore, mine: UserProfile, barrier: Any) -> Any:
-                barrier.wait()  # start together, so the LWTs really race
-                return opened.apply([ProfileWrite(mine, mine.version - 1)])
+                barrier.wait()  # start together, so claims and checks really race
+                return opened.apply([_write(mine, 0)])
 
             with ThreadPoolExecutor(writers) as pool:
                 results = list(pool.map(attempt, stores, candidates, [barrier] * writers))
             winners = [i for i, result in enumerate(results) if result.won == ("race",)]
-            assert len(winners) == 1, results
-            assert sum(result.lost == ("race",) for result in results) == writers - 1
-            stored = stores[1].get(["race"])["race"]
-            assert stored.version == current.version + 1
-            assert stored.event_count == 1000 * round_ + winners[0]
+            stored = stores[0].get(["race"])["race"]
+            # Whatever won, the stored row is one winner's, and it is the last claimant's:
+            # every write carries a timestamp above all handed out before it.
+            assert winners and stored.event_count - 1000 * round_ in winners, results
+            holder = stored.event_count - 1000 * round_
+            # From now on only the holder's writes land; the others must read and claim.
+            again = replace(stored, event_count=-1)
+            for i, opened in enumerate(stores):
+                outcome = opened.apply([_write(replace(again, event_count=-1 - i), 0)])
+                assert outcome.won == (("race",) if i == holder else ()), (i, holder)
+                if i == holder:
+                    break
     finally:
         for opened in stores:
             opened.close()
+
+
+@pytest.mark.cassandra
+def test_a_late_write_of_a_fenced_out_writer_never_overwrites(url: str) -> None:
+    old, new = (CassandraStore.from_url(url, create_schema=True) for _ in range(2))
+    try:
+        first = _profile("z", [(_unit(np.random.default_rng(8)), "movies")])
+        assert old.apply([_write(first)]).won == ("z",)
+        stale_stamp = old.fences.timestamps({FENCE})[FENCE]
+        assert stale_stamp is not None
+        # A rebalance: the new owner claims the partition and writes.
+        taken = replace(first, version=first.version + 1, event_count=50)
+        assert new.apply([_write(taken, first.version)]).won == ("z",)
+        # The old owner's flush, checked before the takeover, lands only now.
+        late = replace(first, version=first.version + 1, event_count=7)
+        batch, _ = old._profile_batch(_write(late, first.version), stale_stamp)
+        old._session.execute(batch)
+        assert new.get(["z"])["z"].event_count == 50
+    finally:
+        old.close()
+        new.close()
 
 
 def _domain_rows(store: CassandraStore, user_id: str) -> dict[str, tuple[Any, ...]]:
@@ -209,60 +241,38 @@ def _domain_rows(store: CassandraStore, user_id: str) -> dict[str, tuple[Any, ..
 
 
 @pytest.mark.cassandra
-def test_per_domain_rows_follow_won_writes_only(store: CassandraStore) -> None:
-    rng = np.random.default_rng(2)
-    movies, books, music = _unit(rng), _unit(rng), _unit(rng)
-    first = _profile("d", [(movies, "movies"), (books, "books"), (movies, None)])
-    store.apply([ProfileWrite(first, 0)])
-    rows = _domain_rows(store, "d")
-    assert sorted(rows) == ["books", "movies"]
-    version, long, weight = rows["movies"]
-    assert version == first.version
-    movies_long = first.domains["movies"].long.profile()
-    assert movies_long is not None
-    np.testing.assert_allclose(long, movies_long, atol=1e-6)
-    assert weight == first.domains["movies"].long.weight
-
-    # A write that loses its fence must not leave domain rows behind.
-    rival = _profile("d", [(music, "music")], seed=9)
-    assert store.apply([ProfileWrite(rival, 0)]).lost == ("d",)
-    assert sorted(_domain_rows(store, "d")) == ["books", "movies"]
-
-    second = _profile("d", [(music, "music")], seed=3, base=first)
-    assert store.apply([ProfileWrite(second, first.version)]).won == ("d",)
-    rows = _domain_rows(store, "d")
-    assert sorted(rows) == ["books", "movies", "music"]
-    assert {version for version, _, _ in rows.values()} == {second.version}
-
-    assert store.delete("d") is True
-    assert _domain_rows(store, "d") == {}
-
-
-def _state_rows(store: CassandraStore, user_id: str) -> list[tuple[int, Any]]:
-    rows = store._session.execute(
-        f"SELECT version, write_id FROM {store.keyspace}.profile_states WHERE user_id = %s",
-        (user_id,),
-    )
-    return [(row[0], row[1]) for row in rows]
-
-
-@pytest.mark.cassandra
-def test_only_the_current_state_row_survives(store: CassandraStore) -> None:
-    rng = np.random.default_rng(12)
-    first = _profile("s", [(_unit(rng), "movies")])
-    assert store.apply([ProfileWrite(first, 0)]).won == ("s",)
-    second = _profile("s", [(_unit(rng), "books")], seed=1, base=first)
-    assert store.apply([ProfileWrite(second, first.version)]).won == ("s",)
-    # A rival that read the first version loses and deletes its own state row.
-    rival = _profile("s", [(_unit(rng), None)], seed=2, base=first)
-    assert store.apply([ProfileWrite(rival, first.version)]).lost == ("s",)
-    fence = store._session.execute(
-        f"SELECT version, write_id FROM {store.keyspace}.profiles WHERE user_id = 's'"
-    ).one()
-    assert _state_rows(store, "s") == [(second.version, fence[1])]
-    assert store.get(["s"])["s"].event_count == second.event_count
-    assert store.delete("s") is True
-    assert _state_rows(store, "s") == [] and store.get(["s"]) == {}
+def test_per_domain_rows_follow_the_changed_domains(url: str) -> None:
+    store, rival = (CassandraStore.from_url(url, create_schema=True) for _ in range(2))
+    try:
+        rng = np.random.default_rng(2)
+        movies, books, music = _unit(rng), _unit(rng), _unit(rng)
+        first = _profile("d", [(movies, "movies"), (books, "books"), (movies, None)])
+        store.apply([_write(first)])
+        rows = _domain_rows(store, "d")
+        assert sorted(rows) == ["books", "movies"]
+        version, long, weight = rows["movies"]
+        assert version == first.version
+        movies_long = first.domains["movies"].long.profile()
+        assert movies_long is not None
+        np.testing.assert_allclose(long, movies_long, atol=1e-6)
+        assert weight == first.domains["movies"].long.weight
+        # A flush that changed only music writes only music's row; a dropped domain goes.
+        second = _profile("d", [(music, "music")], seed=3, base=first)
+        write = ProfileWrite(second, first.version, FENCE, ("music",), ("books",))
+        assert store.apply([write]).won == ("d",)
+        rows = _domain_rows(store, "d")
+        assert sorted(rows) == ["movies", "music"]
+        assert rows["movies"][0] == first.version and rows["music"][0] == second.version
+        # A writer fenced out writes no rows at all.
+        rival.apply([_write(second, first.version)])  # claims the partition
+        lost = _profile("d", [(books, "books")], seed=4, base=second)
+        assert store.apply([_write(lost, second.version)]).lost == ("d",)
+        assert _domain_rows(store, "d")["books"][0] == second.version  # rival's full write
+        assert store.erase("d", fence=FENCE, at=1.8e9, reason="test") is True
+        assert _domain_rows(store, "d") == {}
+    finally:
+        store.close()
+        rival.close()
 
 
 def _ann_row(store: CassandraStore, user_id: str) -> tuple[int, np.ndarray] | None:
@@ -281,34 +291,26 @@ def test_the_indexed_copy_is_rewritten_only_when_the_profile_moved(url: str) -> 
         rng = np.random.default_rng(14)
         topic = _unit(rng)
         first = _profile("a", [(topic, None)] * 20)
-        store.apply([ProfileWrite(first, 0)])
+        store.apply([_write(first)])
         assert store.flush_ann() and _ann_row(store, "a")[0] == first.version
         # One more event on the same topic barely moves a 20-event profile: no rewrite.
         nudged = _profile("a", [(topic, None)], seed=1, base=first)
-        store.apply([ProfileWrite(nudged, first.version)])
+        store.apply([_write(nudged, first.version)])
         assert store.flush_ann() and _ann_row(store, "a")[0] == first.version
         # A burst on a new topic moves it: the copy follows, and ANN finds the user there.
         elsewhere = _unit(rng)
         moved = _profile("a", [(elsewhere, None)] * 30, seed=2, base=nudged)
-        store.apply([ProfileWrite(moved, nudged.version)])
+        store.apply([_write(moved, nudged.version)])
         assert store.flush_ann()
         version, long = _ann_row(store, "a")
         moved_long = moved.state.long.profile()
         assert version == moved.version and moved_long is not None
         np.testing.assert_allclose(long, moved_long, atol=1e-6)
         assert store.nearest_users(moved_long, limit=1)[0][0] == "a"
-        assert store.delete("a") and _ann_row(store, "a") is None
+        store.erase("a", fence=FENCE, at=1.8e9, reason="test")
+        assert _ann_row(store, "a") is None
     finally:
         store.close()
-
-
-@pytest.mark.cassandra
-def test_a_fence_whose_state_is_gone_is_a_clear_error(store: CassandraStore) -> None:
-    profile = _profile("g", [(_unit(np.random.default_rng(13)), None)])
-    store.apply([ProfileWrite(profile, 0)])
-    store._session.execute(f"DELETE FROM {store.keyspace}.profile_states WHERE user_id = 'g'")
-    with pytest.raises(StoreError, match="state named by the profile of 'g' is missing"):
-        store.get(["g"])
 
 
 @pytest.mark.cassandra
@@ -339,83 +341,65 @@ def test_requests_in_flight_stay_bounded(url: str, monkeypatch: pytest.MonkeyPat
     try:
         rng = np.random.default_rng(3)
         profiles = [_profile(f"b{i}", [(_unit(rng), "movies")], seed=i) for i in range(40)]
-        assert len(bounded.apply([ProfileWrite(p, 0) for p in profiles]).won) == 40
+        assert len(bounded.apply([_write(p) for p in profiles]).won) == 40
+        assert bounded.flush_ann()
         assert len(bounded.get([p.user_id for p in profiles])) == 40
     finally:
         bounded.close()
-    # 40 state writes, 40 LWTs, 40 old-state deletes, 40 domain rows, 40 ANN copies;
-    # 40 + 40 reads
-    assert counts["total"] == 280
+    # The fence: one SERIAL read and one claim; 40 user batches (profile and domain row);
+    # 40 ANN copies; one IN read for all 40 users.
+    assert counts["total"] == 2 + 40 + 40 + 1
     assert 2 <= counts["peak"] <= 3
 
 
-def _failing_once(
-    store: CassandraStore, monkeypatch: pytest.MonkeyPatch, *, execute: int
-) -> list[str]:
-    """Make the next LWT round run its statements `execute` times, then report a
-    WriteTimeout for each: what a client sees when a Paxos round outlives its timeout."""
+def _advance_times_out(
+    store: CassandraStore, monkeypatch: pytest.MonkeyPatch, *, commit: bool
+) -> None:
+    """Make the next fence advance report a WriteTimeout, having committed or not: what a
+    client sees when a Paxos round outlives its timeout."""
     from cassandra import WriteTimeout, WriteType
 
-    real: Callable[[Sequence[Any]], list[Any]] = store._execute_fences
-    calls: list[str] = []
+    real = store._requests.run
+    advance = store._statements.advance_fence
 
     def flaky(statements: Sequence[Any]) -> list[Any]:
-        if calls:
-            return real(statements)
-        calls.append("timed out")
-        for _ in range(execute):
-            real(statements)
-        return [WriteTimeout("simulated", write_type=WriteType.CAS) for _ in statements]
-
-    monkeypatch.setattr(store, "_execute_fences", flaky)
-    return calls
-
-
-@pytest.mark.cassandra
-def test_a_timed_out_write_that_committed_is_reported_won(
-    store: CassandraStore, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    profile = _profile("t", [(_unit(np.random.default_rng(4)), "books")])
-    calls = _failing_once(store, monkeypatch, execute=1)
-    assert store.apply([ProfileWrite(profile, 0)]).won == ("t",)
-    assert calls == ["timed out"]
-    assert store.get(["t"])["t"].version == profile.version
-    assert sorted(_domain_rows(store, "t")) == ["books"]
-
-
-@pytest.mark.cassandra
-def test_a_timed_out_write_that_never_ran_is_reported_lost(
-    store: CassandraStore, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    profile = _profile("t", [(_unit(np.random.default_rng(4)), "books")])
-    _failing_once(store, monkeypatch, execute=0)
-    assert store.apply([ProfileWrite(profile, 0)]).lost == ("t",)
-    assert store.get(["t"]) == {} and _domain_rows(store, "t") == {}
-    assert store.apply([ProfileWrite(profile, 0)]).won == ("t",)
-
-
-@pytest.mark.cassandra
-def test_a_retried_update_that_had_committed_is_reported_won(
-    store: CassandraStore, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    rng = np.random.default_rng(6)
-    first = _profile("r", [(_unit(rng), None)])
-    store.apply([ProfileWrite(first, 0)])
-    second = _profile("r", [(_unit(rng), None)], seed=1, base=first)
-    real = store._execute_fences
-
-    def retried(statements: Sequence[Any]) -> list[Any]:
-        # The first round commits; its retry finds version already moved to ours.
-        real(statements)
-        monkeypatch.setattr(store, "_execute_fences", real)
+        if any(getattr(s, "prepared_statement", None) is advance for s in statements):
+            monkeypatch.setattr(store._requests, "run", real)
+            if commit:
+                real(statements)
+            return [WriteTimeout("simulated", write_type=WriteType.CAS) for _ in statements]
         return real(statements)
 
-    monkeypatch.setattr(store, "_execute_fences", retried)
-    assert store.apply([ProfileWrite(second, first.version)]).won == ("r",)
-    # A rival that read the same version and lost sees the same stored version: lost.
-    rival = _profile("r", [(_unit(rng), None)], seed=2, base=first)
-    assert store.apply([ProfileWrite(rival, first.version)]).lost == ("r",)
-    assert store.get(["r"])["r"].event_count == second.event_count
+    monkeypatch.setattr(store._requests, "run", flaky)
+
+
+@pytest.mark.cassandra
+def test_a_timed_out_fence_check_that_committed_goes_on(
+    store: CassandraStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rng = np.random.default_rng(4)
+    first = _profile("t", [(_unit(rng), "books")])
+    store.apply([_write(first)])
+    second = _profile("t", [(_unit(rng), "books")], seed=1, base=first)
+    _advance_times_out(store, monkeypatch, commit=True)
+    assert store.apply([_write(second, first.version)]).won == ("t",)
+    assert store.get(["t"])["t"].version == second.version
+
+
+@pytest.mark.cassandra
+def test_a_timed_out_fence_check_that_never_ran_fails_the_flush_for_a_retry(
+    store: CassandraStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rng = np.random.default_rng(4)
+    first = _profile("t", [(_unit(rng), "books")])
+    store.apply([_write(first)])
+    second = _profile("t", [(_unit(rng), "books")], seed=1, base=first)
+    _advance_times_out(store, monkeypatch, commit=False)
+    with pytest.raises(StoreError, match="advancing fence partition:0"):
+        store.apply([_write(second, first.version)])
+    assert store.get(["t"])["t"].version == first.version
+    # Still the holder: the retried flush goes through.
+    assert store.apply([_write(second, first.version)]).won == ("t",)
 
 
 @pytest.mark.cassandra
@@ -430,17 +414,17 @@ def test_requests_the_driver_refused_to_send_are_sent_again(
 
     def busy_first(statements: Sequence[Any]) -> list[Any]:
         rounds.append(len(statements))
-        if len(rounds) == 2:  # the LWT round; the driver's word for a full socket buffer
+        if len(rounds) == 2:  # the claim; the driver's word for a full socket buffer
             busy = {"127.0.0.1:9042": ConnectionBusy("Connection 127.0.0.1:9042 is overloaded")}
             return [NoHostAvailable("Unable to complete the operation", busy) for _ in statements]
         return real(statements)
 
     monkeypatch.setattr(store._requests, "_round", busy_first)
     profile = _profile("o", [(_unit(np.random.default_rng(7)), None)])
-    assert store.apply([ProfileWrite(profile, 0)]).won == ("o",)
+    assert store.apply([_write(profile)]).won == ("o",)
     assert store.flush_ann()
-    # state write, LWT refused, LWT resent once, old-state delete, then the ANN copy from
-    # the background writer: no SERIAL read-back
+    # fence read, claim refused, claim resent once, the user's batch, then the ANN copy
+    # from the background writer
     assert rounds == [1, 1, 1, 1, 1]
 
 
@@ -448,7 +432,7 @@ def test_requests_the_driver_refused_to_send_are_sent_again(
 def test_profiles_of_another_dimension_are_refused(store: CassandraStore) -> None:
     small = replace(UserProfile.new("s", "model-b", 8), version=1)
     with pytest.raises(StoreError, match="8 dimensions"):
-        store.apply([ProfileWrite(small, 0)])
+        store.apply([_write(small)])
     assert store.apply([]).won == () and store.get([]) == {}
 
 
@@ -463,8 +447,12 @@ def test_a_keyspace_of_the_older_layout_is_refused_with_a_way_out(
     url: str, cassandra_session: Any, keyspace: str
 ) -> None:
     CassandraStore.from_url(url, create_schema=True).close()
-    # The earlier layout kept the whole profile in profiles.state.
-    cassandra_session.execute(f"ALTER TABLE {keyspace}.profiles ADD state blob", timeout=60)
-    with pytest.raises(StoreError, match=r"older profile layout \(profiles\.state\)") as error:
+    # The previous layout kept the lossless profile in profile_states, fenced by LWTs.
+    cassandra_session.execute(
+        f"CREATE TABLE {keyspace}.profile_states (user_id text, version bigint,"
+        " write_id uuid, state blob, PRIMARY KEY ((user_id), version, write_id))",
+        timeout=60,
+    )
+    with pytest.raises(StoreError, match=r"older profile layout \(a profile_states table") as error:
         CassandraStore.from_url(url, create_schema=True)
     assert f"DROP KEYSPACE {keyspace}" in str(error.value)

@@ -101,10 +101,12 @@ def test_init_cassandra_twice_creates_then_finds_the_schema(
 ) -> None:
     host, port = cassandra_contact
     settings = load_settings(store_url=f"cassandra://{host}:{port}/{keyspace}")
-    first = init_cassandra(settings).schema
+    first = init_cassandra(settings)
     objects = [
         f"{keyspace}.profiles",
-        f"{keyspace}.profile_states",
+        f"{keyspace}.fences",
+        f"{keyspace}.erasures",
+        f"{keyspace}.settings",
         f"{keyspace}.profile_domains",
         f"{keyspace}.profile_ann",
         f"{keyspace}.profile_ann_long",
@@ -113,7 +115,7 @@ def test_init_cassandra_twice_creates_then_finds_the_schema(
         f"{keyspace}.items_ann",
     ]
     assert first.created == tuple(objects) and first.existing == (keyspace,)
-    second = init_cassandra(settings).schema
+    second = init_cassandra(settings)
     assert second.created == () and second.existing == (keyspace, *objects)
     assert second.dim == 384 and second.replication["class"].endswith("SimpleStrategy")
 
@@ -124,11 +126,13 @@ def test_init_cassandra_twice_creates_then_finds_the_schema(
         cluster.connect().shutdown()
         tables = cluster.metadata.keyspaces[keyspace].tables
         assert sorted(tables) == [
+            "erasures",
+            "fences",
             "items",
             "profile_ann",
             "profile_domains",
-            "profile_states",
             "profiles",
+            "settings",
         ]
         assert tables["items"].columns["vector"].cql_type == "vector<float, 384>"
         assert tables["profiles"].columns["long"].cql_type == "vector<float, 384>"
@@ -153,7 +157,7 @@ def test_init_creates_a_missing_keyspace_with_the_given_replication(
     try:
         report = init_cassandra(
             settings, replication={"class": "SimpleStrategy", "replication_factor": 1}
-        ).schema
+        )
         assert report.created[0] == fresh and report.existing == ()
         assert report.replication["replication_factor"] == "1"
     finally:

@@ -173,7 +173,8 @@ def test_profile_get_similar_and_score_over_cassandra(pipeline: dict[str, Any]):
     record = json.loads(output)
     assert record["user_id"] == "space-fan" and record["event_count"] == len(SPACE_FILMS)
     assert record["model_id"].startswith("all-MiniLM-L6-v2:")  # the real sentence encoder
-    assert record["clusters"][0]["label"] in SPACE_FILMS
+    label = record["clusters"][0]["label"]  # an excerpt of the medoid's text
+    assert any(title.startswith(label.removesuffix("…")) for title in SPACE_FILMS), label
     code, output = _cli("profile", "get", "space-fan", "--store", store)
     assert code == 0 and "space-fan" in output
 

@@ -65,13 +65,13 @@ def test_copies_are_written_once_and_skipped_until_the_profile_moves():
     writer = Recorder()
     refresher = AnnRefresher(writer, min_cosine=0.99)
     first = _profile("u", [1] * 20)
-    refresher.offer([first])
+    refresher.offer([(first, 1)])
     assert refresher.flush(5)
     nudged = _profile("u", [1], base=first)  # same direction: the copy still fits
-    refresher.offer([nudged])
+    refresher.offer([(nudged, 1)])
     assert refresher.flush(5)
     away = _profile("u", [7] * 40, base=nudged)
-    refresher.offer([away])
+    refresher.offer([(away, 1)])
     assert refresher.flush(5)
     refresher.close()
     assert writer.written() == [("u", first.version), ("u", away.version)]
@@ -83,12 +83,12 @@ def test_offers_for_one_user_coalesce_while_a_round_is_in_flight():
     writer.gate.clear()
     refresher = AnnRefresher(writer, min_cosine=1.01)  # every change is written
     profile = _profile("u", [1])
-    refresher.offer([profile, _profile("v", [2])])
+    refresher.offer([(profile, 1), (_profile("v", [2]), 1)])
     versions = []
     for step in range(5):
         profile = _profile("u", [step + 3], base=profile)
         versions.append(profile.version)
-        refresher.offer([profile])
+        refresher.offer([(profile, 1)])
     writer.gate.set()
     assert refresher.flush(5)
     refresher.close()
@@ -103,7 +103,7 @@ def test_failed_copies_are_retried_unless_a_newer_one_came():
     writer = Recorder(failures=2)
     refresher = AnnRefresher(writer, min_cosine=0.99)
     profile = _profile("u", [1])
-    refresher.offer([profile])
+    refresher.offer([(profile, 1)])
     assert refresher.flush(10)
     refresher.close()
     assert writer.written() == [("u", profile.version)] * 3
@@ -114,9 +114,9 @@ def test_forget_drops_a_pending_copy_so_an_erasure_is_final():
     writer = Recorder()
     writer.gate.clear()
     refresher = AnnRefresher(writer, min_cosine=0.99)
-    refresher.offer([_profile("a", [1])])
+    refresher.offer([(_profile("a", [1]), 1)])
     assert writer.entered.wait(5)  # a is in flight, held at the gate
-    refresher.offer([_profile("b", [2])])  # pending behind it
+    refresher.offer([(_profile("b", [2]), 1)])  # pending behind it
     release = threading.Timer(0.2, writer.gate.set)
     release.start()
     refresher.forget("b")
@@ -129,7 +129,7 @@ def test_close_stops_the_thread_and_flush_times_out_while_blocked():
     writer = Recorder()
     writer.gate.clear()
     refresher = AnnRefresher(writer, min_cosine=0.99)
-    refresher.offer([_profile("a", [1])])
+    refresher.offer([(_profile("a", [1]), 1)])
     assert refresher.flush(0.2) is False
     writer.gate.set()
     refresher.close()

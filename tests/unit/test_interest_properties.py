@@ -20,7 +20,8 @@ from interest_stream.streams.model.horizons import (
 from interest_stream.streams.model.profile import UserProfile, WeightedEvent, fold_events
 
 DIM = 8
-PARAMS = InterestParams(summary_size=16, max_clusters=4, recent_ids=10_000)
+# Dedup by id unbounded here (the window and count bounds have their own test below).
+PARAMS = InterestParams(summary_size=16, max_clusters=4, recent_ids=10_000, recent_window_s=1e9)
 T0 = 1_700_000_000.0
 
 
@@ -70,7 +71,7 @@ def _assert_same(a: UserProfile, b: UserProfile) -> None:
         np.testing.assert_allclose(
             a.domains[name].long.decayed_sum, b.domains[name].long.decayed_sum, atol=1e-6
         )
-    assert [e.event_id for e in a.summary] == [e.event_id for e in b.summary]
+    assert [e.key for e in a.summary] == [e.key for e in b.summary]
     assert [c.label for c in a.clusters] == [c.label for c in b.clusters]
     for ca, cb in zip(a.clusters, b.clusters, strict=True):
         np.testing.assert_allclose(ca.centroid, cb.centroid, atol=1e-6)
@@ -187,3 +188,16 @@ def test_seed_formula_is_the_evenly_spaced_special_case(count, spacing):
         count - 1
     ) * vectors[0]
     np.testing.assert_allclose(state.decayed_sum, expected, rtol=1e-6, atol=1e-9)
+
+
+def test_duplicate_ids_are_remembered_within_the_window_and_count():
+    params = InterestParams(recent_ids=4, recent_window_s=DAY)
+    vector = np.ones(DIM, np.float32)
+    events = [WeightedEvent(f"e{i}", T0 + i * HOUR, 1.0, "t", vector) for i in range(30)]
+    profile = fold_events(UserProfile.new("u", "m", DIM), events, params, updated_at=0).profile
+    assert len(profile.recent_ids) == 4  # the newest four, whatever the number of events
+    again = fold_events(profile, events[-4:], params, updated_at=0)
+    assert again.applied == 0 and again.duplicates == 4
+    # An id older than what is remembered is applied again: only offsets catch a
+    # redelivery that late (the worker's case), which is why they are kept per source.
+    assert fold_events(profile, events[:1], params, updated_at=0).applied == 1

@@ -62,6 +62,9 @@ class EvalConfig:
     bootstrap: int = 1000
     seed: int = 0
     params: InterestParams = field(default_factory=InterestParams)
+    # Estimate the clusters' background cosine from the log's texts, as the product does
+    # for a new store (streams/core/calibration.py); False: use params as given.
+    calibrate_background: bool = True
 
     def __post_init__(self) -> None:
         if not 0.0 < self.holdout_fraction < 1.0:

@@ -14,6 +14,7 @@ import numpy.typing as npt
 
 from interest_stream.encoders.base import Encoder
 from interest_stream.schemas.events import Event
+from interest_stream.streams.core.calibration import SAMPLE
 from interest_stream.streams.errors import ConfigurationError, SourceError
 from interest_stream.streams.lab.evaluate.config import (
     BLENDS,
@@ -40,6 +41,7 @@ from interest_stream.streams.lab.evaluate.metrics import (
 from interest_stream.streams.lab.evaluate.profiles import positive_rule, user_vectors
 from interest_stream.streams.lab.evaluate.ranking import Popularity, make_scorers, rank_targets
 from interest_stream.streams.lab.evaluate.split import UserSplit, split_users, validation_splits
+from interest_stream.streams.model.clusters import background_cosine
 from interest_stream.streams.model.horizons import (
     DAY,
     HOUR,
@@ -264,6 +266,10 @@ def evaluate(
     timings["encode"] = time.perf_counter() - started
     if not corpus.item_ids:
         raise SourceError(f"no event in {log.source} carries an item_id: nothing to rank")
+    if config.calibrate_background and len(corpus.text_vectors) >= 2:
+        sample = corpus.text_vectors[:SAMPLE]
+        background = round(background_cosine(sample), 4)
+        config = replace(config, params=replace(config.params, cluster_background=background))
 
     mark = time.perf_counter()
     by_user: dict[str, list[Event]] = defaultdict(list)

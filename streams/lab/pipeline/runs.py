@@ -1,0 +1,212 @@
+"""The throughput measurements of `bench pipeline`, each on its own scratch topics and
+keyspace: the encoder alone, a real worker draining a published workload (with the real
+encoder or with vectors saved beforehand), and the raw ceiling: aiokafka consume plus one
+384-float vector row written per event, nothing else."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections import defaultdict, deque
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from interest_stream.encoders.base import Encoder
+from interest_stream.schemas.events import TOPIC_OF_TYPE
+from interest_stream.store.cassandra.connect import Requests
+from interest_stream.store.cassandra.statements import vector_bytes
+from interest_stream.streams.errors import InterestStreamError
+from interest_stream.streams.lab.pipeline.cpu import CpuMeter
+from interest_stream.streams.lab.pipeline.scratch import Scratch
+from interest_stream.streams.lab.worker_process import WorkerProcess, WorkerTotals
+from interest_stream.streams.settings import Settings
+
+POLL_S = 0.05
+DRAIN_TIMEOUT_S = 1800.0
+
+
+def encoder_alone(
+    encoder: Encoder, texts: Sequence[str], events: int, batch_size: int
+) -> tuple[dict[str, Any], npt.NDArray[np.float32]]:
+    """The encoder over the workload's distinct texts (cold cache), batch by batch."""
+    started = time.perf_counter()
+    vectors = np.concatenate(
+        [encoder.encode(list(texts[i : i + batch_size])) for i in range(0, len(texts), batch_size)]
+    )
+    seconds = time.perf_counter() - started
+    figures = {
+        "seconds": round(seconds, 3),
+        "texts_per_s": round(len(texts) / seconds, 1),
+        "events_per_s": round(events / seconds, 1),
+    }
+    return figures, vectors.astype(np.float32)
+
+
+def _per_thousand(cpu: Mapping[str, float], events: int) -> dict[str, float]:
+    return {name: round(1000 * seconds / max(events, 1), 3) for name, seconds in cpu.items()}
+
+
+def drain(
+    settings: Settings,
+    events: Sequence[dict[str, Any]],
+    encoder_kind: str,
+    tag: str,
+    workdir: Path,
+    env: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """Publish everything, start a worker, and time it from its first applied events to the
+    last (read from its metrics every 50 ms): events/s, bytes and writes, CPU by process."""
+    scratch = Scratch(settings, tag)
+    try:
+        scratch.publish(events)
+        worker = WorkerProcess(
+            bootstrap=settings.brokers,
+            prefix=scratch.prefix,
+            store_url=scratch.store_url,
+            log_path=workdir / f"worker-{tag}.log",
+            batch_size=settings.batch_size,
+            batch_wait_ms=settings.batch_wait_ms,
+            encoder=encoder_kind,
+            env=env,
+        ).start()
+        try:
+            meter = CpuMeter(worker.pid)
+            expected = len(events)
+            # Timed from the first record consumed (the worker's start-up and group join
+            # are not the pipeline's work) to the last event applied.
+            _wait(worker, lambda t: t.records > 0, "the first consumed events")
+            started = time.monotonic()
+            meter.start()
+            last = _wait(worker, lambda t: t.applied >= expected, f"{expected} events applied")
+            seconds = time.monotonic() - started
+            cpu = meter.stop()
+        finally:
+            worker.stop()
+        counted = expected
+        return {
+            "events": expected,
+            "seconds": round(seconds, 3),
+            "events_per_s": round(counted / seconds, 1) if seconds > 0 else None,
+            "flushes": last.flushes,
+            "batches": last.batches,
+            "writes": last.writes,
+            "touched_user_batches": last.users,
+            "lost_fences": last.lost_fences,
+            "bytes_written": last.bytes_written,
+            "bytes_per_event": round(last.bytes_written / max(last.applied, 1), 1),
+            "writes_per_event": round(last.writes / max(last.applied, 1), 4),
+            "cpu_s_per_1000_events": _per_thousand(cpu, counted),
+        }
+    finally:
+        scratch.drop()
+
+
+def _wait(worker: WorkerProcess, done: Callable[[WorkerTotals], bool], what: str) -> WorkerTotals:
+    deadline = time.monotonic() + DRAIN_TIMEOUT_S
+    while True:
+        totals = worker.totals()
+        if done(totals):
+            return totals
+        if not worker.alive():
+            raise InterestStreamError(f"the worker died waiting for {what}\n{worker.log_tail()}")
+        if time.monotonic() > deadline:
+            raise InterestStreamError(f"timed out waiting for {what}\n{worker.log_tail()}")
+        time.sleep(POLL_S)
+
+
+def raw_vector_rows(
+    settings: Settings,
+    events: Sequence[dict[str, Any]],
+    vectors: Mapping[str, npt.NDArray[np.float32]],
+    tag: str,
+) -> dict[str, Any]:
+    """The ceiling that does not depend on our design: aiokafka consumes the same topics in
+    batches of the same size, and cassandra-driver writes one row per event (its id and
+    the 384-float vector of its text) with the same bound on requests in flight; then the
+    offsets are committed. No validation, read, fold, fence or publish."""
+    from aiokafka import AIOKafkaConsumer
+
+    scratch = Scratch(settings, tag)
+    cluster, session = scratch.connect()
+    try:
+        session.execute(
+            f"CREATE TABLE {scratch.keyspace}.bench_rows (event_id text PRIMARY KEY,"
+            f" user_id text, vector vector<float, {settings_dim(vectors)}>)",
+            timeout=60,
+        )
+        insert = session.prepare(
+            f"INSERT INTO {scratch.keyspace}.bench_rows (event_id, user_id, vector)"
+            " VALUES (?, ?, ?)"
+        )
+        requests = Requests(session, settings.cassandra_max_in_flight)
+        dim = settings_dim(vectors)
+        scratch.publish(events)
+
+        def write(records: list[Any]) -> None:
+            statements = []
+            for record in records:
+                event = json.loads(record.value)
+                bound = insert.bind([event["event_id"], event["user_id"], None])
+                bound.values[2] = vector_bytes(vectors[event["text"]], dim)
+                statements.append(bound)
+            for result in requests.run(statements):
+                if isinstance(result, BaseException):
+                    raise InterestStreamError(f"raw row write failed: {result!r}")
+
+        async def consume() -> tuple[float, int, int]:
+            consumer = AIOKafkaConsumer(
+                *(scratch.prefix + t for t in TOPIC_OF_TYPE.values()),
+                bootstrap_servers=settings.brokers,
+                group_id=f"{scratch.prefix}raw",
+                auto_offset_reset="earliest",
+                enable_auto_commit=False,
+            )
+            await consumer.start()
+            seen = first = 0
+            started: float | None = None
+            buffered: dict[Any, deque[Any]] = defaultdict(deque)
+            loop = asyncio.get_running_loop()
+            try:
+                while seen < len(events):
+                    for partition, fetched in (await consumer.getmany(timeout_ms=50)).items():
+                        buffered[partition].extend(fetched)
+                    # Batches take records round-robin across partitions, as the worker's
+                    # stream does.
+                    records: list[Any] = []
+                    while len(records) < settings.batch_size and any(buffered.values()):
+                        for queue in buffered.values():
+                            if queue and len(records) < settings.batch_size:
+                                records.append(queue.popleft())
+                    if not records:
+                        continue
+                    # The writes block: off the event loop, as the worker does its batches.
+                    await loop.run_in_executor(None, write, records)
+                    await consumer.commit()
+                    if started is None:
+                        started, first = time.monotonic(), len(records)
+                    seen += len(records)
+            finally:
+                await consumer.stop()
+            return time.monotonic() - (started or time.monotonic()), seen, first
+
+        seconds, seen, first = asyncio.run(consume())
+        counted = seen - first
+        return {
+            "events": seen,
+            "seconds": round(seconds, 3),
+            "events_per_s": round(counted / seconds, 1) if seconds > 0 else None,
+            "writes": seen,
+            "bytes_per_event": 4 * settings_dim(vectors),
+        }
+    finally:
+        cluster.shutdown()
+        scratch.drop()
+
+
+def settings_dim(vectors: Mapping[str, npt.NDArray[np.float32]]) -> int:
+    return len(next(iter(vectors.values())))
