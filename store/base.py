@@ -32,6 +32,11 @@ EMBEDDED = "embedded"
 """The fence of writers that read no Kafka partition (the embedded mode, tools)."""
 
 
+ALL_FENCES = "*"
+"""Names every fence at once: an erasure that cannot tell the user's partition fences out
+all writers (each re-reads before its next write)."""
+
+
 def partition_fence(partition: int) -> str:
     """The fence of the users whose events arrive on input partition `partition`."""
     return f"partition:{partition}"

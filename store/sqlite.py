@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 import numpy as np
 
-from interest_stream.store.base import ApplyResult, ProfileWrite, StoredItem
+from interest_stream.store.base import ALL_FENCES, ApplyResult, ProfileWrite, StoredItem
 from interest_stream.streams.errors import ConfigurationError, StoreError
 from interest_stream.streams.model.codec import ProfileFormatError, decode_profile, encode_profile
 from interest_stream.streams.model.profile import UserProfile
@@ -189,12 +189,16 @@ class SqliteStore:
         try:
             self._db.execute("BEGIN IMMEDIATE")
             # Fence out the writer of the user's partition: its cached copy is stale now.
-            self._db.execute(
-                "INSERT INTO fences VALUES (?, 1)"
-                " ON CONFLICT(name) DO UPDATE SET epoch = epoch + 1",
-                (fence,),
-            )
-            self._epochs.pop(fence, None)
+            if fence == ALL_FENCES:
+                self._db.execute("UPDATE fences SET epoch = epoch + 1")
+                self._epochs.clear()
+            else:
+                self._db.execute(
+                    "INSERT INTO fences VALUES (?, 1)"
+                    " ON CONFLICT(name) DO UPDATE SET epoch = epoch + 1",
+                    (fence,),
+                )
+                self._epochs.pop(fence, None)
             cursor = self._db.execute("DELETE FROM profiles WHERE user_id = ?", (user_id,))
             self._db.execute(
                 "INSERT OR REPLACE INTO erasures VALUES (?, ?, ?)", (user_id, at, reason)

@@ -11,11 +11,12 @@ problem rather than altered, because fixing it loses data or moves keys between 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from interest_stream.schemas.events import INPUT_TOPICS
+from interest_stream.store.base import ProfileStore
 from interest_stream.store.cassandra import LOCAL_REPLICATION, SchemaReport
 from interest_stream.streams.errors import (
     ConfigurationError,
@@ -227,3 +228,50 @@ def replication_options(
     if datacenters:
         return {"class": "NetworkTopologyStrategy", **datacenters}
     return {"class": "SimpleStrategy", "replication_factor": factor or 1}
+
+
+@dataclass(frozen=True)
+class Erasure:
+    """What `forget` did for one user."""
+
+    user_id: str
+    had_profile: bool
+    fence: str
+    tombstone: bool
+
+
+def forget_users(
+    settings: Settings,
+    store: ProfileStore,
+    user_ids: Sequence[str],
+    *,
+    reason: str,
+    at: float,
+    with_kafka: bool = True,
+) -> list[Erasure]:
+    """Erase each user's profile and everything derived from it, record the erasure, and
+    announce it (a tombstone on profile-updates). The store fences out the worker that
+    owns the user's partition, so its cached copy is read again before it writes, and the
+    erasure record makes it drop the user's events from before `at` (replays, late ones)."""
+    from interest_stream.store.base import ALL_FENCES, partition_fence
+
+    fences: dict[str, str] = {}
+    if with_kafka:
+        from interest_stream.streams.kafka.erasure import input_partitions, partition_of
+
+        count = input_partitions(settings)
+        fences = {u: partition_fence(partition_of(u.encode(), count)) for u in user_ids}
+    done = [
+        Erasure(
+            user_id,
+            store.erase(user_id, fence=fences.get(user_id, ALL_FENCES), at=at, reason=reason),
+            fences.get(user_id, ALL_FENCES),
+            with_kafka,
+        )
+        for user_id in user_ids
+    ]
+    if with_kafka:
+        from interest_stream.streams.kafka.erasure import publish_tombstones
+
+        publish_tombstones(settings, user_ids)
+    return done

@@ -147,6 +147,13 @@ class Fences:
         self._held.pop(name, None)
         return self._claim(name).last_ts
 
+    def names(self) -> list[str]:
+        """Every fence in the keyspace (an erasure that fences out all writers)."""
+        result = self._requests.run([self._statements.list_fences.bind(())])[0]
+        if isinstance(result, BaseException):
+            raise self._error("listing fences", result)
+        return sorted(str(row[0]) for row in result)
+
     def forget(self) -> None:
         """Drop every hold (after an error whose outcome is unknown)."""
         self._held.clear()

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
-from interest_stream.store.base import ApplyResult, ProfileWrite, StoredItem
+from interest_stream.store.base import ALL_FENCES, ApplyResult, ProfileWrite, StoredItem
 from interest_stream.store.cassandra.ann import AnnCopy, AnnRefresher
 from interest_stream.store.cassandra.connect import (
     CassandraOptions,
@@ -36,7 +36,7 @@ from interest_stream.store.cassandra.connect import (
     parse_url,
     require_driver,
 )
-from interest_stream.store.cassandra.fences import Fences
+from interest_stream.store.cassandra.fences import Fences, clock_us
 from interest_stream.store.cassandra.items import CassandraItems
 from interest_stream.store.cassandra.schema import check_layout, ensure_schema, table_dim
 from interest_stream.store.cassandra.statements import (
@@ -308,7 +308,8 @@ class CassandraStore:
         self._ann.forget(user_id)  # no copy of this user may be queued behind the delete
         existed = user_id in self.get([user_id])
         try:
-            stamp = self.fences.claim_away(fence)
+            names = self.fences.names() if fence == ALL_FENCES else [fence]
+            stamp = max((self.fences.claim_away(name) for name in names), default=clock_us())
         except driver_errors() as exc:
             raise self._error(f"fence claim for erasing {user_id!r}", exc) from exc
         statements: list[tuple[str, Statement]] = [

@@ -100,6 +100,7 @@ class Statements:
     read_states: PreparedStatement
     read_erasures: PreparedStatement
     read_fence: PreparedStatement
+    list_fences: PreparedStatement
     create_fence: PreparedStatement
     claim_fence: PreparedStatement
     advance_fence: PreparedStatement
@@ -145,6 +146,7 @@ class Statements:
             read_fence=session.prepare(
                 f"SELECT epoch, owner, last_ts FROM {ks}.fences WHERE name = ?"
             ),
+            list_fences=session.prepare(f"SELECT name FROM {ks}.fences"),
             create_fence=session.prepare(
                 f"INSERT INTO {ks}.fences (name, epoch, owner, last_ts) VALUES (?, 1, ?, ?)"
                 " IF NOT EXISTS"
@@ -189,6 +191,7 @@ class Statements:
             statements.read_states,
             statements.read_erasures,
             statements.read_fence,
+            statements.list_fences,
             statements.erase_profile,
             statements.erase_domains,
             statements.erase_ann,

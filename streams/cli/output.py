@@ -66,7 +66,7 @@ def profiles_table(profiles: list[Any]) -> Table:
     table.add_column("top interests (weight)")
     table.add_column("drift", justify="right")
     for profile in profiles:
-        labels = "\n".join(f"{escape(c.label[:60])} ({c.weight:.2f})" for c in profile.clusters[:3])
+        labels = "\n".join(f"{escape(c.label[:60])} ({c.weight:.2f})" for c in profile.liked[:3])
         drift = profile.drift()
         table.add_row(
             escape(profile.user_id),

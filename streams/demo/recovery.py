@@ -56,7 +56,7 @@ def recovery(
     matrix = np.stack([topic_vectors[n] for n in names])
     for truth in users:
         profile = profiles[truth.user_id]
-        topics = [topic_of(c.label, workload) for c in profile.clusters]
+        topics = [topic_of(c.label, workload) for c in profile.liked]
         top1 += bool(topics) and topics[0] in truth.all_interests
         top2 += len(topics) >= 2 and all(t in truth.all_interests for t in topics[:2])
         short = profile.state.short.profile()

@@ -98,7 +98,7 @@ def user_vectors(
         if with_clusters:
             profile = fold_history(split.history, corpus, params)
             state = profile.state
-            for cluster in profile.clusters:
+            for cluster in profile.liked:
                 centroids.append(np.asarray(cluster.centroid, dtype=np.float64))
                 owners.append(index)
         else:

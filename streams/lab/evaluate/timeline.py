@@ -75,7 +75,7 @@ def user_timeline(
         # Cluster masses are referred to the last event; bring them to time t as well.
         age = 0.0 if state.long.t_ref is None else max(0.0, t - state.long.t_ref)
         factor = math.exp(-params.long_decay * age)
-        snapshots.append([(c.centroid, c.weight * factor) for c in profile.clusters])
+        snapshots.append([(c.centroid, c.weight * factor) for c in profile.liked])
 
     def cosines(a: FloatMatrix, b: FloatMatrix) -> FloatMatrix:
         empty = ~a.any(axis=1) | ~b.any(axis=1)
@@ -83,7 +83,7 @@ def user_timeline(
         return values
 
     final_long = np.broadcast_to(longs[-1], longs.shape)
-    final = profile.clusters
+    final = profile.liked
     weights = np.zeros((points, len(final)))
     if final:
         anchors = np.stack([c.centroid for c in final])

@@ -1,0 +1,102 @@
+"""`forget`: erase users (the right to be forgotten), for good."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import click
+from rich.markup import escape
+
+from interest_stream.streams import app
+from interest_stream.streams.cli import options
+from interest_stream.streams.cli.group import main
+from interest_stream.streams.cli.output import out, quiet_driver_logs
+from interest_stream.streams.errors import SourceError
+
+
+def _read_user_ids(path: Path) -> list[str]:
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8"
+        raise SourceError(f"{path}: cannot read ({reason})") from exc
+    ids = [line.strip() for line in lines if line.strip() and not line.startswith("#")]
+    for number, user_id in enumerate(ids, start=1):
+        if len(user_id) > 128:
+            raise SourceError(f"{path}:{number}: field 'user_id': longer than 128 characters")
+    return ids
+
+
+@main.command()
+@click.argument("user_ids", nargs=-1)
+@click.option(
+    "--from",
+    "from_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="A file of user ids, one per line (# starts a comment).",
+)
+@click.option(
+    "--reason",
+    default="user request",
+    show_default=True,
+    help="Why, recorded with the erasure.",
+)
+@click.option(
+    "--kafka/--no-kafka",
+    "with_kafka",
+    default=True,
+    show_default=True,
+    help="Publish a tombstone on profile-updates (and find the user's partition to fence"
+    " out only its worker; without Kafka every worker re-reads).",
+)
+@options.store
+@options.brokers
+@options.topic_prefix
+@options.as_json("Print one JSON object per user.")
+def forget(
+    user_ids: tuple[str, ...],
+    from_file: Path | None,
+    reason: str,
+    with_kafka: bool,
+    store_url: str | None,
+    brokers: str | None,
+    topic_prefix: str | None,
+    as_json: bool,
+) -> None:
+    """Erase USER_IDS: profile, per-domain rows, ANN copies and cached copies in running
+    workers; record the erasure (user, time, reason); publish a tombstone.
+
+    Events of an erased user from before the erasure are dropped if they are replayed or
+    arrive late; events after it start a new profile. Safe to run again.
+    """
+    from interest_stream.streams.admin import forget_users
+
+    wanted = list(dict.fromkeys([*user_ids, *(_read_user_ids(from_file) if from_file else [])]))
+    if not wanted:
+        raise click.UsageError("name at least one user, or --from FILE")
+    settings = app.load_settings(store_url=store_url, brokers=brokers, topic_prefix=topic_prefix)
+    quiet_driver_logs()
+    store = app.open_store(settings)
+    try:
+        done = forget_users(
+            settings, store, wanted, reason=reason, at=time.time(), with_kafka=with_kafka
+        )
+    finally:
+        store.close()
+    for erasure in done:
+        if as_json:
+            click.echo(
+                json.dumps(
+                    {
+                        "user_id": erasure.user_id,
+                        "had_profile": erasure.had_profile,
+                        "tombstone": erasure.tombstone,
+                    }
+                )
+            )
+        else:
+            what = "profile erased" if erasure.had_profile else "no profile stored"
+            note = "; tombstone published" if erasure.tombstone else ""
+            out.print(f"{escape(erasure.user_id)}: {what}, erasure recorded{note}", highlight=False)
