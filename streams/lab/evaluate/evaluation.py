@@ -23,6 +23,9 @@ from interest_stream.streams.lab.evaluate.config import (
     LIFTS,
     EvalConfig,
     FloatMatrix,
+    ProgressFn,
+    base_strategy,
+    no_progress,
 )
 from interest_stream.streams.lab.evaluate.data import (
     Corpus,
@@ -152,6 +155,7 @@ def _choose_betas(
     config: EvalConfig,
     tie_order: npt.NDArray[np.int64],
     wanted: Sequence[str],
+    on_progress: ProgressFn = no_progress,
 ) -> dict[str, Any]:
     """Per blend, the beta with the best validation NDCG@K (ties: the smaller beta)."""
     if not val:
@@ -162,7 +166,8 @@ def _choose_betas(
     vectors = user_vectors(val, corpus, config, with_clusters=False)
     names = [f"{blend}@{beta}" for blend in wanted for beta in config.betas]
     scorers = make_scorers(names, vectors, corpus.item_vectors, config, {})
-    ranks = rank_targets(val, corpus, scorers, Popularity.of(events, corpus, config), tie_order)
+    popularity = Popularity.of(events, corpus, config)
+    ranks = rank_targets(val, corpus, scorers, popularity, tie_order, on_progress, "validation")
     metric = f"ndcg@{config.primary_k}"
     chosen: dict[str, Any] = {"metric": metric, "validation_users": len(val)}
     for blend in wanted:
@@ -246,6 +251,7 @@ def evaluate(
     cache_dir: Path | None = None,
     items: Mapping[str, str] | None = None,
     on_stage: Callable[[str], None] | None = None,
+    on_progress: ProgressFn = no_progress,
 ) -> Evaluation:
     """Split, profile, rank and measure every configured strategy on `log`.
 
@@ -260,7 +266,7 @@ def evaluate(
     if not log.events:
         raise SourceError(f"no valid events in {log.source} ({log.rejected} rejected)")
     stage(f"encoding texts with {encoder.model_id}")
-    corpus = build_corpus(log.events, encoder, cache_dir, items)
+    corpus = build_corpus(log.events, encoder, cache_dir, items, on_progress)
     timings["encode"] = time.perf_counter() - started
     if not corpus.item_ids:
         raise SourceError(f"no event in {log.source} carries an item_id: nothing to rank")
@@ -287,7 +293,7 @@ def evaluate(
     wanted_blends = [b for b in BLENDS if b in config.strategies]
     stage(f"choosing blend weights on {len(val)} validation users")
     betas = (
-        _choose_betas(val, corpus, log.events, config, tie_order, wanted_blends)
+        _choose_betas(val, corpus, log.events, config, tie_order, wanted_blends, on_progress)
         if wanted_blends
         else {}
     )
@@ -295,7 +301,13 @@ def evaluate(
 
     mark = time.perf_counter()
     stage(f"folding {len(test)} profiles")
-    vectors = user_vectors(test, corpus, config, with_clusters="clusters" in config.strategies)
+    vectors = user_vectors(
+        test,
+        corpus,
+        config,
+        with_clusters="clusters" in config.strategies,
+        on_progress=on_progress,
+    )
     timings["profiles"] = time.perf_counter() - mark
 
     mark = time.perf_counter()
@@ -303,7 +315,12 @@ def evaluate(
     chosen = {b: betas[b]["beta"] for b in wanted_blends}
     scorers = make_scorers(config.strategies, vectors, corpus.item_vectors, config, chosen)
     ranks = rank_targets(
-        test, corpus, scorers, Popularity.of(log.events, corpus, config), tie_order
+        test,
+        corpus,
+        scorers,
+        Popularity.of(log.events, corpus, config),
+        tie_order,
+        on_progress,
     )
     per_user = {name: per_user_metrics(r, config.ks) for name, r in ranks.items()}
     timings["ranking"] = time.perf_counter() - mark
@@ -314,11 +331,13 @@ def evaluate(
         for name in config.strategies
     )
     lifts: dict[str, dict[str, Estimate]] = {}
-    for a, b in LIFTS:
-        if a in per_user and b in per_user:
-            lifts[f"{a} vs {b}"] = {
-                m: lift(per_user[a][m], per_user[b][m], draws) for m in per_user[a]
-            }
+    for a_base, b_base in LIFTS:
+        # A blend with a fixed weight ('...@4') is compared as its blend would be.
+        for a in (n for n in per_user if base_strategy(n) == a_base):
+            for b in (n for n in per_user if base_strategy(n) == b_base):
+                lifts[f"{a} vs {b}"] = {
+                    m: lift(per_user[a][m], per_user[b][m], draws) for m in per_user[a]
+                }
     timings["bootstrap"] = time.perf_counter() - mark
 
     grid_result = None
