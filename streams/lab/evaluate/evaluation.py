@@ -119,6 +119,8 @@ class EvaluationReport:
                 "bootstrap": self.config.bootstrap,
                 "decay_score": "(1 - short_weight) * cos(long) + short_weight * cos(short)",
                 "blend_score": "log(1 + popularity) + beta * profile score",
+                "centered_score": "cosine after taking the catalogue's mean item vector off"
+                " the items and off the profiles (S - W x mean)",
             },
             "strategies": {s.name: s.as_dict() for s in self.strategies},
             "lifts": {
