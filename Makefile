@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test venv install install-all encoder lint typecheck servers-up servers-down bench clean
+.PHONY: run test test-data venv install install-all encoder lint typecheck servers-up servers-down bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,8 +31,15 @@ encoder: $(VENV)/.installed-run
 run: encoder
 	$(BIN)/interest-stream run
 
+# The `data` tests read the licensed data sets beside the checkout (../shared/data, or
+# $$INTEREST_STREAM_LAB_DATA), which a plain clone does not have: `make test-data` runs them.
+PYTEST_ARGS ?= -m "not data"
+
 test: $(STAMP) encoder lint
 	bash deploy/local/test-with-servers $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test-data: $(STAMP) encoder
+	$(BIN)/python -m pytest -m data
 
 # mypy reads the installed names (interest_stream.*) through links to the four folders.
 TYPECHECK := .typecheck/interest_stream

@@ -9,10 +9,11 @@ of the offending value. Nothing here raises on bad input: rejections are data.
 from __future__ import annotations
 
 import json
+import math
 import re
 import unicodedata
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -38,9 +39,14 @@ INPUT_TOPICS: tuple[str, ...] = tuple(TOPIC_OF_TYPE.values())
 MAX_ID_CHARS = 128
 MAX_TEXT_CHARS = 4096
 MAX_MESSAGE_BYTES = 2 * 1024 * 1024
-# Events older than this are almost certainly a unit mistake (seconds sent as milliseconds,
-# an unset clock) rather than history: 2000-01-01T00:00:00Z.
-MIN_EPOCH_SECONDS = 946_684_800.0
+# The default oldest event time: the Unix epoch, 1970-01-01T00:00:00Z. Real logs reach far
+# back (a public rating log starts in 1996), so by default only what cannot be an event time
+# is refused; a deployment that knows when its history starts raises the bound
+# (Settings.min_event_time) to catch unit mistakes such as seconds sent as milliseconds,
+# which land in January 1970.
+MIN_EPOCH_SECONDS = 0.0
+# Epoch milliseconds beyond this (about year 33658) cannot be converted to a date.
+MAX_EPOCH_MS = 10**15
 
 _RFC3339 = re.compile(
     r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$"
@@ -58,13 +64,55 @@ def normalize_text(text: str) -> str:
     return unicodedata.normalize("NFC", text).strip()
 
 
+# C0 and C1 control characters, and the bidirectional overrides that reorder what a
+# terminal shows: a text carrying them must not move the cursor or disguise itself.
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def printable(text: str) -> str:
+    """`text` safe to print on a terminal: control characters shown as escapes (\\x00,
+    \\n, \\u202e), everything else as it is. For display only, never for storage."""
+    return _UNPRINTABLE.sub(lambda m: repr(m.group())[1:-1], text)
+
+
 def parse_timestamp(value: int | str) -> float:
     """Epoch seconds from an RFC 3339 string with offset or from epoch milliseconds."""
     if isinstance(value, int):
+        if abs(value) > MAX_EPOCH_MS:
+            raise ValueError("epoch milliseconds out of range")
         return value / 1000.0
     if not _RFC3339.match(value):
         raise ValueError("must be RFC 3339 with a UTC offset, e.g. 2026-01-31T12:00:00Z")
     return datetime.fromisoformat(value.replace("z", "Z")).timestamp()
+
+
+def parse_time_bound(text: str | float) -> float:
+    """A configured time bound in epoch seconds: RFC 3339 with an offset, or epoch seconds
+    (unlike an event's integer ts, which is milliseconds: a bound is written by a person)."""
+    if isinstance(text, int | float):
+        seconds = float(text)
+    else:
+        value = text.strip()
+        try:
+            seconds = float(value)
+        except ValueError:
+            if not _RFC3339.match(value):
+                raise ValueError(
+                    f"{text!r} is neither RFC 3339 with an offset (e.g. 2000-01-01T00:00:00Z)"
+                    " nor epoch seconds"
+                ) from None
+            return datetime.fromisoformat(value.replace("z", "Z")).timestamp()
+    if not math.isfinite(seconds) or abs(seconds) > MAX_EPOCH_MS / 1000:
+        raise ValueError(f"{text!r} is not a usable time")
+    return seconds
+
+
+def format_time(epoch_s: float) -> str:
+    """An epoch time as people read it in a reason: a date at midnight UTC, else RFC 3339."""
+    moment = datetime.fromtimestamp(epoch_s, tz=UTC)
+    if moment.time() == datetime.min.time():
+        return moment.strftime("%Y-%m-%d")
+    return moment.isoformat().replace("+00:00", "Z")
 
 
 class EventModel(BaseModel):
@@ -121,7 +169,8 @@ class Event:
 
 @dataclass(frozen=True)
 class ValidationRules:
-    """The time window an event's ts must fall in, relative to the validating clock."""
+    """The time window an event's ts must fall in: not before `min_epoch_s` (epoch seconds)
+    and not more than `max_future_skew_s` ahead of the validating clock."""
 
     max_future_skew_s: float = 300.0
     min_epoch_s: float = MIN_EPOCH_SECONDS
@@ -143,18 +192,43 @@ def _describe(error: ValidationError) -> str:
     return f"field '{field}': {message} (got {_excerpt(first.get('input'))})"
 
 
+_VARYING = (
+    (re.compile(r" \(got .*$", re.S), ""),
+    (re.compile(r" at (line \d+ column \d+|position \d+)$"), ""),
+    (re.compile(r"^message is \d+ bytes, "), "message is "),
+    (re.compile(r"^message key .* does not match (\w+) .*$", re.S), r"message key != \1"),
+    (re.compile(r"^field 'item_id': unknown item .*$", re.S), "field 'item_id': unknown item"),
+)
+
+
+def reason_kind(reason: str) -> str:
+    """A rejection reason without its excerpt, positions and ids, so that reasons can be
+    counted: "field 'ts': before 1970-01-01 (got -5)" -> "field 'ts': before 1970-01-01"."""
+    kind = reason
+    for pattern, replacement in _VARYING:
+        kind = pattern.sub(replacement, kind)
+    return kind[:100]
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON value")
+
+
 def _json_object(raw: bytes) -> dict[str, Any] | str:
     """The message as a JSON object, or the reason it is not one."""
     if len(raw) > MAX_MESSAGE_BYTES:
         return f"message is {len(raw)} bytes, over the {MAX_MESSAGE_BYTES}-byte limit"
     try:
-        document = json.loads(raw.decode("utf-8"))
+        document = json.loads(raw.decode("utf-8"), parse_constant=_no_constant)
     except UnicodeDecodeError as exc:
         return f"not UTF-8: invalid byte at position {exc.start}"
     except json.JSONDecodeError as exc:
         return f"not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
     except RecursionError:
         return "not JSON: nested too deeply"
+    except ValueError as exc:
+        # An integer too long to convert, or NaN/Infinity, which JSON does not have.
+        return f"not JSON: {str(exc).split(':', 1)[0]}"
     if not isinstance(document, dict):
         return f"not a JSON object: got {type(document).__name__}"
     return document
@@ -178,12 +252,14 @@ def parse_event(
         return reject(_describe(exc))
     ts = parse_timestamp(model.ts)
     if ts < rules.min_epoch_s:
-        return reject(f"field 'ts': before 2000-01-01 (got {_excerpt(model.ts)})")
+        return reject(
+            f"field 'ts': before {format_time(rules.min_epoch_s)} (got {_excerpt(model.ts)})"
+        )
     if ts > now + rules.max_future_skew_s:
         ahead = ts - now
         return reject(
-            f"field 'ts': {ahead:.0f} s in the future, over the {rules.max_future_skew_s:.0f} s"
-            f" allowed skew (got {_excerpt(model.ts)})"
+            f"field 'ts': more than {rules.max_future_skew_s:.0f} s in the future"
+            f" (got {_excerpt(model.ts)}, {ahead:.0f} s ahead)"
         )
     if topic is not None and TYPE_OF_TOPIC.get(topic, model.type) != model.type:
         return reject(f"field 'type': '{model.type}' does not belong on topic '{topic}'")

@@ -10,10 +10,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from interest_stream.schemas.events import ValidationRules
+from interest_stream.schemas.events import ValidationRules, parse_time_bound
 from interest_stream.store.cassandra.connect import CassandraOptions
 from interest_stream.streams.errors import ConfigurationError
 from interest_stream.streams.model.horizons import DAY, HOUR, InterestParams
@@ -62,6 +62,10 @@ class Settings(BaseSettings):
     recent_ids: int = Field(64, ge=1)
     recent_window_s: float = Field(30 * DAY, gt=0)
     max_future_skew_s: float = Field(300.0, ge=0)
+    # The oldest event time accepted: RFC 3339 with an offset, or epoch seconds. The default,
+    # the Unix epoch, accepts any historical log; raise it to where your history starts to
+    # catch unit mistakes (seconds sent as milliseconds land in January 1970).
+    min_event_time: str = "1970-01-01T00:00:00Z"
 
     # Batching: a batch is up to `batch_size` events or `batch_wait_ms`; the worker folds
     # batches into memory and writes each touched user once per flush, at most every
@@ -128,8 +132,20 @@ class Settings(BaseSettings):
             ann_refresh_cosine=self.ann_refresh_cosine,
         )
 
+    @field_validator("min_event_time", mode="before")
+    @classmethod
+    def _check_min_event_time(cls, value: Any) -> Any:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            value = str(value)
+        if isinstance(value, str):
+            parse_time_bound(value)  # a ValueError names what is wrong
+        return value
+
     def validation_rules(self) -> ValidationRules:
-        return ValidationRules(max_future_skew_s=self.max_future_skew_s)
+        return ValidationRules(
+            max_future_skew_s=self.max_future_skew_s,
+            min_epoch_s=parse_time_bound(self.min_event_time),
+        )
 
     def topic(self, name: str) -> str:
         """Topic name with the configured prefix (tests and multi-tenant clusters use one)."""

@@ -71,7 +71,7 @@ def run(
     """
     from interest_stream.streams.core.sources import EventListSource, JsonlSource, Source
     from interest_stream.streams.demo import generate as generate_workload
-    from interest_stream.streams.embedded import run_embedded
+    from interest_stream.streams.embedded import DistinctTexts, rejection_alarms, run_embedded
 
     settings = app.load_settings(
         store_url=store_url,
@@ -93,7 +93,7 @@ def run(
         source = JsonlSource(events)
     encoder = app.build_encoder(settings, encoder_kind)
     store = app.open_store(settings)
-    core = app.build_core(settings, encoder, store)
+    core = app.build_core(settings, DistinctTexts(encoder), store)
     try:
         if items_path is not None:
             _load_items(items_path, encoder, core.items, rejects)
@@ -122,6 +122,9 @@ def run(
         out.print_json(json.dumps(result))
     else:
         _print_run_summary(result, shown)
+    # After the summary, so that these are the last lines a person sees.
+    for line in rejection_alarms(summary.reject_reasons, summary.records):
+        console.print(f"[bold red]warning:[/bold red] {escape(line)}", highlight=False)
     if summary.rejected:
         sys.exit(1)
 
@@ -171,13 +174,22 @@ def _print_run_summary(result: dict[str, Any], shown: dict[str, Any]) -> None:
         f"{result['users_updated']:,} users, {result['writes']:,} writes "
         f"in {result['seconds']:.1f} s ({result['events_per_s'] or 0:,.0f} events/s)"
     )
+    distinct = f"{result['distinct_texts'] or 0:,}" + (
+        "+" if result["distinct_texts_capped"] else ""
+    )
+    batched_texts = f"{result['texts_encoded']:,}"
+    rate = f"{result['encoder_texts_per_s'] or 0:,.0f}"
     out.print(
-        f"encoder {result['model_id']}: {result['texts_encoded']:,} unique texts, "
-        f"{result['encoder_texts_per_s'] or 0:,.0f} texts/s"
+        f"encoder {result['model_id']}: {distinct} distinct texts; {batched_texts} encoded"
+        f" batch by batch (repeats come from its cache) at {rate} texts/s",
+        highlight=False,
     )
     if result["rejected"]:
         reasons = ", ".join(f"{k} x{v}" for k, v in result["reject_reasons"].items())
-        out.print(f"rejects ({reasons}) written to {result['rejects_file']}", highlight=False)
+        out.print(
+            f"rejects ({escape(reasons)}) written to {escape(result['rejects_file'])}",
+            highlight=False,
+        )
         for line in result["first_rejects"]:
             out.print(f"  {escape(line)}", highlight=False)
     if "recovery" in result:

@@ -12,6 +12,8 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from interest_stream.schemas.events import printable
+
 console = Console(stderr=True, soft_wrap=True)
 out = Console(soft_wrap=True)
 
@@ -66,10 +68,12 @@ def profiles_table(profiles: list[Any]) -> Table:
     table.add_column("top interests (weight)")
     table.add_column("drift", justify="right")
     for profile in profiles:
-        labels = "\n".join(f"{escape(c.label[:60])} ({c.weight:.2f})" for c in profile.liked[:3])
+        labels = "\n".join(
+            f"{escape(printable(c.label[:60]))} ({c.weight:.2f})" for c in profile.liked[:3]
+        )
         drift = profile.drift()
         table.add_row(
-            escape(profile.user_id),
+            escape(printable(profile.user_id)),
             str(profile.version),
             str(profile.event_count),
             labels,

@@ -1,36 +1,88 @@
-"""Sentiment of a review that carries no rating, scored with the sentence encoder itself.
+"""Sentiment of a review that carries no rating, from the vector the encoder already made.
 
-Zero-shot: a review's vector is compared with anchor phrases of clear praise and clear
-complaint (`model.sentiment.anchor_sentiment`). Reusing the encoder costs one tiny batch of
-anchors per process and no new dependency.
+For the encoder the project ships (all-MiniLM-L6-v2, any precision) a linear head fitted on
+its vectors scores the text (`model.sentiment.SentimentHead`, weights in
+`streams/model/sentiment_head.json`): one (n, 384) x (384, 3) product per batch, nothing
+next to the cost of encoding. For any other encoder, whose vector space the head does not
+know, it falls back to zero-shot anchors: cosine to phrases of clear praise and of clear
+complaint, encoded once per process.
 """
 
 from __future__ import annotations
+
+import json
+from functools import lru_cache
+from importlib import resources
 
 import numpy as np
 import numpy.typing as npt
 
 from interest_stream.encoders.base import Encoder
+from interest_stream.streams.errors import ConfigurationError
 from interest_stream.streams.model.sentiment import (
     NEGATIVE_ANCHORS,
     POSITIVE_ANCHORS,
+    SentimentHead,
     anchor_sentiment,
 )
 
+HEAD_PACKAGE = "interest_stream.streams.model"
+HEAD_FILE = "sentiment_head.json"
+
+
+@lru_cache(maxsize=1)
+def shipped_head() -> SentimentHead:
+    """The head that ships with the package (read once per process)."""
+    try:
+        text = resources.files(HEAD_PACKAGE).joinpath(HEAD_FILE).read_text(encoding="utf-8")
+        return SentimentHead.from_dict(json.loads(text))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ConfigurationError(
+            f"cannot read the shipped sentiment head {HEAD_FILE}: {exc}"
+        ) from exc
+
+
+def _innermost(encoder: Encoder) -> Encoder:
+    # Anchors are constants: encode them with the model itself, not through caches or
+    # counters wrapped around it (they would only take room there, or be counted as input).
+    inner = getattr(encoder, "inner", None)
+    return _innermost(inner) if isinstance(inner, Encoder) else encoder
+
 
 class SentimentScorer:
-    """Scores encoded texts in -1 (negative) .. +1 (positive)."""
+    """Scores encoded texts in -1 (negative) .. +1 (positive); about 0 for neutral texts.
 
-    def __init__(self, encoder: Encoder, gain: float = 12.0) -> None:
+    `head`: the head to use (default: the shipped one when it fits the encoder); with
+    `zero_shot=True`, or when the head does not fit the encoder, anchors are used.
+    """
+
+    def __init__(
+        self,
+        encoder: Encoder,
+        gain: float = 12.0,
+        *,
+        head: SentimentHead | None = None,
+        zero_shot: bool = False,
+    ) -> None:
         self._encoder = encoder
         self._gain = gain
         self._anchors: tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]] | None = None
+        self._head: SentimentHead | None = None
+        if not zero_shot:
+            candidate = head or shipped_head()
+            if candidate.fits(encoder.model_id, encoder.dim):
+                self._head = candidate
+
+    @property
+    def method(self) -> str:
+        """'head' (fitted linear head) or 'anchors' (zero-shot)."""
+        return "head" if self._head is not None else "anchors"
 
     def score(self, vectors: npt.NDArray[np.floating]) -> npt.NDArray[np.float64]:
         """One score per row of `vectors` (unit vectors from the same encoder)."""
+        if self._head is not None:
+            return self._head.score(vectors)
         if self._anchors is None:
-            self._anchors = (
-                self._encoder.encode(POSITIVE_ANCHORS),
-                self._encoder.encode(NEGATIVE_ANCHORS),
-            )
+            model = _innermost(self._encoder)
+            self._anchors = (model.encode(POSITIVE_ANCHORS), model.encode(NEGATIVE_ANCHORS))
         return anchor_sentiment(vectors, *self._anchors, gain=self._gain)

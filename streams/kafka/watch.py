@@ -18,6 +18,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from interest_stream.schemas.events import printable
 from interest_stream.schemas.updates import ProfileUpdate
 from interest_stream.streams.errors import BrokerError
 from interest_stream.streams.kafka.clients import make_consumer, require_topics, unreachable
@@ -89,23 +90,24 @@ def _clock(epoch_ms: int | None) -> str:
 
 
 def _short(label: str) -> str:
-    label = " ".join(label.split())
+    label = printable(" ".join(label.split()))
     return label if len(label) <= LABEL_CHARS else label[: LABEL_CHARS - 1] + "…"
 
 
 def format_update(item: WatchedUpdate) -> str:
     """One readable line: time, user, version, events, drift and the top interests."""
     when = _clock(item.timestamp_ms)
+    user = printable(item.user_id)
     if item.problem is not None:
         where = f"partition {item.partition}, offset {item.offset}"
-        return f"{when}  {item.user_id}  ?  {item.problem} ({where})"
+        return f"{when}  {user}  ?  {printable(item.problem)} ({where})"
     if item.update is None:
-        return f"{when}  {item.user_id}  erased (tombstone)"
+        return f"{when}  {user}  erased (tombstone)"
     update = item.update
     drift = "-" if update.drift is None else f"{update.drift:.2f}"
     labels = " | ".join(f"{_short(c.label)} ({c.weight:.1f})" for c in update.clusters[:TOP_LABELS])
     return (
-        f"{when}  {update.user_id}  v{update.version}  {update.event_count} events"
+        f"{when}  {printable(update.user_id)}  v{update.version}  {update.event_count} events"
         f"  drift {drift}  {labels or '(no interests yet)'}"
     )
 

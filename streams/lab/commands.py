@@ -4,6 +4,7 @@ through the `interest_stream.commands` entry points: the product never imports t
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ from rich.markup import escape
 from interest_stream.streams import app
 from interest_stream.streams.cli import options
 from interest_stream.streams.cli.output import console, out
+from interest_stream.streams.lab.evaluate.config import DEFAULT_STRATEGIES, STRATEGIES
 
 
 @click.command()
@@ -24,12 +26,19 @@ from interest_stream.streams.cli.output import console, out
     show_default=True,
     help="Last fraction of each user's positive events held out for testing.",
 )
-@click.option("--k", "ks", default="10,20,50", show_default=True, help="Cut-offs for Recall/NDCG.")
+@click.option(
+    "--k",
+    "ks",
+    default="10,20,50",
+    show_default=True,
+    help="Cut-offs for Recall@K and NDCG@K, comma-separated; the first is the one blend"
+    " weights are chosen on.",
+)
 @click.option(
     "--strategies",
-    default="decay,clusters,seed-ema,mean,last,popular,decay+popular,mean+popular",
+    default=",".join(DEFAULT_STRATEGIES),
     show_default=True,
-    help="Comma-separated strategies to rank with.",
+    help=f"Comma-separated strategies to rank with, from: {', '.join(STRATEGIES)}.",
 )
 @click.option(
     "--out",
@@ -37,20 +46,54 @@ from interest_stream.streams.cli.output import console, out
     type=click.Path(file_okay=False, path_type=Path),
     default=Path("interest-stream-eval"),
     show_default=True,
-    help="Where metrics.json and the PNG figures go.",
+    help="Where metrics.json, report.html and the PNG figures go.",
 )
-@click.option("--grid", is_flag=True, help="Sweep half-lives and type weights on validation.")
-@click.option("--positive-rating", type=float, default=4.0, show_default=True)
-@click.option("--min-history", type=int, default=3, show_default=True)
-@click.option("--short-weight", type=float, default=0.5, show_default=True)
-@click.option("--ema-keep", type=float, default=0.9, show_default=True)
-@click.option("--short-half-life", help="e.g. 6h [default 6h].")
-@click.option("--long-half-life", help="e.g. 30d [default 30d].")
+@click.option(
+    "--grid",
+    is_flag=True,
+    help="Also sweep half-lives and type weights on the validation split (slower).",
+)
+@click.option(
+    "--positive-rating",
+    type=float,
+    default=4.0,
+    show_default=True,
+    help="A review counts as liked (a target, and popularity) from this rating up; an unrated"
+    " review when its text sentiment reaches the same level.",
+)
+@click.option(
+    "--min-history",
+    type=int,
+    default=3,
+    show_default=True,
+    help="Positive events a user needs before the cut to be evaluated (others are skipped"
+    " and counted).",
+)
+@click.option(
+    "--short-weight",
+    type=float,
+    default=0.5,
+    show_default=True,
+    help="Share of the short-term profile in the decay score: (1 - w) cos(long) + w cos(short).",
+)
+@click.option(
+    "--ema-keep",
+    type=float,
+    default=0.9,
+    show_default=True,
+    help="k of the seed-ema baseline p <- k p + (1 - k) v.",
+)
+@click.option(
+    "--short-half-life", help="Half-life of the short-term horizon, e.g. 6h [default 6h]."
+)
+@click.option(
+    "--long-half-life", help="Half-life of the long-term horizon, e.g. 30d [default 30d]."
+)
 @options.precision
 @click.option(
     "--cache-dir",
     type=click.Path(file_okay=False, path_type=Path),
-    help="Cache of encoded texts [default: next to the models].",
+    help="Cache of encoded texts [default: eval-cache next to the models].",
 )
 @click.option(
     "--items",
@@ -59,7 +102,12 @@ from interest_stream.streams.cli.output import console, out
     help="Item catalogue JSONL (item_id, text): texts to rank items by and to fill text-less"
     " clicks [default: texts from the events].",
 )
-@click.option("--plots/--no-plots", default=True, show_default=True)
+@click.option(
+    "--plots/--no-plots",
+    default=True,
+    show_default=True,
+    help="Draw the figures and the one-page report.html (needs the eval extra).",
+)
 @click.option(
     "--demo-users",
     type=int,
@@ -67,7 +115,9 @@ from interest_stream.streams.cli.output import console, out
     show_default=True,
     help="Users in the generated workload (used when no EVENTS file is given).",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print metrics.json to stdout.")
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print metrics.json to stdout; no progress bars."
+)
 @options.encoder
 def evaluate(
     events: str | None,
@@ -96,10 +146,13 @@ def evaluate(
     what came before each cut with the product's own functions, and reports Recall@K,
     NDCG@K and MRR with bootstrap CIs for each strategy. Without EVENTS, evaluates a
     generated workload with planted, drifting interests and skewed item popularity.
+    Exits 1 when more than 1% of the events were rejected for one reason.
     """
     from interest_stream.encoders.layout import default_model_dir
     from interest_stream.streams.demo import generate as generate_workload
+    from interest_stream.streams.embedded import rejection_alarms
     from interest_stream.streams.lab import evaluate as ev
+    from interest_stream.streams.lab.progress import StageBars
 
     settings = app.load_settings(
         precision=precision,
@@ -122,42 +175,62 @@ def evaluate(
         log = ev.events_from_dicts(workload.events, f"demo:{demo_users}-users-seed-7")
     else:
         log = ev.read_events(events, rules=settings.validation_rules())
+    alarms = rejection_alarms(log.reject_reasons, log.records)
+    for line in alarms:
+        console.print(f"[bold red]warning:[/bold red] {escape(line)}", highlight=False)
     encoder = app.build_encoder(settings, encoder_kind)
 
     def stage(text: str) -> None:
         if not as_json:
-            console.print(f"[dim]{text}…[/dim]")
+            console.print(f"[dim]{escape(text)}…[/dim]", highlight=False)
 
-    result = ev.evaluate(
-        log,
-        encoder,
-        config,
-        grid=grid,
-        cache_dir=cache_dir or default_model_dir().parent / "eval-cache",
-        items=ev.read_items(items_path) if items_path is not None else None,
-        on_stage=stage,
-    )
+    with StageBars(enabled=not as_json) as bars:
+        result = ev.evaluate(
+            log,
+            encoder,
+            config,
+            grid=grid,
+            cache_dir=cache_dir or default_model_dir().parent / "eval-cache",
+            items=ev.read_items(items_path) if items_path is not None else None,
+            on_stage=stage,
+            on_progress=bars,
+        )
     extra: dict[str, Any] = {}
+    if alarms:
+        extra["warnings"] = alarms
     if workload is not None:
         extra["planted_recovery"] = ev.planted_recovery(result, workload)
     if plots:
         from interest_stream.streams.errors import MissingExtraError
         from interest_stream.streams.lab.evaluate.plots import write_plots
+        from interest_stream.streams.lab.evaluate.summary_page import write_report_page
 
         stage("drawing figures")
         try:
-            extra["figures"] = [str(p) for p in write_plots(result, out_dir)]
+            figures = write_plots(result, out_dir)
+            extra["figures"] = [str(p) for p in figures]
+            extra["report_page"] = str(write_report_page(result, out_dir, figures, extra))
         except MissingExtraError as exc:
             # The metrics took minutes to compute: keep them, say what the figures need.
             console.print(f"[yellow]no figures:[/yellow] {escape(str(exc))}", highlight=False)
     metrics = ev.write_metrics(result.report, out_dir, extra)
     if as_json:
         out.print_json(metrics.read_text(encoding="utf-8"))
-        return
-    for table in ev.report_tables(result.report):
+    else:
+        _print_evaluation(result.report, extra, metrics)
+    for line in alarms:
+        console.print(f"[bold red]warning:[/bold red] {escape(line)}", highlight=False)
+    if alarms:
+        sys.exit(1)
+
+
+def _print_evaluation(report: Any, extra: dict[str, Any], metrics: Path) -> None:
+    from interest_stream.streams.lab import evaluate as ev
+
+    for table in ev.report_tables(report):
         out.print(table)
-    for line in ev.report_summary(result.report):
-        out.print(line, highlight=False)
+    for line in ev.report_summary(report):
+        out.print(escape(line), highlight=False)
     if "planted_recovery" in extra:
         r = extra["planted_recovery"]
         out.print(
@@ -165,7 +238,10 @@ def evaluate(
             f" two for {r['top2_clusters_are_planted']:.0%}, short term nearest a current"
             f" interest for {r['short_term_matches_current_interest']:.0%} of {r['users']} users"
         )
-    out.print(f"wrote {metrics}" + "".join(f", {p}" for p in extra.get("figures", [])))
+    written = [str(metrics), *extra.get("figures", [])]
+    if "report_page" in extra:
+        written.append(extra["report_page"])
+    out.print("wrote " + ", ".join(escape(w) for w in written), highlight=False)
 
 
 @click.group()
@@ -175,8 +251,10 @@ def bench() -> None:
 
 @bench.command("encoder")
 @click.option("--texts", type=int, default=2000, show_default=True, help="Corpus size per kind.")
-@click.option("--batch-size", type=int, default=64, show_default=True)
-@click.option("--json", "as_json", is_flag=True)
+@click.option(
+    "--batch-size", type=int, default=64, show_default=True, help="Texts per encoder call."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the rows as JSON.")
 def bench_encoder_command(texts: int, batch_size: int, as_json: bool) -> None:
     """Our ONNX encoder (fp32, int8, fp16 on GPU) against sentence-transformers."""
     from interest_stream.streams.lab.bench_encoder import bench_encoder, print_table
@@ -227,7 +305,13 @@ def bench_encoder_command(texts: int, batch_size: int, as_json: bool) -> None:
     show_default=True,
     help="Offered load (events/s) for the freshness measurement.",
 )
-@click.option("--freshness-seconds", type=float, default=20.0, show_default=True)
+@click.option(
+    "--freshness-seconds",
+    type=float,
+    default=20.0,
+    show_default=True,
+    help="How long the freshness measurement offers load.",
+)
 @options.as_json("Print every figure as JSON.")
 def bench_pipeline_command(
     brokers: str | None,
@@ -391,3 +475,60 @@ def bench_clusters_command(users: int, precision: str | None, as_json: bool) -> 
             out.print(f"  planted -> found clusters (count x users): {rows}", highlight=False)
     if not results["target_met"]:
         sys.exit(1)
+
+
+@bench.command("sentiment")
+@click.option(
+    "--data",
+    "data_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder holding sentiment-labelled-sentences/ [default: $INTEREST_STREAM_LAB_DATA,"
+    " else ../shared/data beside the repository].",
+)
+@click.option(
+    "--precisions",
+    default="fp32,int8",
+    show_default=True,
+    help="Encoder precisions to measure; the head is fitted on the first.",
+)
+@click.option(
+    "--write-head",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also fit the head on every site and neutral text and write it here (the shipped"
+    " one is streams/model/sentiment_head.json).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
+def bench_sentiment_command(
+    data_dir: Path | None, precisions: str, write_head: Path | None, as_json: bool
+) -> None:
+    """Sentiment of unrated reviews on real labelled sentences: balanced accuracy per
+    held-out site, neutral texts, negatives in an 80/20 stream, the head's cost.
+
+    Fits the linear head on two sites and measures it on the third, for each site, next
+    to the zero-shot anchors; reads the UCI Sentiment Labelled Sentences (Kotzias et al.,
+    KDD 2015) from --data.
+    """
+    from interest_stream.encoders import load_encoder
+    from interest_stream.streams.lab import sentiment as lab
+
+    sites = lab.read_sites(data_dir or lab.default_data_dir())
+    settings = app.load_settings()
+    encoders = [
+        load_encoder(precision=p.strip(), model_dir=settings.model_dir, cache_size=0)
+        for p in precisions.split(",")
+        if p.strip()
+    ]
+    prefix = encoders[0].model_id.split(":", 1)[0]
+    if not as_json:
+        console.print("[dim]encoding 3,000 sentences per precision and fitting 48 heads…[/dim]")
+    figures = lab.measure(sites, encoders, prefix)
+    texts = [t for s in sites for t in s.texts]
+    figures["overhead"] = {e.model_id: lab.scoring_overhead(e, texts[:500]) for e in encoders}
+    if write_head is not None:
+        head, about = lab.fit_shipped_head(sites, encoders[0], prefix)
+        write_head.write_text(lab.head_json(head, about), encoding="utf-8")
+        figures["wrote_head"] = str(write_head)
+    if as_json:
+        out.print_json(json.dumps(figures))
+    else:
+        lab.print_figures(figures, out)

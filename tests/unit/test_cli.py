@@ -7,6 +7,7 @@ import random
 from pathlib import Path
 
 import numpy as np
+import pytest
 from click.testing import CliRunner
 
 from interest_stream.store import open_store
@@ -126,3 +127,98 @@ def test_generate_writes_the_event_contract(tmp_path: Path):
     lines = out.read_text().splitlines()
     assert code == 0 and len(lines) == 12
     assert {"event_id", "user_id", "ts", "type", "text"} <= set(json.loads(lines[0]))
+
+
+def _rating(n: int, user: str, ts: object, text: str = "A film") -> dict:
+    return {
+        "event_id": f"{user}-{n}",
+        "user_id": user,
+        "ts": ts,
+        "type": "review",
+        "text": text,
+        "item_id": f"i{n}",
+        "rating": 4,
+    }
+
+
+def test_run_accepts_a_1990s_log_by_default(tmp_path: Path):
+    events = [_rating(n, "u", f"1997-09-{20 + n:02d}T10:00:00Z", f"Film {n}") for n in range(5)]
+    path = _write(tmp_path / "old.jsonl", events)
+    url = f"sqlite:///{tmp_path}/p.db"
+    code, output = _run("run", str(path), "--store", url, "--encoder", "hashing", "--json")
+    summary = json.loads(output)
+    assert code == 0 and summary["applied"] == 5 and summary["rejected"] == 0
+
+
+def test_run_warns_loudly_and_fails_when_many_timestamps_are_rejected(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    events = [_rating(n, "u", f"1997-09-{1 + n % 28:02d}T10:00:00Z") for n in range(40)]
+    events += [_rating(100 + n, "u", 1_780_000_000_000 + n) for n in range(60)]
+    path = _write(tmp_path / "mixed.jsonl", events)
+    monkeypatch.setenv("INTEREST_STREAM_MIN_EVENT_TIME", "2000-01-01T00:00:00Z")
+    args = ["run", str(path), "--store", f"sqlite:///{tmp_path}/p.db", "--encoder", "hashing"]
+    result = CliRunner().invoke(main, [*args, "--rejects", str(tmp_path / "r.jsonl")])
+    assert result.exit_code == 1
+    warning = next(line for line in result.output.splitlines() if "warning:" in line)
+    assert "40.0% of events (40 of 100) rejected: field 'ts': before 2000-01-01" in warning
+    assert "set INTEREST_STREAM_MIN_EVENT_TIME to accept older events" in warning
+    assert "Traceback" not in result.output
+
+
+def test_garbage_timestamps_get_one_warning_line_per_reason(tmp_path: Path):
+    good = [_rating(n, "u", 1_780_000_000_000 + n) for n in range(90)]
+    garbage = [_rating(100 + n, "u", ts) for n, ts in enumerate([-5] * 4 + ["soon"] * 6)]
+    path = _write(tmp_path / "garbage.jsonl", good + garbage)
+    args = ["run", str(path), "--store", f"sqlite:///{tmp_path}/p.db", "--encoder", "hashing"]
+    result = CliRunner().invoke(main, [*args, "--rejects", str(tmp_path / "r.jsonl")])
+    warnings = [line for line in result.output.splitlines() if "warning:" in line]
+    assert result.exit_code == 1 and len(warnings) == 2
+    assert (
+        "6.0% of events (6 of 100) rejected: field 'ts': Value error, must be RFC 3339"
+        in (warnings[0])
+    )
+    assert "4.0% of events (4 of 100) rejected: field 'ts': before 1970-01-01" in warnings[1]
+
+
+def test_the_summary_counts_distinct_texts_once(tmp_path: Path):
+    # 3 texts repeated over 10 batches of 6 events: 30 texts per batch summed, 3 distinct.
+    events = [_rating(n, f"u{n % 4}", 1_780_000_000_000 + n, f"Film {n % 3}") for n in range(60)]
+    path = _write(tmp_path / "e.jsonl", events)
+    code, output = _run(
+        "run",
+        str(path),
+        "--store",
+        f"sqlite:///{tmp_path}/p.db",
+        "--encoder",
+        "hashing",
+        "--batch-size",
+        "6",
+        "--json",
+    )
+    summary = json.loads(output)
+    assert code == 0 and summary["distinct_texts"] == 3 and summary["texts_encoded"] == 30
+    code, output = _run(
+        "run",
+        str(path),
+        "--store",
+        f"sqlite:///{tmp_path}/q.db",
+        "--encoder",
+        "hashing",
+        "--batch-size",
+        "6",
+    )
+    assert "3 distinct texts" in output
+
+
+def test_control_characters_are_escaped_in_the_summary_table(tmp_path: Path):
+    events = [
+        _rating(n, "u\x1b[2J", 1_780_000_000_000 + n, "Evil\x00film\x1b[31m") for n in range(3)
+    ]
+    path = _write(tmp_path / "e.jsonl", events)
+    code, output = _run(
+        "run", str(path), "--store", f"sqlite:///{tmp_path}/p.db", "--encoder", "hashing"
+    )
+    assert code == 0
+    assert "\x00" not in output and "\x1b[2J" not in output and "\x1b[31m" not in output
+    assert "\\x00" in output and "\\x1b" in output

@@ -7,6 +7,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+import click
 import numpy as np
 import pytest
 from click.testing import CliRunner
@@ -24,6 +25,7 @@ from interest_stream.streams.lab.evaluate import (
     fold_history,
     fold_horizons,
     parse_ks,
+    parse_strategies,
     per_user_metrics,
     planted_recovery,
     read_events,
@@ -345,3 +347,122 @@ def test_cli_writes_metrics_and_reports_a_missing_file_in_one_line(tmp_path: Pat
 
     bad = runner.invoke(main, [*args, "--k", "0"])
     assert bad.exit_code == 2 and "--k" in bad.output
+
+
+# --- centred cosines, fixed blend weights -----------------------------------------------------
+
+
+def test_a_centred_horizon_is_the_decayed_sum_of_centred_events():
+    from interest_stream.streams.lab.evaluate.profiles import centered
+
+    rng = np.random.default_rng(3)
+    vectors = rng.normal(size=(5, 8))
+    weights = np.array([1.5, -0.75, 1.0, 0.5, 1.5])  # decayed weights, a dislike among them
+    center = rng.normal(size=8)
+    decayed_sum, total = weights @ vectors, float(weights.sum())
+    expected = weights @ (vectors - center)
+    np.testing.assert_allclose(centered(decayed_sum, total, center), expected, atol=1e-12)
+    assert centered(None, 0.0, center) is None
+
+
+def test_the_centred_blend_beats_popular_on_the_drifting_workload(drifting: Evaluation):
+    lifts = drifting.report.lifts["decay-centered+popular vs popular"]
+    assert lifts["recall@20"].low > 0.3 and lifts["ndcg@10"].low > 0.3
+    assert drifting.report.betas["decay-centered+popular"]["beta"] > 0
+
+
+def test_a_blend_weight_can_be_fixed_instead_of_chosen():
+    assert parse_strategies("popular,decay-centered+popular@4") == (
+        "popular",
+        "decay-centered+popular@4",
+    )
+    for bad in ("decay@4", "decay+popular@x", "popular@1"):
+        with pytest.raises(ConfigurationError):
+            parse_strategies(bad)
+    workload = generate(users=40, seed=3, popularity_skew=1.0)
+    config = EvalConfig(strategies=("popular", "decay-centered+popular@4"), bootstrap=50)
+    result = evaluate(events_from_dicts(workload.events, now=NOW), HashingEncoder(), config)
+    assert result.report.result("decay-centered+popular@4").beta is None
+    assert "decay-centered+popular@4 vs popular" in result.report.lifts
+
+
+# --- real logs: old timestamps, rejects, options, the page -------------------------------------
+
+
+def _shifted_log(tmp_path: Path, years_back: float, extra: list[str] = ()) -> Path:
+    """The generated log moved `years_back` years into the past (1990s: real rating logs)."""
+    from datetime import UTC, datetime
+
+    from interest_stream.schemas.events import parse_timestamp
+
+    shift = years_back * 365.25 * 24 * HOUR
+    events = generate(users=30, seed=2, popularity_skew=1.0).events
+
+    def moved(ts: str) -> str:
+        return datetime.fromtimestamp(parse_timestamp(ts) - shift, UTC).isoformat()
+
+    lines = [json.dumps({**e, "ts": moved(e["ts"])}) for e in events] + list(extra)
+    path = tmp_path / "events.jsonl"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def test_evaluate_accepts_a_1990s_log_by_default(tmp_path: Path):
+    path = _shifted_log(tmp_path, 29)  # 1997
+    out = tmp_path / "eval"
+    result = CliRunner().invoke(
+        main,
+        ["evaluate", str(path), "--encoder", "hashing", "--out", str(out), "--no-plots", "--json"],
+    )
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["input"]["rejected"] == 0 and metrics["users"]["evaluated"] > 20
+    assert "warnings" not in metrics
+
+
+def test_evaluate_warns_and_fails_on_garbage_timestamps(tmp_path: Path):
+    garbage = [
+        json.dumps(
+            {
+                "event_id": f"g{i}",
+                "user_id": "g",
+                "ts": "soon",
+                "type": "click",
+                "text": "x",
+                "item_id": "x",
+            }
+        )
+        for i in range(60)
+    ]
+    path = _shifted_log(tmp_path, 0, garbage)
+    out = tmp_path / "eval"
+    result = CliRunner().invoke(
+        main, ["evaluate", str(path), "--encoder", "hashing", "--out", str(out), "--no-plots"]
+    )
+    assert result.exit_code == 1
+    warnings = [line for line in result.output.splitlines() if line.startswith("warning:")]
+    assert warnings and "rejected: field 'ts': Value error, must be RFC 3339" in warnings[0]
+    metrics = json.loads((out / "metrics.json").read_text())  # the figures are still there
+    assert metrics["warnings"] and metrics["input"]["rejected"] == 60
+
+
+def test_every_evaluate_option_says_what_it_does():
+    from interest_stream.streams.lab.commands import bench
+    from interest_stream.streams.lab.commands import evaluate as command
+
+    commands = [command, *bench.commands.values()]
+    for cmd in commands:
+        for param in cmd.params:
+            if isinstance(param, click.Option):
+                assert param.help, f"{cmd.name} {param.opts} has no help"
+
+
+def test_the_report_page_puts_figures_and_lifts_together(drifting: Evaluation, tmp_path: Path):
+    from interest_stream.streams.lab.evaluate.plots import write_plots
+    from interest_stream.streams.lab.evaluate.summary_page import write_report_page
+
+    figures = write_plots(drifting, tmp_path, users=1)
+    page = write_report_page(drifting, tmp_path, figures, {"warnings": ["2.0% of events <x>"]})
+    text = page.read_text()
+    assert text.count("<img") == 2 and "decay-centered+popular vs popular" in text
+    assert "2.0% of events &lt;x&gt;" in text  # escaped

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -16,6 +16,13 @@ from interest_stream.streams.model.horizons import (
 )
 
 FloatMatrix = npt.NDArray[np.float64]
+# Progress reports: (stage, done, total), e.g. ("encoding", 2048, 19520).
+ProgressFn = Callable[[str, int, int], None]
+
+
+def no_progress(stage: str, done: int, total: int) -> None:
+    """The default progress callback: silence."""
+
 
 STRATEGIES: tuple[str, ...] = (
     "decay",
@@ -26,12 +33,40 @@ STRATEGIES: tuple[str, ...] = (
     "popular",
     "decay+popular",
     "mean+popular",
+    # Cosines in the catalogue-centred space: the catalogue's mean item vector is taken off
+    # the items and the profiles (S - W x mean for a decayed sum) before the cosine. Item
+    # texts from one template ("Title (year). Genres: ...") share a large common part that
+    # otherwise dominates every cosine.
+    "decay-centered",
+    "mean-centered",
+    "decay-centered+popular",
+    "mean-centered+popular",
 )
-BLENDS: Mapping[str, str] = {"decay+popular": "decay", "mean+popular": "mean"}
+DEFAULT_STRATEGIES: tuple[str, ...] = (
+    "decay",
+    "clusters",
+    "seed-ema",
+    "mean",
+    "last",
+    "popular",
+    "decay+popular",
+    "mean+popular",
+    "decay-centered+popular",
+    "mean-centered+popular",
+)
+BLENDS: Mapping[str, str] = {
+    "decay+popular": "decay",
+    "mean+popular": "mean",
+    "decay-centered+popular": "decay-centered",
+    "mean-centered+popular": "mean-centered",
+}
 LIFTS: tuple[tuple[str, str], ...] = (
     ("decay+popular", "popular"),
     ("decay+popular", "mean+popular"),
     ("decay", "mean"),
+    ("decay-centered+popular", "popular"),
+    ("decay-centered+popular", "mean-centered+popular"),
+    ("decay-centered+popular", "decay+popular"),
 )
 
 GRID_SHORT_HALF_LIVES = (1 * HOUR, 6 * HOUR, 24 * HOUR, 3 * DAY)
@@ -53,7 +88,7 @@ class EvalConfig:
 
     holdout_fraction: float = 0.2
     ks: tuple[int, ...] = (10, 20, 50)
-    strategies: tuple[str, ...] = STRATEGIES
+    strategies: tuple[str, ...] = DEFAULT_STRATEGIES
     positive_rating: float = 4.0
     min_history: int = 3
     short_weight: float = 0.5
@@ -73,7 +108,7 @@ class EvalConfig:
             )
         if not self.ks or any(k < 1 for k in self.ks):
             raise ConfigurationError(f"every K must be a positive integer, got {self.ks}")
-        unknown = [s for s in self.strategies if s not in STRATEGIES]
+        unknown = [s for s in self.strategies if not known_strategy(s)]
         if unknown or not self.strategies:
             raise ConfigurationError(
                 f"unknown strategies {unknown}: choose from {', '.join(STRATEGIES)}"
@@ -104,9 +139,27 @@ def parse_ks(text: str) -> tuple[int, ...]:
     return ks
 
 
+def known_strategy(name: str) -> bool:
+    """A strategy, or a blend with its weight fixed ('decay-centered+popular@4'), which
+    then is not chosen on the validation split."""
+    base, at, beta = name.partition("@")
+    if not at:
+        return base in STRATEGIES
+    try:
+        return base in BLENDS and float(beta) >= 0
+    except ValueError:
+        return False
+
+
+def base_strategy(name: str) -> str:
+    """'decay-centered+popular@4' -> 'decay-centered+popular'."""
+    return name.partition("@")[0]
+
+
 def parse_strategies(text: str) -> tuple[str, ...]:
+    """'decay,popular,decay-centered+popular@4' -> names; a ConfigurationError otherwise."""
     names = tuple(dict.fromkeys(part.strip() for part in text.split(",") if part.strip()))
-    unknown = [n for n in names if n not in STRATEGIES]
+    unknown = [n for n in names if not known_strategy(n)]
     if unknown or not names:
         raise ConfigurationError(
             f"unknown strategies {unknown or text!r}: choose from {', '.join(STRATEGIES)}"

@@ -16,10 +16,17 @@ import numpy as np
 import numpy.typing as npt
 
 from interest_stream.encoders.base import Encoder
-from interest_stream.schemas.events import Event, ValidationRules, parse_event, parse_item
+from interest_stream.schemas.events import (
+    Event,
+    ValidationRules,
+    parse_event,
+    parse_item,
+    reason_kind,
+)
 from interest_stream.schemas.records import Provenance, Rejection
 from interest_stream.streams.core.sentiment import SentimentScorer
 from interest_stream.streams.errors import SourceError
+from interest_stream.streams.lab.evaluate.config import ProgressFn, no_progress
 
 
 @dataclass(frozen=True)
@@ -47,11 +54,6 @@ class EventLog:
         }
 
 
-def _reason_kind(reason: str) -> str:
-    # "field 'ts': 512 s in the future ... (got ...)" -> "field 'ts'": counts stay readable.
-    return reason.split(":", 1)[0][:60]
-
-
 def parse_records(
     lines: Iterable[bytes],
     source: str,
@@ -71,7 +73,7 @@ def parse_records(
         records += 1
         parsed = parse_event(raw.rstrip(b"\r\n"), Provenance(source, offset), now=now, rules=rules)
         if isinstance(parsed, Rejection):
-            reasons[_reason_kind(parsed.reason)] += 1
+            reasons[reason_kind(parsed.reason)] += 1
         elif parsed.event_id in valid:
             duplicates += 1
         else:
@@ -222,17 +224,30 @@ def _cache_file(cache_dir: Path, model_id: str, texts: Sequence[str]) -> Path:
     return cache_dir / f"{slug}-{len(texts)}-{digest}.npy"
 
 
+ENCODE_CHUNK = 1024
+
+
 def encode_once(
-    texts: Sequence[str], encoder: Encoder, cache_dir: Path | None = None
+    texts: Sequence[str],
+    encoder: Encoder,
+    cache_dir: Path | None = None,
+    on_progress: ProgressFn = no_progress,
 ) -> tuple[npt.NDArray[np.float32], float, bool]:
     """Vectors of `texts`, from the on-disk cache when this model encoded this list before."""
     path = _cache_file(cache_dir, encoder.model_id, texts) if cache_dir else None
     if path is not None and path.exists():
         cached = np.load(path)
         if cached.shape == (len(texts), encoder.dim):
+            on_progress("encoding", len(texts), len(texts))
             return cached.astype(np.float32, copy=False), 0.0, True
     started = time.perf_counter()
-    vectors = np.asarray(encoder.encode(list(texts)), dtype=np.float32)
+    # In chunks, so that a progress bar can follow; the encoder batches within each.
+    vectors = np.empty((len(texts), encoder.dim), dtype=np.float32)
+    on_progress("encoding", 0, len(texts))
+    for start in range(0, len(texts), ENCODE_CHUNK):
+        chunk = list(texts[start : start + ENCODE_CHUNK])
+        vectors[start : start + len(chunk)] = encoder.encode(chunk)
+        on_progress("encoding", start + len(chunk), len(texts))
     seconds = time.perf_counter() - started
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -248,11 +263,12 @@ def build_corpus(
     encoder: Encoder,
     cache_dir: Path | None = None,
     catalogue: Mapping[str, str] | None = None,
+    on_progress: ProgressFn = no_progress,
 ) -> Corpus:
     """Encode every distinct event and item text once; score unrated reviews' sentiment."""
     titles = item_texts(events, catalogue)
     texts = sorted({text_of(e) for e in events} | set(titles.values()))
-    vectors, seconds, from_cache = encode_once(texts, encoder, cache_dir)
+    vectors, seconds, from_cache = encode_once(texts, encoder, cache_dir, on_progress)
     row = {text: i for i, text in enumerate(texts)}
     unrated = sorted({text_of(e) for e in events if e.type == "review" and e.rating is None})
     sentiment: dict[str, float] = {}

@@ -24,6 +24,9 @@ from interest_stream.streams.lab.evaluate.config import (
     LIFTS,
     EvalConfig,
     FloatMatrix,
+    ProgressFn,
+    base_strategy,
+    no_progress,
 )
 from interest_stream.streams.lab.evaluate.data import (
     Corpus,
@@ -118,6 +121,8 @@ class EvaluationReport:
                 "bootstrap": self.config.bootstrap,
                 "decay_score": "(1 - short_weight) * cos(long) + short_weight * cos(short)",
                 "blend_score": "log(1 + popularity) + beta * profile score",
+                "centered_score": "cosine after taking the catalogue's mean item vector off"
+                " the items and off the profiles (S - W x mean)",
             },
             "strategies": {s.name: s.as_dict() for s in self.strategies},
             "lifts": {
@@ -154,6 +159,7 @@ def _choose_betas(
     config: EvalConfig,
     tie_order: npt.NDArray[np.int64],
     wanted: Sequence[str],
+    on_progress: ProgressFn = no_progress,
 ) -> dict[str, Any]:
     """Per blend, the beta with the best validation NDCG@K (ties: the smaller beta)."""
     if not val:
@@ -164,7 +170,8 @@ def _choose_betas(
     vectors = user_vectors(val, corpus, config, with_clusters=False)
     names = [f"{blend}@{beta}" for blend in wanted for beta in config.betas]
     scorers = make_scorers(names, vectors, corpus.item_vectors, config, {})
-    ranks = rank_targets(val, corpus, scorers, Popularity.of(events, corpus, config), tie_order)
+    popularity = Popularity.of(events, corpus, config)
+    ranks = rank_targets(val, corpus, scorers, popularity, tie_order, on_progress, "validation")
     metric = f"ndcg@{config.primary_k}"
     chosen: dict[str, Any] = {"metric": metric, "validation_users": len(val)}
     for blend in wanted:
@@ -248,6 +255,7 @@ def evaluate(
     cache_dir: Path | None = None,
     items: Mapping[str, str] | None = None,
     on_stage: Callable[[str], None] | None = None,
+    on_progress: ProgressFn = no_progress,
 ) -> Evaluation:
     """Split, profile, rank and measure every configured strategy on `log`.
 
@@ -262,7 +270,7 @@ def evaluate(
     if not log.events:
         raise SourceError(f"no valid events in {log.source} ({log.rejected} rejected)")
     stage(f"encoding texts with {encoder.model_id}")
-    corpus = build_corpus(log.events, encoder, cache_dir, items)
+    corpus = build_corpus(log.events, encoder, cache_dir, items, on_progress)
     timings["encode"] = time.perf_counter() - started
     if not corpus.item_ids:
         raise SourceError(f"no event in {log.source} carries an item_id: nothing to rank")
@@ -293,7 +301,7 @@ def evaluate(
     wanted_blends = [b for b in BLENDS if b in config.strategies]
     stage(f"choosing blend weights on {len(val)} validation users")
     betas = (
-        _choose_betas(val, corpus, log.events, config, tie_order, wanted_blends)
+        _choose_betas(val, corpus, log.events, config, tie_order, wanted_blends, on_progress)
         if wanted_blends
         else {}
     )
@@ -301,7 +309,13 @@ def evaluate(
 
     mark = time.perf_counter()
     stage(f"folding {len(test)} profiles")
-    vectors = user_vectors(test, corpus, config, with_clusters="clusters" in config.strategies)
+    vectors = user_vectors(
+        test,
+        corpus,
+        config,
+        with_clusters="clusters" in config.strategies,
+        on_progress=on_progress,
+    )
     timings["profiles"] = time.perf_counter() - mark
 
     mark = time.perf_counter()
@@ -309,7 +323,12 @@ def evaluate(
     chosen = {b: betas[b]["beta"] for b in wanted_blends}
     scorers = make_scorers(config.strategies, vectors, corpus.item_vectors, config, chosen)
     ranks = rank_targets(
-        test, corpus, scorers, Popularity.of(log.events, corpus, config), tie_order
+        test,
+        corpus,
+        scorers,
+        Popularity.of(log.events, corpus, config),
+        tie_order,
+        on_progress,
     )
     per_user = {name: per_user_metrics(r, config.ks) for name, r in ranks.items()}
     timings["ranking"] = time.perf_counter() - mark
@@ -320,11 +339,13 @@ def evaluate(
         for name in config.strategies
     )
     lifts: dict[str, dict[str, Estimate]] = {}
-    for a, b in LIFTS:
-        if a in per_user and b in per_user:
-            lifts[f"{a} vs {b}"] = {
-                m: lift(per_user[a][m], per_user[b][m], draws) for m in per_user[a]
-            }
+    for a_base, b_base in LIFTS:
+        # A blend with a fixed weight ('...@4') is compared as its blend would be.
+        for a in (n for n in per_user if base_strategy(n) == a_base):
+            for b in (n for n in per_user if base_strategy(n) == b_base):
+                lifts[f"{a} vs {b}"] = {
+                    m: lift(per_user[a][m], per_user[b][m], draws) for m in per_user[a]
+                }
     timings["bootstrap"] = time.perf_counter() - mark
 
     grid_result = None

@@ -17,6 +17,7 @@ import numpy as np
 
 from interest_stream.streams.errors import MissingExtraError
 from interest_stream.streams.lab.evaluate import Evaluation, Timeline, timeline_users, user_timeline
+from interest_stream.streams.lab.evaluate.config import FloatMatrix
 
 LABEL_CHARS = 42
 
@@ -73,25 +74,87 @@ def plot_recall(evaluation: Evaluation, path: Path) -> Path:
     )
     ax.grid(axis="y", alpha=0.3)
     ax.set_axisbelow(True)
-    ax.legend(title="cut-off", loc="upper right")
+    ax.legend(title="cut-off", loc="upper left")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
 
 
-def plot_timelines(timelines: Sequence[Timeline], path: Path) -> Path:
-    """Per user: short- vs long-term drift (left) and interest-cluster shares (right)."""
-    plt = _pyplot()
+def _date_axis(ax: Any, times: FloatMatrix) -> None:
+    """Dates people can place: the year is shown whenever the span leaves one day's year."""
     import matplotlib.dates as mdates
+
+    first = datetime.fromtimestamp(float(min(times)), tz=UTC)
+    last = datetime.fromtimestamp(float(max(times)), tz=UTC)
+    span_days = (last - first).total_seconds() / 86400
+    locator = mdates.AutoDateLocator(minticks=3, maxticks=7)  # type: ignore[no-untyped-call]
+    ax.xaxis.set_major_locator(locator)
+    if span_days <= 2:
+        pattern = "%d %b %Y\n%H:%M" if first.year != last.year else "%d %b\n%H:%M"
+    elif first.year != last.year or span_days > 300:
+        pattern = "%d %b\n%Y" if span_days < 120 else "%b\n%Y"
+    else:
+        pattern = "%d %b"
+    ax.xaxis.set_major_formatter(mdates.DateFormatter(pattern))  # type: ignore[no-untyped-call]
+    ax.set_xlabel(
+        f"time (UTC), {first:%d %b %Y} .. {last:%d %b %Y}"
+        if first.year != last.year
+        else f"time (UTC), {first:%Y}"
+    )
+
+
+def _cosine_limits(*series: FloatMatrix) -> tuple[float, float]:
+    """The whole cosine range the data uses: negative cosines (a profile pushed away by
+    dislikes) stay visible, and the axis never cuts a line."""
+    values = np.concatenate([s[np.isfinite(s)] for s in series] or [np.zeros(1)])
+    low = float(values.min()) if values.size else 0.0
+    return (min(-0.05, low - 0.05), 1.05)
+
+
+def _interests_panel(ax: Any, timeline: Timeline, when: list[datetime]) -> None:
+    """Cluster shares when the profile has several clusters; with one (templated item texts
+    collapse into one), the decayed mass by domain, which still shows tastes moving."""
+    if timeline.cluster_weights.shape[1] >= 2:
+        labels = [_short(label) for label in timeline.cluster_labels]
+        ax.stackplot(when, 100 * timeline.cluster_shares.T, labels=labels, alpha=0.85)
+        ax.set_ylim(0, 100)
+        ax.set_ylabel("share of decayed mass (%)")
+        ax.set_title(
+            f"{timeline.user_id}: interest clusters, labelled by their final medoid", fontsize=10
+        )
+    elif timeline.domain_weights.shape[1]:
+        shares = timeline.domain_shares
+        ax.stackplot(when, 100 * shares.T, labels=list(timeline.domain_labels), alpha=0.85)
+        ax.set_ylim(0, 100)
+        ax.set_ylabel("share of decayed liking (%)")
+        clusters = timeline.cluster_weights.shape[1]
+        ax.set_title(
+            f"{timeline.user_id}: {clusters} interest cluster{'s' if clusters != 1 else ''}"
+            " at the end, so: decayed liking by domain",
+            fontsize=10,
+        )
+    else:
+        mass = timeline.cluster_weights.sum(axis=1)
+        label = _short(timeline.cluster_labels[0]) if timeline.cluster_labels else "profile"
+        ax.fill_between(when, mass, alpha=0.6, label=label)
+        ax.set_ylabel("decayed mass")
+        ax.set_title(f"{timeline.user_id}: one interest cluster, its decayed mass", fontsize=10)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
+
+
+def plot_timelines(timelines: Sequence[Timeline], path: Path) -> Path:
+    """Per user: short- vs long-term drift (left) and interests over time (right)."""
+    plt = _pyplot()
 
     rows = len(timelines)
     fig, axes = plt.subplots(
-        rows, 2, figsize=(15.0, 3.6 * rows), squeeze=False, gridspec_kw={"width_ratios": [1, 1.5]}
+        rows, 2, figsize=(15.0, 3.8 * rows), squeeze=False, gridspec_kw={"width_ratios": [1, 1.5]}
     )
     for row, timeline in enumerate(timelines):
         when = [datetime.fromtimestamp(float(t), tz=UTC) for t in timeline.times]
         left, right = axes[row]
+        left.axhline(0.0, color="grey", lw=0.8, alpha=0.6)
         left.plot(when, timeline.drift, color="tab:purple", lw=1.6, label="cos(short, long): drift")
         left.plot(
             when,
@@ -103,25 +166,16 @@ def plot_timelines(timelines: Sequence[Timeline], path: Path) -> Path:
         left.plot(
             when, timeline.long_to_final, color="tab:blue", lw=1.6, label="cos(long, final long)"
         )
-        left.set_ylim(-0.05, 1.05)
+        left.set_ylim(
+            *_cosine_limits(timeline.drift, timeline.short_to_final, timeline.long_to_final)
+        )
         left.set_ylabel("cosine")
         left.set_title(f"{timeline.user_id}: short- vs long-term profile", fontsize=10)
-
-        if timeline.cluster_weights.shape[1]:
-            labels = [_short(label) for label in timeline.cluster_labels]
-            right.stackplot(when, 100 * timeline.cluster_shares.T, labels=labels, alpha=0.85)
-            right.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
-        right.set_ylim(0, 100)
-        right.set_ylabel("share of decayed mass (%)")
-        right.set_title(
-            f"{timeline.user_id}: interest clusters, labelled by their final medoid", fontsize=10
-        )
+        _interests_panel(right, timeline, when)
         for ax in (left, right):
-            ax.xaxis.set_major_locator(mdates.AutoDateLocator(minticks=3, maxticks=6))  # type: ignore[no-untyped-call]
-            ax.xaxis.set_major_formatter(mdates.DateFormatter("%b %d"))  # type: ignore[no-untyped-call]
+            _date_axis(ax, timeline.times)
             ax.grid(alpha=0.3)
-            ax.set_xlabel("time (UTC)")
-    fig.suptitle("How profiles move: drift and interest clusters over time", fontsize=12)
+    fig.suptitle("How profiles move: drift and interests over time", fontsize=12)
     # One legend for the left column, below the figure: inside a panel it hid the lines.
     fig.legend(
         *axes[0][0].get_legend_handles_labels(),

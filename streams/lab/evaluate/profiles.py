@@ -10,7 +10,12 @@ import numpy as np
 import numpy.typing as npt
 
 from interest_stream.schemas.events import Event
-from interest_stream.streams.lab.evaluate.config import EvalConfig, FloatMatrix
+from interest_stream.streams.lab.evaluate.config import (
+    EvalConfig,
+    FloatMatrix,
+    ProgressFn,
+    no_progress,
+)
 from interest_stream.streams.lab.evaluate.data import Corpus, text_of
 from interest_stream.streams.lab.evaluate.split import UserSplit, is_positive, weigh
 from interest_stream.streams.model.horizons import (
@@ -65,9 +70,24 @@ def unit_or_zeros(vector: npt.NDArray[np.floating] | None, dim: int) -> FloatMat
     return np.asarray(vector, dtype=np.float64) / norm if norm > 1e-12 else np.zeros(dim)
 
 
+def centered(
+    decayed_sum: npt.NDArray[np.floating] | None, weight: float, center: FloatMatrix
+) -> npt.NDArray[np.float64] | None:
+    """A decayed sum S of unit vectors with weight W moved into the space centred on
+    `center`: S - W x center = sum of w_i d_i (x_i - center). None when nothing is left."""
+    if decayed_sum is None:
+        return None
+    moved: npt.NDArray[np.float64] = np.asarray(decayed_sum, dtype=np.float64) - weight * center
+    return moved
+
+
 @dataclass(frozen=True)
 class UserVectors:
-    """Per strategy, one unit row per user (zeros where a strategy has no profile)."""
+    """Per strategy, one unit row per user (zeros where a strategy has no profile).
+
+    The `*_centered` rows live in the space centred on the catalogue's mean item vector
+    (`center`): rank items against them by cosine to (item - center).
+    """
 
     long: FloatMatrix
     short: FloatMatrix
@@ -76,6 +96,10 @@ class UserVectors:
     last: FloatMatrix
     centroids: FloatMatrix
     centroid_owner: npt.NDArray[np.int64]
+    long_centered: FloatMatrix
+    short_centered: FloatMatrix
+    mean_centered: FloatMatrix
+    center: FloatMatrix
 
 
 def user_vectors(
@@ -85,16 +109,20 @@ def user_vectors(
     *,
     params: InterestParams | None = None,
     with_clusters: bool = True,
+    on_progress: ProgressFn = no_progress,
 ) -> UserVectors:
     """Profiles at each user's cut: decayed horizons (short falls back to long once it has
     decayed to nothing), clusters, and the baselines' profiles, from the same history."""
     params = params or config.params
     dim = corpus.text_vectors.shape[1]
+    center = corpus.item_vectors.astype(np.float64).mean(axis=0)
     rows: dict[str, list[FloatMatrix]] = defaultdict(list)
     centroids: list[FloatMatrix] = []
     owners: list[int] = []
     positive = positive_rule(corpus, config)
     for index, split in enumerate(splits):
+        if index % 32 == 0:
+            on_progress("profiles", index, len(splits))
         if with_clusters:
             profile = fold_history(split.history, corpus, params)
             state = profile.state
@@ -105,10 +133,15 @@ def user_vectors(
             state = fold_horizons(split.history, corpus, params)
         # Read both horizons at the cut, as a ranker would "now": a short-term profile whose
         # events are many half-lives old has decayed away and must not steer the ranking.
-        long = state.long.decayed_to(split.cut, params.long_decay).profile()
-        short = state.short.decayed_to(split.cut, params.short_decay).profile()
+        long_state = state.long.decayed_to(split.cut, params.long_decay)
+        short_state = state.short.decayed_to(split.cut, params.short_decay)
+        long, short = long_state.profile(), short_state.profile()
         rows["long"].append(unit_or_zeros(long, dim))
         rows["short"].append(unit_or_zeros(short if short is not None else long, dim))
+        long_c = centered(long_state.decayed_sum, long_state.weight, center)
+        short_c = centered(short_state.decayed_sum, short_state.weight, center)
+        rows["long_centered"].append(unit_or_zeros(long_c, dim))
+        rows["short_centered"].append(unit_or_zeros(short_c if short is not None else long_c, dim))
         liked = [
             corpus.vector(text_of(e))
             for e in split.history
@@ -116,6 +149,7 @@ def user_vectors(
         ]
         mean = np.mean(np.stack(liked), axis=0) if liked else None
         rows["mean"].append(unit_or_zeros(mean, dim))
+        rows["mean_centered"].append(unit_or_zeros(None if mean is None else mean - center, dim))
         rows["ema"].append(unit_or_zeros(seed_ema(liked, config.ema_keep), dim))
         # A positive event always names an item (see is_positive).
         last_item = next(e.item_id or "" for e in reversed(split.history) if positive(e))
@@ -124,6 +158,8 @@ def user_vectors(
                 corpus.text_vectors[corpus.item_text_rows[corpus.item_row[last_item]]], dim
             )
         )
+
+    on_progress("profiles", len(splits), len(splits))
 
     def stack(name: str) -> FloatMatrix:
         return np.stack(rows[name]) if rows[name] else np.zeros((0, dim))
@@ -136,6 +172,10 @@ def user_vectors(
         last=stack("last"),
         centroids=np.stack(centroids) if centroids else np.zeros((0, dim)),
         centroid_owner=np.array(owners, dtype=np.int64),
+        long_centered=stack("long_centered"),
+        short_centered=stack("short_centered"),
+        mean_centered=stack("mean_centered"),
+        center=center,
     )
 
 

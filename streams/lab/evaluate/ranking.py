@@ -9,7 +9,14 @@ import numpy as np
 import numpy.typing as npt
 
 from interest_stream.schemas.events import Event
-from interest_stream.streams.lab.evaluate.config import BLENDS, USER_CHUNK, EvalConfig, FloatMatrix
+from interest_stream.streams.lab.evaluate.config import (
+    BLENDS,
+    USER_CHUNK,
+    EvalConfig,
+    FloatMatrix,
+    ProgressFn,
+    no_progress,
+)
 from interest_stream.streams.lab.evaluate.data import Corpus
 from interest_stream.streams.lab.evaluate.profiles import UserVectors, positive_rule
 from interest_stream.streams.lab.evaluate.split import UserSplit
@@ -93,17 +100,26 @@ def make_scorers(
 ) -> list[Scorer]:
     """Score functions of the named strategies; blends named 'decay+popular@2' use beta 2."""
     item_matrix = np.ascontiguousarray(items, dtype=np.float32)
+    moved = np.asarray(items, dtype=np.float64) - vectors.center
+    norms = np.linalg.norm(moved, axis=1, keepdims=True)
+    centered_items = np.ascontiguousarray(moved / np.where(norms > 1e-12, norms, 1.0), np.float32)
     alpha = config.short_weight
 
-    def cos(matrix: FloatMatrix, rows: slice) -> FloatMatrix:
-        return (matrix[rows].astype(np.float32) @ item_matrix.T).astype(np.float64)
+    def cos(matrix: FloatMatrix, rows: slice, against: npt.NDArray[np.float32]) -> FloatMatrix:
+        return (matrix[rows].astype(np.float32) @ against.T).astype(np.float64)
 
     def decay(chunk: Chunk) -> FloatMatrix:
         # Two horizons as one score: a weighted sum of the cosines to the short- and the
         # long-term profile (alpha = short weight); the short term stands in for what the
         # user is doing this week, the long term for everything they come back to.
-        return (1.0 - alpha) * cos(vectors.long, chunk.rows) + alpha * cos(
-            vectors.short, chunk.rows
+        return (1.0 - alpha) * cos(vectors.long, chunk.rows, item_matrix) + alpha * cos(
+            vectors.short, chunk.rows, item_matrix
+        )
+
+    def decay_centered(chunk: Chunk) -> FloatMatrix:
+        long = cos(vectors.long_centered, chunk.rows, centered_items)
+        return (1.0 - alpha) * long + alpha * cos(
+            vectors.short_centered, chunk.rows, centered_items
         )
 
     def clusters(chunk: Chunk) -> FloatMatrix:
@@ -119,10 +135,12 @@ def make_scorers(
     base: dict[str, Callable[[Chunk], FloatMatrix]] = {
         "decay": decay,
         "clusters": clusters,
-        "seed-ema": lambda chunk: cos(vectors.ema, chunk.rows),
-        "mean": lambda chunk: cos(vectors.mean, chunk.rows),
-        "last": lambda chunk: cos(vectors.last, chunk.rows),
+        "seed-ema": lambda chunk: cos(vectors.ema, chunk.rows, item_matrix),
+        "mean": lambda chunk: cos(vectors.mean, chunk.rows, item_matrix),
+        "last": lambda chunk: cos(vectors.last, chunk.rows, item_matrix),
         "popular": lambda chunk: np.log1p(chunk.popularity),
+        "decay-centered": decay_centered,
+        "mean-centered": lambda chunk: cos(vectors.mean_centered, chunk.rows, centered_items),
     }
 
     def memoized(strategy: str, chunk: Chunk) -> FloatMatrix:
@@ -158,6 +176,8 @@ def rank_targets(
     scorers: Sequence[Scorer],
     popularity: Popularity,
     tie_order: npt.NDArray[np.int64],
+    on_progress: ProgressFn = no_progress,
+    stage: str = "ranking",
 ) -> dict[str, FloatMatrix]:
     """Ranks of each user's targets under every scorer: (users, max targets), inf padded.
 
@@ -166,6 +186,7 @@ def rank_targets(
     width = max((len(s.targets) for s in splits), default=1)
     ranks = {s.name: np.full((len(splits), width), np.inf) for s in scorers}
     for start in range(0, len(splits), USER_CHUNK):
+        on_progress(stage, start, len(splits))
         members = splits[start : start + USER_CHUNK]
         chunk = Chunk(
             slice(start, start + len(members)),
@@ -186,4 +207,5 @@ def rank_targets(
             scores[seen_rows, seen_items] = -np.inf
             found = _ranks(scores, target_rows, target_items, tie_order)
             ranks[scorer.name][start + target_rows, target_cols] = found
+    on_progress(stage, len(splits), len(splits))
     return ranks

@@ -52,7 +52,7 @@ def _cell(value: Estimate, best: bool) -> str:
 
 
 def _lift_cell(value: Estimate) -> str:
-    text = f"{value.mean:+.0%} ({100 * value.low:+.0f}..{100 * value.high:+.0f})"
+    text = f"{value.mean:+.0%}\n{100 * value.low:+.0f}..{100 * value.high:+.0f}"
     if value.low > 0:
         return f"[green]{text}[/]"
     return f"[red]{text}[/]" if value.high < 0 else text
@@ -78,7 +78,8 @@ def report_tables(report: EvaluationReport) -> list[Any]:
         title_justify="left",
         box=box.SIMPLE_HEAD,
     )
-    table.add_column("strategy", no_wrap=True)
+    # Long strategy names fold rather than push the figures off an 80-column terminal.
+    table.add_column("strategy", overflow="fold", max_width=16)
     for column in columns:
         table.add_column(column, justify="right", no_wrap=True)
     best = {c: max(s.metrics[c].mean for s in report.strategies) for c in columns}
@@ -87,17 +88,18 @@ def report_tables(report: EvaluationReport) -> list[Any]:
         table.add_row(result.name, *cells)
     tables: list[Any] = [table]
     if report.lifts:
-        # Comparisons as columns: three of them fit 80 characters, five metrics would not.
+        # One comparison a row, the interval under the lift: six comparisons and five
+        # metrics still fit 80 columns.
         lifts = Table(
             title="relative lift of A over B (mean A / mean B - 1), paired bootstrap 95% CI",
             title_justify="left",
             box=box.SIMPLE_HEAD,
         )
-        lifts.add_column("metric", no_wrap=True)
-        for name in report.lifts:
-            lifts.add_column(name.replace(" vs ", "\nvs "), justify="right", no_wrap=True)
+        lifts.add_column("A vs B", overflow="fold", max_width=24)
         for column in columns:
-            lifts.add_row(column, *[_lift_cell(v[column]) for v in report.lifts.values()])
+            lifts.add_column(column, justify="right", no_wrap=True)
+        for name, values in report.lifts.items():
+            lifts.add_row(name, *[_lift_cell(values[column]) for column in columns])
         tables.append(lifts)
     if report.grid is not None:
         grid = report.grid

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -34,6 +34,10 @@ class Timeline:
     long_to_final: FloatMatrix
     cluster_labels: tuple[str, ...]
     cluster_weights: FloatMatrix
+    # Liked events' weight decayed with the long half-life, by domain (the top few, then
+    # "other"): what the right-hand panel shows when the profile has a single cluster.
+    domain_labels: tuple[str, ...] = ()
+    domain_weights: FloatMatrix = field(default_factory=lambda: np.zeros((0, 0)))
 
     @property
     def cluster_shares(self) -> FloatMatrix:
@@ -45,6 +49,43 @@ class Timeline:
             where=total > 0,
         )
         return shares
+
+    @property
+    def domain_shares(self) -> FloatMatrix:
+        total = self.domain_weights.sum(axis=1, keepdims=True)
+        shares: FloatMatrix = np.divide(
+            self.domain_weights,
+            total,
+            out=np.zeros_like(self.domain_weights),
+            where=total > 0,
+        )
+        return shares
+
+
+TOP_DOMAINS = 6
+
+
+def domain_mass(
+    events: Sequence[Event], weights: Sequence[float], times: FloatMatrix, decay: float
+) -> tuple[tuple[str, ...], FloatMatrix]:
+    """Decayed weight of liked events per domain at each of `times` (top domains + other)."""
+    liked = [(e, w) for e, w in zip(events, weights, strict=True) if w > 0 and e.domain]
+    if not liked:
+        return (), np.zeros((len(times), 0))
+    totals: dict[str, float] = {}
+    for event, weight in liked:
+        totals[event.domain or ""] = totals.get(event.domain or "", 0.0) + weight
+    ranked = sorted(totals, key=lambda d: (-totals[d], d))
+    top = ranked[:TOP_DOMAINS]
+    labels = tuple(top) + (("other",) if len(ranked) > TOP_DOMAINS else ())
+    column = {domain: (top.index(domain) if domain in top else len(top)) for domain in ranked}
+    mass = np.zeros((len(times), len(labels)))
+    for event, weight in liked:
+        age = times - event.ts
+        mass[:, column[event.domain or ""]] += np.where(
+            age >= 0, weight * np.exp(-decay * np.maximum(age, 0.0)), 0.0
+        )
+    return labels, mass
 
 
 def user_timeline(
@@ -82,6 +123,9 @@ def user_timeline(
         values: FloatMatrix = np.where(empty, np.nan, (a * b).sum(axis=1))
         return values
 
+    domain_labels, domain_weights = domain_mass(
+        ordered, [w.weight for w in weighted], times, params.long_decay
+    )
     final_long = np.broadcast_to(longs[-1], longs.shape)
     final = profile.liked
     weights = np.zeros((points, len(final)))
@@ -98,6 +142,8 @@ def user_timeline(
         long_to_final=cosines(longs, final_long),
         cluster_labels=tuple(c.label for c in final),
         cluster_weights=weights,
+        domain_labels=domain_labels,
+        domain_weights=domain_weights,
     )
 
 
