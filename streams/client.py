@@ -15,6 +15,7 @@ use it as a context manager.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import IO, Any, Protocol, runtime_checkable
@@ -24,6 +25,7 @@ import numpy.typing as npt
 
 from interest_stream.encoders.base import Encoder
 from interest_stream.store.base import ProfileStore
+from interest_stream.streams.core.calibration import kept_catalogue
 from interest_stream.streams.errors import (
     ConfigurationError,
     InterestStreamError,
@@ -121,6 +123,13 @@ def read_candidates(stream: IO[str], source: str) -> list[dict[str, Any]]:
         }
         if isinstance(vector, list):
             candidate["vector"] = vector
+        popularity = item.get("popularity")
+        if popularity is not None:
+            if not isinstance(popularity, int | float) or popularity < 0:
+                raise SourceError(
+                    f"{source}:{number}: field 'popularity': a number >= 0 (interactions)"
+                )
+            candidate["popularity"] = float(popularity)
         candidates.append(candidate)
     if not candidates:
         raise SourceError(f"{source}: no candidates")
@@ -142,6 +151,7 @@ class ProfileClient:
         self.settings = settings
         self.weights = weights or ScoreWeights()
         self._encoder = encoder
+        self._centers: dict[str, npt.NDArray[np.float32] | None] = {}
 
     @classmethod
     def from_url(
@@ -162,17 +172,34 @@ class ProfileClient:
 
     # -- reading ---------------------------------------------------------------------------
 
-    def get(self, user_id: str) -> ProfileVectors:
-        """One user's profile; UnknownUserError if there is none."""
-        found = self.get_many([user_id]).get(user_id)
+    def get(self, user_id: str, *, at: float | None = None) -> ProfileVectors:
+        """One user's profile read at `at` (epoch seconds, default now: both horizons
+        decayed to the time of the read); UnknownUserError if there is none."""
+        found = self.get_many([user_id], at=at).get(user_id)
         if found is None:
             raise UnknownUserError(f"no profile for user {user_id!r}")
         return found
 
-    def get_many(self, user_ids: Sequence[str]) -> dict[str, ProfileVectors]:
-        """Profiles of the users that have one (absent users are left out)."""
+    def get_many(
+        self, user_ids: Sequence[str], *, at: float | None = None
+    ) -> dict[str, ProfileVectors]:
+        """Profiles of the users that have one, read at `at` (default now); absent users
+        are left out."""
+        when = time.time() if at is None else at
         profiles = self.store.get(list(user_ids))
-        return {user_id: ProfileVectors.from_profile(p) for user_id, p in profiles.items()}
+        return {
+            user_id: ProfileVectors.from_profile(p, at=max(when, p.state.long.t_ref or when))
+            for user_id, p in profiles.items()
+        }
+
+    def center(self, model_id: str) -> npt.NDArray[np.float32] | None:
+        """The catalogue's mean text vector the store's writers estimated for this model's
+        vector space (scores are centred on it), or None before there is one."""
+        family = model_id.split(":", 1)[0]
+        if family not in self._centers:
+            kept = kept_catalogue(self.store, model_id)
+            self._centers[family] = None if kept is None else kept.center
+        return self._centers[family]
 
     # -- encoding and scoring --------------------------------------------------------------
 
@@ -202,11 +229,16 @@ class ProfileClient:
         return vectors
 
     def contextual(
-        self, user_id: str, context: str | npt.ArrayLike, *, temperature: float | None = None
+        self,
+        user_id: str,
+        context: str | npt.ArrayLike,
+        *,
+        temperature: float | None = None,
+        at: float | None = None,
     ) -> FloatArray:
         """The user's unit profile as seen from `context` (a text or a vector): attention
         over their interest clusters, Σ softmax(q·c_k/τ)·c_k, normalized."""
-        profile = self.get(user_id)
+        profile = self.get(user_id, at=at)
         query = self.encode([context], like=profile)[0] if isinstance(context, str) else context
         tau = self.weights.temperature if temperature is None else temperature
         vector = contextual_vector(profile, query, tau)
@@ -215,17 +247,30 @@ class ProfileClient:
         return vector
 
     def explain(
-        self, user_id: str, texts: Sequence[str], *, weights: ScoreWeights | None = None
+        self,
+        user_id: str,
+        texts: Sequence[str],
+        *,
+        weights: ScoreWeights | None = None,
+        at: float | None = None,
     ) -> Scores:
-        """Scores of `texts` for the user, with the long, short and context parts."""
-        profile = self.get(user_id)
-        return score_candidates(profile, self.encode(texts, like=profile), weights or self.weights)
+        """Scores of `texts` for the user read at `at` (default now), with their parts."""
+        profile = self.get(user_id, at=at)
+        vectors = self.encode(texts, like=profile)
+        return score_candidates(
+            profile, vectors, weights or self.weights, center=self.center(profile.model_id)
+        )
 
     def score(
-        self, user_id: str, texts: Sequence[str], *, weights: ScoreWeights | None = None
+        self,
+        user_id: str,
+        texts: Sequence[str],
+        *,
+        weights: ScoreWeights | None = None,
+        at: float | None = None,
     ) -> npt.NDArray[np.float64]:
         """One score per text (higher: closer to the user's interests), in input order."""
-        return self.explain(user_id, texts, weights=weights).total
+        return self.explain(user_id, texts, weights=weights, at=at).total
 
     def rank(
         self,
@@ -234,12 +279,15 @@ class ProfileClient:
         *,
         weights: ScoreWeights | None = None,
         top: int | None = None,
+        at: float | None = None,
     ) -> list[RankedCandidate]:
-        """Candidates ({"id", "text"} or {"id", "vector"}) best first, ties in input order."""
+        """Candidates ({"id", "text"} or {"id", "vector"}, with an optional "popularity"
+        count) best first, ties in input order. When candidates carry their popularity,
+        the score is log(1 + popularity) + beta x the profile's score (see scoring)."""
         items = list(candidates)
         if not items:
             return []
-        profile = self.get(user_id)
+        profile = self.get(user_id, at=at)
         vectors = np.zeros((len(items), profile.dim), dtype=np.float32)
         to_encode = [i for i, item in enumerate(items) if item.get("vector") is None]
         given = [i for i, item in enumerate(items) if item.get("vector") is not None]
@@ -254,7 +302,16 @@ class ProfileClient:
         if to_encode:
             texts = [str(items[i]["text"]) for i in to_encode]
             vectors[to_encode] = self.encode(texts, like=profile)
-        scores = score_candidates(profile, vectors, weights or self.weights)
+        popular = any(item.get("popularity") is not None for item in items)
+        scores = score_candidates(
+            profile,
+            vectors,
+            weights or self.weights,
+            center=self.center(profile.model_id),
+            popularity=[float(item.get("popularity") or 0.0) for item in items]
+            if popular
+            else None,
+        )
         order = ranking(scores)[: top if top is not None else len(items)]
         ranked = []
         for i in order:

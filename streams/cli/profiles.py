@@ -66,6 +66,28 @@ def _profile_client(store_url: str | None, encoder_kind: app.EncoderKind | None 
     return ProfileClient(app.open_store(settings), settings=settings, encoder=encoder)
 
 
+def _read_time(value: str | None) -> float | None:
+    """--at: RFC 3339 or epoch seconds; None (now) when not given."""
+    if value is None:
+        return None
+    from interest_stream.schemas.events import parse_timestamp
+
+    try:
+        return float(value) if value.replace(".", "", 1).isdigit() else parse_timestamp(value)
+    except ValueError as exc:
+        raise click.BadParameter(
+            f"{value!r}: expected RFC 3339 (2026-11-30T12:00:00Z) or epoch seconds",
+            param_hint="--at",
+        ) from exc
+
+
+read_at = click.option(
+    "--at",
+    "at",
+    help="Read the profile as of this time (RFC 3339 or epoch seconds) [default: now].",
+)
+
+
 def _cell(value: float | None) -> str:
     return "-" if value is None else f"{value:.3f}"
 
@@ -78,10 +100,20 @@ def profile() -> None:
 @profile.command("get")
 @click.argument("user_id")
 @options.store
+@read_at
 @options.as_json("Print the profile-update record as JSON.")
-@click.option("--vectors/--no-vectors", default=False, help="Include vectors in --json output.")
-def profile_get(user_id: str, store_url: str | None, as_json: bool, vectors: bool) -> None:
-    """Show one user's profile."""
+@click.option(
+    "--vectors/--no-vectors",
+    default=True,
+    show_default=True,
+    help="Include the short- and long-term vectors in --json output.",
+)
+def profile_get(
+    user_id: str, store_url: str | None, at: str | None, as_json: bool, vectors: bool
+) -> None:
+    """Show one user's profile, read now (or --at): weights decayed to that time."""
+    import time
+
     from interest_stream.schemas.updates import profile_update
 
     settings = app.load_settings(store_url=store_url)
@@ -94,7 +126,9 @@ def profile_get(user_id: str, store_url: str | None, as_json: bool, vectors: boo
     if found is None:
         raise InterestStreamError(f"no profile for user {user_id!r} in {settings.store_url}")
     if as_json:
-        out.print_json(profile_update(found, include_vectors=vectors).model_dump_json())
+        when = _read_time(at) or time.time()
+        record = profile_update(found, include_vectors=vectors, read_at=when)
+        out.print_json(record.model_dump_json())
     else:
         out.print(profiles_table([found]))
 
@@ -141,6 +175,7 @@ def profile_similar(
 @click.option("--text", "texts", multiple=True, required=True, help="A text to score (repeat).")
 @options.store
 @_score_options
+@read_at
 @options.as_json("Print the scores as JSON.")
 @options.encoder
 def profile_score(
@@ -151,6 +186,7 @@ def profile_score(
     short_weight: float,
     context_weight: float,
     temperature: float,
+    at: str | None,
     as_json: bool,
     encoder_kind: app.EncoderKind,
 ) -> None:
@@ -161,7 +197,7 @@ def profile_score(
     """
     weights = ScoreWeights(long_weight, short_weight, context_weight, temperature)
     with _profile_client(store_url, encoder_kind) as client:
-        scores = client.explain(user_id, list(texts), weights=weights)
+        scores = client.explain(user_id, list(texts), weights=weights, at=_read_time(at))
     rows = [{"text": text, **scores.row(i)} for i, text in enumerate(texts)]
     if as_json:
         out.print_json(json.dumps({"user_id": user_id, "weights": vars(weights), "scores": rows}))
@@ -190,11 +226,13 @@ def _scores_table(title: str, rows: list[dict[str, Any]], with_id: bool = False)
     "--candidates",
     "candidates_path",
     required=True,
-    help='JSON lines {"id": ..., "text": ...} (or "vector": [...]); - for stdin.',
+    help='JSON lines {"id": ..., "text": ...} (or "vector": [...]), optionally with'
+    ' "popularity": N (interactions; the score then adds log(1 + N)); - for stdin.',
 )
 @options.store
 @click.option("--top", type=int, help="Show only the best N [default: all].")
 @_score_options
+@read_at
 @options.as_json("Print the ranking as JSON.")
 @options.encoder
 def profile_rank(
@@ -206,6 +244,7 @@ def profile_rank(
     short_weight: float,
     context_weight: float,
     temperature: float,
+    at: str | None,
     as_json: bool,
     encoder_kind: app.EncoderKind,
 ) -> None:
@@ -223,7 +262,7 @@ def profile_rank(
             raise SourceError(f"{candidates_path}: cannot read ({reason})") from exc
     weights = ScoreWeights(long_weight, short_weight, context_weight, temperature)
     with _profile_client(store_url, encoder_kind) as client:
-        ranked = client.rank(user_id, candidates, weights=weights, top=top)
+        ranked = client.rank(user_id, candidates, weights=weights, top=top, at=_read_time(at))
     rows = [item.as_dict() for item in ranked]
     if as_json:
         out.print_json(json.dumps({"user_id": user_id, "weights": vars(weights), "ranked": rows}))

@@ -26,7 +26,7 @@ from interest_stream.schemas.events import ValidationRules
 from interest_stream.schemas.records import RawRecord, Rejection
 from interest_stream.schemas.updates import ProfileUpdate, profile_update
 from interest_stream.store.base import ItemCatalog, ProfileStore, ProfileWrite
-from interest_stream.streams.core.calibration import BackgroundCalibration
+from interest_stream.streams.core.calibration import CatalogueCalibration
 from interest_stream.streams.core.prepare import (
     Candidate,
     Weigher,
@@ -122,6 +122,7 @@ class BatchCore:
         include_vectors: bool = True,
         items: ItemCatalog | None = None,
         profile_cache_size: int = 0,
+        estimate_catalogue: bool = False,
         calibrate_background: bool = False,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -131,8 +132,12 @@ class BatchCore:
         self.rules = rules or ValidationRules()
         self.include_vectors = include_vectors
         self._clock = clock
-        self.calibration = BackgroundCalibration(
-            store, encoder.model_id, params or InterestParams(), enabled=calibrate_background
+        self.calibration = CatalogueCalibration(
+            store,
+            encoder.model_id,
+            params or InterestParams(),
+            calibrate_background=calibrate_background,
+            estimate=estimate_catalogue or calibrate_background,
         )
         self._weigher = Weigher(encoder, self.calibration.params)
         self.cache = ProfileCache(profile_cache_size)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import numpy.typing as npt
@@ -65,6 +65,8 @@ class ProfileVectors:
     disliked: FloatArray | None = None
     disliked_labels: tuple[str, ...] = ()
     disliked_weights: FloatArray | None = None
+    long_norm: float = 1.0
+    short_norm: float = 1.0
 
     @classmethod
     def from_profile(cls, profile: UserProfile, at: float | None = None) -> ProfileVectors:
@@ -78,6 +80,8 @@ class ProfileVectors:
         at = at if at is not None else (newest if newest is not None else profile.updated_at)
         long_weight = state.long.weight_at(at, decay_long)
         short_weight = state.short.weight_at(at, decay_short)
+        long_at = state.long.decayed_to(at, decay_long)
+        short_at = state.short.decayed_to(at, decay_short)
         long, short = state.long.profile(), state.short.profile()
         liked, disliked = profile.liked, profile.disliked
         fade = math.exp(-decay_long * max(0.0, at - newest)) if newest is not None else 1.0
@@ -99,11 +103,41 @@ class ProfileVectors:
             disliked=_stack(disliked, profile.dim),
             disliked_labels=tuple(c.label for c in disliked),
             disliked_weights=np.array([c.weight * fade for c in disliked], dtype=np.float32),
+            long_norm=float(np.linalg.norm(long_at.decayed_sum)),
+            short_norm=float(np.linalg.norm(short_at.decayed_sum)),
         )
 
     @property
     def dim(self) -> int:
         return int(self.centroids.shape[1])
+
+    def centered(self, center: npt.NDArray[np.floating]) -> ProfileVectors:
+        """The profile in the space centred on the catalogue's mean vector: each horizon
+        becomes S − W·center (the decayed sum of its events' offsets from the center),
+        cluster centroids c − center; all unit. Same time of read, same weights."""
+        mu = np.asarray(center, dtype=np.float64)
+
+        def moved(unit: FloatArray | None, norm: float, weight: float) -> FloatArray | None:
+            if unit is None:
+                return None
+            row: FloatArray = _unit_rows(unit.astype(np.float64) * norm - weight * mu)[0].astype(
+                np.float32
+            )
+            return row
+
+        def rows(matrix: FloatArray) -> FloatArray:
+            if not len(matrix):
+                return matrix
+            moved_rows: FloatArray = _unit_rows(matrix.astype(np.float64) - mu).astype(np.float32)
+            return moved_rows
+
+        return replace(
+            self,
+            long=moved(self.long, self.long_norm, self.long_weight),
+            short=moved(self.short, self.short_norm, self.short_weight),
+            centroids=rows(self.centroids),
+            disliked=None if self.disliked is None else rows(self.disliked),
+        )
 
     def horizon(self, name: str) -> FloatArray | None:
         if name not in ("long", "short"):
@@ -125,6 +159,8 @@ class ScoreWeights:
     context: float = 0.2
     temperature: float = 0.1
     dislike: float = 0.2
+    # With candidates' popularity: score = log(1 + popularity) + beta x the profile's score.
+    beta: float = 4.0
 
     def __post_init__(self) -> None:
         parts = (self.long, self.short, self.context)
@@ -135,6 +171,8 @@ class ScoreWeights:
             )
         if self.temperature <= 0:
             raise ConfigurationError(f"temperature must be > 0, got {self.temperature}")
+        if self.beta < 0:
+            raise ConfigurationError(f"beta must be >= 0, got {self.beta}")
 
 
 @dataclass(frozen=True)
@@ -202,8 +240,28 @@ def _clusters_of(profile: ProfileVectors) -> list[Cluster]:
     ]
 
 
+def _contextual_cosines(
+    matrix: npt.NDArray[np.float64], centroids: npt.NDArray[np.float64], temperature: float
+) -> npt.NDArray[np.float64]:
+    """cos(x, ctx(x)) for every row x at once: ctx(x) = Σ_k softmax(x·c_k/τ)·c_k."""
+    logits = matrix @ centroids.T / temperature
+    attention = np.exp(logits - logits.max(axis=1, keepdims=True))
+    attention /= attention.sum(axis=1, keepdims=True)
+    mixed = attention @ centroids
+    norms = np.linalg.norm(mixed, axis=1)
+    cosines: npt.NDArray[np.float64] = (matrix * mixed).sum(axis=1) / np.where(
+        norms > 0, norms, 1.0
+    )
+    return cosines
+
+
 def score_candidates(
-    profile: ProfileVectors, candidates: npt.ArrayLike, weights: ScoreWeights | None = None
+    profile: ProfileVectors,
+    candidates: npt.ArrayLike,
+    weights: ScoreWeights | None = None,
+    *,
+    center: npt.ArrayLike | None = None,
+    popularity: npt.ArrayLike | None = None,
 ) -> Scores:
     """Score each candidate vector x (a row) against the profile:
 
@@ -218,6 +276,13 @@ def score_candidates(
     d_k are the centroids of the user's disliked clusters: a candidate like something the
     user panned is pushed down. A part the profile lacks drops out and the rest is
     renormalized, so scores stay on the cosine scale.
+
+    With the catalogue's `center` (its mean text vector), every cosine is taken in the
+    space centred on it (candidates x − center, the profile `ProfileVectors.centered`):
+    what catalogue texts all share (a template, the encoder's common direction) no longer
+    makes every candidate look alike. With the candidates' `popularity` (interaction
+    counts), the score becomes log(1 + popularity) + beta·score: the profile picks the
+    user's topics, popularity orders what the profile scores nearly alike.
     """
     weights = weights or ScoreWeights()
     matrix = _unit_rows(candidates)
@@ -225,17 +290,18 @@ def score_candidates(
         raise InterestStreamError(
             f"candidate vectors have {matrix.shape[1]} dimensions, the profile {profile.dim}"
         )
+    if center is not None:
+        mu = np.asarray(center, dtype=np.float64)
+        matrix = _unit_rows(matrix - mu)
+        profile = profile.centered(mu)
     n = matrix.shape[0]
     missing = np.full(n, np.nan)
     long = missing if profile.long is None else matrix @ profile.long.astype(np.float64)
     short = missing if profile.short is None else matrix @ profile.short.astype(np.float64)
     context = missing.copy()
     if len(profile.centroids):
-        clusters = _clusters_of(profile)
-        for row, vector in enumerate(matrix):
-            mixed = contextual_profile(clusters, vector, weights.temperature)
-            if mixed is not None:
-                context[row] = float(vector @ _unit_rows(mixed)[0])
+        centroids = profile.centroids.astype(np.float64)
+        context = _contextual_cosines(matrix, centroids, weights.temperature)
     dislike = missing.copy()
     if profile.disliked is not None and len(profile.disliked):
         dislike = (matrix @ profile.disliked.astype(np.float64).T).max(axis=1)
@@ -256,6 +322,9 @@ def score_candidates(
         total /= weight_sum
     else:  # an empty profile, or only the weighted-away parts exist: nothing to go on
         total = missing.copy()
+    if popularity is not None:
+        prior = np.log1p(np.maximum(np.asarray(popularity, dtype=np.float64), 0.0))
+        total = prior + weights.beta * np.where(np.isnan(total), 0.0, total)
     return Scores(
         total=total,
         long=long,

@@ -39,6 +39,9 @@ STRATEGIES: tuple[str, ...] = (
     # otherwise dominates every cosine.
     "decay-centered",
     "mean-centered",
+    # What the product ranks with: `profile rank` and ProfileClient.rank given candidates
+    # with their popularity (log(1 + popularity) + beta x the centred profile score).
+    "product",
     "decay-centered+popular",
     "mean-centered+popular",
 )
@@ -53,6 +56,7 @@ DEFAULT_STRATEGIES: tuple[str, ...] = (
     "mean+popular",
     "decay-centered+popular",
     "mean-centered+popular",
+    "product",
 )
 BLENDS: Mapping[str, str] = {
     "decay+popular": "decay",
@@ -66,6 +70,8 @@ LIFTS: tuple[tuple[str, str], ...] = (
     ("decay", "mean"),
     ("decay-centered+popular", "popular"),
     ("decay-centered+popular", "mean-centered+popular"),
+    ("product", "popular"),
+    ("product", "mean+popular"),
     ("decay-centered+popular", "decay+popular"),
 )
 

@@ -14,7 +14,7 @@ import numpy.typing as npt
 
 from interest_stream.encoders.base import Encoder
 from interest_stream.schemas.events import Event
-from interest_stream.streams.core.calibration import SAMPLE
+from interest_stream.streams.core.calibration import SAMPLE, Catalogue
 from interest_stream.streams.errors import ConfigurationError, SourceError
 from interest_stream.streams.lab.evaluate.config import (
     BLENDS,
@@ -33,6 +33,7 @@ from interest_stream.streams.lab.evaluate.data import (
     EventLog,
     build_corpus,
     resolve_texts,
+    text_of,
 )
 from interest_stream.streams.lab.evaluate.metrics import (
     Estimate,
@@ -44,7 +45,6 @@ from interest_stream.streams.lab.evaluate.metrics import (
 from interest_stream.streams.lab.evaluate.profiles import positive_rule, user_vectors
 from interest_stream.streams.lab.evaluate.ranking import Popularity, make_scorers, rank_targets
 from interest_stream.streams.lab.evaluate.split import UserSplit, split_users, validation_splits
-from interest_stream.streams.model.clusters import background_cosine
 from interest_stream.streams.model.horizons import (
     DAY,
     HOUR,
@@ -274,10 +274,13 @@ def evaluate(
     timings["encode"] = time.perf_counter() - started
     if not corpus.item_ids:
         raise SourceError(f"no event in {log.source} carries an item_id: nothing to rank")
-    if config.calibrate_background and len(corpus.text_vectors) >= 2:
-        sample = corpus.text_vectors[:SAMPLE]
-        background = round(background_cosine(sample), 4)
-        config = replace(config, params=replace(config.params, cluster_background=background))
+    # What a new store's writers estimate from the first distinct texts they see
+    # (streams/core/calibration.py): the catalogue's center and background cosine.
+    first = list(dict.fromkeys(text_of(e) for e in log.events))[:SAMPLE]
+    catalogue = Catalogue.estimate(corpus.text_vectors[[corpus.text_row[t] for t in first]])
+    if config.calibrate_background:
+        params = replace(config.params, cluster_background=catalogue.background)
+        config = replace(config, params=params)
 
     mark = time.perf_counter()
     by_user: dict[str, list[Event]] = defaultdict(list)
@@ -313,8 +316,9 @@ def evaluate(
         test,
         corpus,
         config,
-        with_clusters="clusters" in config.strategies,
+        with_clusters=bool({"clusters", "product"} & set(config.strategies)),
         on_progress=on_progress,
+        catalogue_center=catalogue.center.astype(np.float64),
     )
     timings["profiles"] = time.perf_counter() - mark
 

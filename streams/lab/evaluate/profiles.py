@@ -24,6 +24,7 @@ from interest_stream.streams.model.horizons import (
     seed_ema,
 )
 from interest_stream.streams.model.profile import UserProfile, WeightedEvent, fold_events
+from interest_stream.streams.model.scoring import ProfileVectors
 
 
 def weighted_events(
@@ -100,6 +101,9 @@ class UserVectors:
     short_centered: FloatMatrix
     mean_centered: FloatMatrix
     center: FloatMatrix
+    # The product's own view of each profile and the center a store would estimate.
+    views: tuple[ProfileVectors, ...] = ()
+    catalogue_center: FloatMatrix | None = None
 
 
 def user_vectors(
@@ -110,6 +114,7 @@ def user_vectors(
     params: InterestParams | None = None,
     with_clusters: bool = True,
     on_progress: ProgressFn = no_progress,
+    catalogue_center: FloatMatrix | None = None,
 ) -> UserVectors:
     """Profiles at each user's cut: decayed horizons (short falls back to long once it has
     decayed to nothing), clusters, and the baselines' profiles, from the same history."""
@@ -119,6 +124,7 @@ def user_vectors(
     rows: dict[str, list[FloatMatrix]] = defaultdict(list)
     centroids: list[FloatMatrix] = []
     owners: list[int] = []
+    views: list[ProfileVectors] = []
     positive = positive_rule(corpus, config)
     for index, split in enumerate(splits):
         if index % 32 == 0:
@@ -129,6 +135,10 @@ def user_vectors(
             for cluster in profile.liked:
                 centroids.append(np.asarray(cluster.centroid, dtype=np.float64))
                 owners.append(index)
+            # The ranker's view of the profile, read at the cut: what the product scores.
+            views.append(
+                ProfileVectors.from_profile(profile, at=max(split.cut, profile.updated_at))
+            )
         else:
             state = fold_horizons(split.history, corpus, params)
         # Read both horizons at the cut, as a ranker would "now": a short-term profile whose
@@ -176,6 +186,8 @@ def user_vectors(
         short_centered=stack("short_centered"),
         mean_centered=stack("mean_centered"),
         center=center,
+        views=tuple(views),
+        catalogue_center=center if catalogue_center is None else catalogue_center,
     )
 
 

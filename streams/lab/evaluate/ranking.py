@@ -20,6 +20,7 @@ from interest_stream.streams.lab.evaluate.config import (
 from interest_stream.streams.lab.evaluate.data import Corpus
 from interest_stream.streams.lab.evaluate.profiles import UserVectors, positive_rule
 from interest_stream.streams.lab.evaluate.split import UserSplit
+from interest_stream.streams.model.scoring import ScoreWeights, score_candidates
 
 
 class Popularity:
@@ -132,7 +133,25 @@ def make_scorers(
             np.maximum.at(out, owner[mask] - rows.start, sims)
         return out
 
+    def product(chunk: Chunk) -> FloatMatrix:
+        # The product's own ranking (`profile rank`, ProfileClient.rank) with the items'
+        # popularity before the cut as the candidates' popularity: default weights and beta,
+        # centred on the center a store estimates, profiles read at the cut.
+        weights = ScoreWeights()
+        out = np.empty((chunk.rows.stop - chunk.rows.start, len(item_matrix)))
+        for row, user in enumerate(range(chunk.rows.start, chunk.rows.stop)):
+            scores = score_candidates(
+                vectors.views[user],
+                item_matrix,
+                weights,
+                center=vectors.catalogue_center,
+                popularity=chunk.popularity[row],
+            )
+            out[row] = np.nan_to_num(scores.total, nan=-1.0)
+        return out
+
     base: dict[str, Callable[[Chunk], FloatMatrix]] = {
+        "product": product,
         "decay": decay,
         "clusters": clusters,
         "seed-ema": lambda chunk: cos(vectors.ema, chunk.rows, item_matrix),
