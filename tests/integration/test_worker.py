@@ -13,6 +13,7 @@ import random
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, Phase, given, settings
@@ -161,6 +162,46 @@ def test_kill_9_at_random_points_loses_nothing_and_applies_nothing_twice(
         log_path=log,
         batch_size=64,
     ).start()
+    try:
+        _wait_done(cluster, expected, [worker])
+        _wait_all_announced(cluster, [worker])
+    finally:
+        worker.stop()
+    assert_profiles_equal(expected, cluster["store"])
+
+
+def test_kill_9_between_coalesced_folds_and_their_flush_loses_nothing(
+    cluster: dict[str, str], tmp_path: Path
+):
+    """With a long flush window the worker folds several full batches in memory before it
+    writes; killed in that window, it has stored and acknowledged nothing of them, and a
+    restarted worker ends at the single clean pass."""
+    events = _workload(users=40, per_user=50, seed=14)
+    expected = oracle(events, tmp_path, time.time())
+    publish(cluster["bootstrap"], cluster["prefix"], event_messages(events))
+    common: dict[str, Any] = {
+        "bootstrap": cluster["bootstrap"],
+        "prefix": cluster["prefix"],
+        "store_url": cluster["store"],
+        "log_path": tmp_path / "worker.log",
+        "batch_size": 64,
+    }
+    coalescing = WorkerProcess(env={"INTEREST_STREAM_FLUSH_INTERVAL_MS": "60000"}, **common)
+    coalescing.start()
+    try:
+        # Several full batches folded, none flushed: the window is open.
+        wait_until(
+            lambda: coalescing.totals().batches >= 3,
+            120,
+            "three folded batches",
+            coalescing.log_tail,
+        )
+        folded = coalescing.totals()
+        assert folded.flushes == 0 and folded.applied == 0, folded
+    finally:
+        coalescing.kill()
+    assert total_events(cluster["store"]) == 0  # nothing of the open window was stored
+    worker = WorkerProcess(**common).start()
     try:
         _wait_done(cluster, expected, [worker])
         _wait_all_announced(cluster, [worker])

@@ -4,6 +4,7 @@ what was folded and stays bounded in bytes whatever the number of events."""
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -91,7 +92,7 @@ def test_the_short_term_share_fades_to_nothing_as_the_last_event_recedes(rows):
         for k in range(0, 40, 4)
     ]
     assert all(0.0 <= s <= 1.0 for s in shares)
-    assert all(b <= a + 1e-12 for a, b in zip(shares, shares[1:], strict=False))
+    assert all(b <= a + 1e-12 for a, b in itertools.pairwise(shares))
     assert shares[-1] < 1e-3  # 36 short half-lives later
 
 
