@@ -88,24 +88,18 @@ def read_topic(
 
 def consumer_lag(bootstrap: str, group: str, topics: Sequence[str]) -> int:
     """Messages of `topics` not yet committed by `group` (acked = written and announced)."""
-    from kafka import KafkaAdminClient, TopicPartition
+    from kafka import TopicPartition
 
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
     try:
-        committed = admin.list_consumer_group_offsets(group)
         partitions = [
             TopicPartition(t, p) for t in topics for p in consumer.partitions_for_topic(t) or ()
         ]
         ends = consumer.end_offsets(partitions)
+        committed = {tp: consumer.committed(tp) for tp in partitions}
     finally:
         consumer.close()
-        admin.close()
-    lag = 0
-    for tp, end in ends.items():
-        meta = committed.get(tp)
-        lag += end - (meta.offset if meta is not None and meta.offset >= 0 else 0)
-    return lag
+    return sum(end - (committed[tp] or 0) for tp, end in ends.items())
 
 
 def create_topics(bootstrap: str, prefix: str, partitions: int = 6) -> None:

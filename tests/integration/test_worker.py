@@ -25,6 +25,7 @@ from tests.integration.harness import (
     ROOT,
     WorkerProcess,
     assert_profiles_equal,
+    consumer_lag,
     create_topics,
     event_messages,
     oracle,
@@ -446,3 +447,63 @@ def test_item_only_clicks_use_the_catalogue_and_unknown_items_go_to_the_dlq(
         store.close()
     assert profile.event_count == 3 and list(profile.domains) == ["movies"]
     assert profile.clusters[0].label == "Astronauts stranded on Mars"
+
+
+def test_a_publish_that_can_never_succeed_stops_the_worker_with_a_clear_message(
+    kafka_bootstrap: str,
+    cassandra_contact: tuple[str, int],
+    keyspace: str,
+    topic_prefix: str,
+    tmp_path: Path,
+):
+    """A broker refusal that retrying cannot fix (a record larger than the topic accepts)
+    reaches the supervisor: the worker stops, says why, and acknowledges nothing."""
+    from kafka.admin import KafkaAdminClient, NewTopic
+
+    host, port = cassandra_contact
+    store_url = f"cassandra://{host}:{port}/{keyspace}"
+    open_store(store_url, create_schema=True).close()
+    admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    try:
+        topics = [NewTopic(f"{topic_prefix}{t}", 2, 1) for t in ("clicks", "reviews", "queries")]
+        # Profile updates carry two 384-float vectors, far over this limit.
+        topics.append(
+            NewTopic(
+                f"{topic_prefix}profile-updates",
+                2,
+                1,
+                topic_configs={"cleanup.policy": "compact", "max.message.bytes": "1000"},
+            )
+        )
+        topics.append(NewTopic(f"{topic_prefix}interest-stream-dlq", 2, 1))
+        topics.append(
+            NewTopic(f"{topic_prefix}items", 2, 1, topic_configs={"cleanup.policy": "compact"})
+        )
+        admin.create_topics(topics)
+    finally:
+        admin.close()
+    events = _workload(users=3, per_user=5, seed=16)
+    publish(kafka_bootstrap, topic_prefix, event_messages(events))
+    worker = WorkerProcess(
+        bootstrap=kafka_bootstrap,
+        prefix=topic_prefix,
+        store_url=store_url,
+        log_path=tmp_path / "worker.log",
+    ).start()
+    try:
+        deadline = time.monotonic() + 120
+        while worker.alive() and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert not worker.alive(), "the worker kept retrying a publish that cannot succeed"
+        assert worker.process is not None and worker.process.returncode != 0
+        log = worker.log_path.read_text(errors="replace")
+        assert "publish failed permanently" in log and "MessageSizeTooLarge" in log, log[-2000:]
+        assert "retrying in" not in log.split("publish failed permanently")[0].split("publish")[-1]
+    finally:
+        worker.kill()
+    lag = consumer_lag(
+        kafka_bootstrap,
+        f"{topic_prefix}group",
+        [f"{topic_prefix}{t}" for t in ("clicks", "reviews", "queries")],
+    )
+    assert lag == len(events)  # nothing acknowledged: the events come again after a fix
