@@ -25,6 +25,9 @@ if TYPE_CHECKING:
 FRESHNESS_BUCKETS = (0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
+# What the worker asks of the store, as the `operation` label of store errors.
+STORE_OPERATIONS = ("fold", "flush", "discard", "items")
+
 # The fields a rejection can name; anything else (an unknown field) counts as "other".
 _FIELDS = frozenset(
     {"event_id", "user_id", "ts", "type", "text", "item_id", "rating", "domain", "key"}
@@ -145,6 +148,8 @@ class WorkerMetrics:
             ["operation"],
             registry=r,
         )
+        for operation in STORE_OPERATIONS:  # served at 0 from the start, so rate() works
+            self.store_errors.labels(operation=operation)
         self.publish_errors = Counter(
             "interest_stream_publish_errors_total",
             "Sends to the update or dead-letter topic that failed (and were retried).",

@@ -340,7 +340,9 @@ def create_app(settings: Settings, core: BatchCore, metrics: WorkerMetrics | Non
                     )
                     for event in batch
                 ]
-                outcome = await pipeline.run(apply_items, entries, encoder, catalog)
+                outcome = await pipeline.run(
+                    apply_items, entries, encoder, catalog, operation="items"
+                )
                 await _retrying(
                     "publish", functools.partial(send_confirmed, outcome.rejects), metrics
                 )

@@ -532,3 +532,100 @@ def bench_sentiment_command(
         out.print_json(json.dumps(figures))
     else:
         lab.print_figures(figures, out)
+
+
+@bench.command("soak")
+@options.brokers
+@click.option(
+    "--cassandra",
+    "cassandra_hosts",
+    default="127.0.0.1:9042",
+    show_default=True,
+    help="Cassandra contact point(s) host:port (a scratch keyspace is made and dropped).",
+)
+@click.option("--minutes", type=float, default=15.0, show_default=True, help="How long to run.")
+@click.option("--rate", type=float, default=200.0, show_default=True, help="Events per second.")
+@click.option(
+    "--users", type=int, default=2000, show_default=True, help="Distinct users in the load."
+)
+@click.option(
+    "--encoder",
+    "encoder_kind",
+    type=click.Choice(["onnx", "hashing"]),
+    default="onnx",
+    show_default=True,
+    help="The worker's encoder (hashing: the model-free one, to soak the rest alone).",
+)
+@click.option(
+    "--warmup-minutes",
+    type=float,
+    default=3.0,
+    show_default=True,
+    help="Memory before this is left out of the growth figure.",
+)
+@options.precision
+@options.as_json("Print the figures as JSON at the end.")
+def bench_soak_command(
+    brokers: str | None,
+    cassandra_hosts: str,
+    minutes: float,
+    rate: float,
+    users: int,
+    encoder_kind: str,
+    warmup_minutes: float,
+    precision: str | None,
+    as_json: bool,
+) -> None:
+    """A steady load through the real servers for --minutes: every minute the worker's
+    resident memory, freshness p99, consumer lag and errors; at the end the memory slope
+    after the warm-up.
+
+    Targets: no errors, lag bounded (at most 5 s of load at the end), memory growth under
+    5% after the warm-up (judged when at least 5 minutes follow it). Exits 1 if one is missed.
+    """
+    from interest_stream.streams.lab.soak import Minute, soak, verdicts
+
+    settings = app.load_settings(
+        brokers=brokers, store_url=f"cassandra://{cassandra_hosts}/soak", precision=precision
+    )
+
+    def show(minute: Minute) -> None:
+        if not as_json:
+            fresh = "-" if minute.freshness_p99_ms is None else f"{minute.freshness_p99_ms:,.0f}"
+            out.print(
+                f"minute {minute.minute:>3}: offered {minute.offered:>8,}  "
+                f"rss {minute.rss_mib or 0:>7,.1f} MiB  freshness p99 {fresh:>6} ms  "
+                f"lag {minute.lag:>6,}  errors {minute.errors}",
+                highlight=False,
+            )
+
+    workdir = Path(".bench")
+    workdir.mkdir(exist_ok=True)
+    figures = soak(
+        settings,
+        minutes=minutes,
+        rate=rate,
+        users=users,
+        warmup_minutes=warmup_minutes,
+        encoder=encoder_kind,
+        workdir=workdir,
+        env={"INTEREST_STREAM_PRECISION": settings.precision},
+        on_minute=show,
+    )
+    figures["verdicts"] = verdicts(figures)
+    if as_json:
+        out.print_json(json.dumps(figures))
+    else:
+        memory = figures["memory"]
+        if memory["slope_mib_per_min"] is not None:
+            out.print(
+                f"memory after {warmup_minutes:g} min: {memory['start_mib']:,} -> "
+                f"{memory['end_mib']:,} MiB, slope {memory['slope_mib_per_min']:+.3f} MiB/min, "
+                f"growth {memory['growth']:+.1%}",
+                highlight=False,
+            )
+        for name, verdict in figures["verdicts"].items():
+            colour = {"met": "green", "not met": "red"}.get(verdict, "yellow")
+            out.print(f"{name}: [{colour}]{verdict}[/{colour}]", highlight=False)
+    if "not met" in figures["verdicts"].values():
+        sys.exit(1)

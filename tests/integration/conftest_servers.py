@@ -14,6 +14,8 @@ to run ``deploy/local/up`` when it does not. Ports come from ``KAFKA_PORT`` and
 - ``cassandra_contact`` -> ("127.0.0.1", 9042)
 - ``cassandra_session`` -> a cassandra-driver ``Session`` for the session
 - ``keyspace`` -> a fresh keyspace (SimpleStrategy, RF 1) per test, dropped after it
+- ``cluster`` -> {"bootstrap", "prefix", "store"}: that keyspace with the schema, and the
+  input topics under that prefix
 """
 
 from __future__ import annotations
@@ -154,3 +156,18 @@ def keyspace(cassandra_session: Any) -> Iterator[str]:
     cassandra_session.execute(f"CREATE KEYSPACE {name} WITH replication = {replication}")
     yield name
     cassandra_session.execute(f"DROP KEYSPACE IF EXISTS {name}", timeout=60)
+
+
+@pytest.fixture
+def cluster(
+    kafka_bootstrap: str, cassandra_contact: tuple[str, int], keyspace: str, topic_prefix: str
+) -> dict[str, str]:
+    """A fresh keyspace with the schema and fresh input topics (6 partitions each)."""
+    from interest_stream.store import open_store
+    from tests.integration.harness import create_topics
+
+    host, port = cassandra_contact
+    store_url = f"cassandra://{host}:{port}/{keyspace}"
+    open_store(store_url, create_schema=True).close()
+    create_topics(kafka_bootstrap, topic_prefix)
+    return {"bootstrap": kafka_bootstrap, "prefix": topic_prefix, "store": store_url}

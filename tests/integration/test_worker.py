@@ -26,7 +26,6 @@ from tests.integration.harness import (
     WorkerProcess,
     assert_profiles_equal,
     consumer_lag,
-    create_topics,
     event_messages,
     oracle,
     publish,
@@ -36,17 +35,6 @@ from tests.integration.harness import (
 )
 
 pytestmark = [pytest.mark.kafka, pytest.mark.cassandra, pytest.mark.slow]
-
-
-@pytest.fixture
-def cluster(
-    kafka_bootstrap: str, cassandra_contact: tuple[str, int], keyspace: str, topic_prefix: str
-) -> dict[str, str]:
-    host, port = cassandra_contact
-    store_url = f"cassandra://{host}:{port}/{keyspace}"
-    open_store(store_url, create_schema=True).close()
-    create_topics(kafka_bootstrap, topic_prefix)
-    return {"bootstrap": kafka_bootstrap, "prefix": topic_prefix, "store": store_url}
 
 
 def _workload(users: int, per_user: int, seed: int) -> list[dict]:

@@ -77,7 +77,7 @@ class UpdateWatcher:
         self._consumer.close()
 
 
-def _wait_for(condition: Any, worker: WorkerProcess, what: str) -> None:
+def wait_for(condition: Any, worker: WorkerProcess, what: str) -> None:
     deadline = time.monotonic() + WAIT_S
     while not condition():
         if not worker.alive():
@@ -114,7 +114,7 @@ def freshness(
             encoder="onnx",
             env=env,
         ).start()
-        producer = make_producer(scratch.settings, acks=1, linger_ms=0)
+        producer = make_producer(scratch.settings, linger_ms=0)
         try:
             warm = {**offered_events[0], "event_id": "warm-up", "ts": int(time.time() * 1000)}
             producer.send(
@@ -123,7 +123,7 @@ def freshness(
                 value=json.dumps(warm).encode(),
             )
             producer.flush()
-            _wait_for(lambda: watcher.total() >= 1, worker, "the warm-up update")
+            wait_for(lambda: watcher.total() >= 1, worker, "the warm-up update")
             sent: dict[str, list[float]] = defaultdict(list)
             started = time.time()
             for i, event in enumerate(offered_events):
@@ -141,16 +141,20 @@ def freshness(
             producer.flush()
             offered = len(offered_events) / (time.time() - started)
             expected = len(offered_events) + 1
-            _wait_for(lambda: watcher.total() >= expected, worker, "all offered events")
+            wait_for(lambda: watcher.total() >= expected, worker, "all offered events")
         finally:
             producer.close()
             worker.stop()
             watcher.close()
-        latencies = _latencies(watcher.updates, sent, warm["user_id"])
-        values = np.array(latencies)
+        found = latencies(watcher.updates, sent, already={warm["user_id"]: 1})
+        if len(found) != len(offered_events):
+            raise InterestStreamError(
+                f"{len(offered_events) - len(found)} offered events never showed in an update"
+            )
+        values = np.array(found)
         return {
             "offered_events_per_s": round(offered, 1),
-            "events": len(latencies),
+            "events": len(found),
             "p50_ms": round(float(np.percentile(values, 50)) * 1000, 1),
             "p99_ms": round(float(np.percentile(values, 99)) * 1000, 1),
             "max_ms": round(float(values.max()) * 1000, 1),
@@ -159,19 +163,27 @@ def freshness(
         scratch.drop()
 
 
-def _latencies(
-    updates: Sequence[tuple[str, int, float]], sent: Mapping[str, list[float]], warm_user: str
+def latencies(
+    updates: Sequence[tuple[str, int, float]],
+    sent: Mapping[str, list[float]],
+    *,
+    already: Mapping[str, int] | None = None,
+    since: float = 0.0,
 ) -> list[float]:
     """Per user, events are applied in offset order: the k-th is in the first update whose
-    event count reaches k (+1 for the warm-up event of its user)."""
+    event count reaches k (plus the events `already` counted for that user before the
+    measurement). Events sent before `since`, or not announced yet, are left out."""
     by_user: dict[str, list[tuple[int, float]]] = defaultdict(list)
     for user, count, published in updates:
         by_user[user].append((count, published))
-    latencies = []
+    found = []
     for user, times in sent.items():
-        base = 1 if user == warm_user else 0
         ordered = sorted(by_user[user])
+        base = (already or {}).get(user, 0)
         for k, sent_at in enumerate(times, start=1 + base):
-            published = next(p for c, p in ordered if c >= k)
-            latencies.append(published - sent_at)
-    return latencies
+            if sent_at < since:
+                continue
+            shown = next((p for c, p in ordered if c >= k), None)
+            if shown is not None:
+                found.append(shown - sent_at)
+    return found
