@@ -39,7 +39,7 @@ from interest_stream.encoders.base import Encoder
 from interest_stream.schemas.events import TOPIC_OF_TYPE
 from interest_stream.streams.demo import generate
 from interest_stream.streams.errors import InterestStreamError
-from interest_stream.streams.lab.worker_process import WorkerProcess
+from interest_stream.streams.lab.worker_process import WorkerProcess, security_env
 from interest_stream.streams.settings import Settings
 
 if TYPE_CHECKING:
@@ -63,12 +63,13 @@ class _UpdateWatcher:
     of the 2-core machine away from the worker.
     """
 
-    def __init__(self, bootstrap: str, topic: str) -> None:
+    def __init__(self, settings: Settings, topic: str) -> None:
         from kafka import KafkaConsumer
 
         self._consumer = KafkaConsumer(
             topic,
-            bootstrap_servers=bootstrap,
+            bootstrap_servers=settings.brokers,
+            **_security(settings),
             auto_offset_reset="earliest",
             enable_auto_commit=False,
             group_id=None,
@@ -123,10 +124,29 @@ def _wait(
         time.sleep(0.05)
 
 
-def _publish(bootstrap: str, prefix: str, events: Sequence[dict[str, Any]]) -> None:
+def _security(settings: Settings) -> dict[str, Any]:
+    """kafka-python's TLS and SASL options for the configured cluster (the product's own)."""
+    from interest_stream.streams.kafka.clients import security_options
+
+    return security_options(settings)
+
+
+def _aiokafka_security(settings: Settings) -> dict[str, Any]:
+    """The same for aiokafka, which takes an SSL context rather than a CA file."""
+    from interest_stream.streams.kafka.clients import ssl_context
+
+    options = {k: v for k, v in _security(settings).items() if k != "ssl_cafile"}
+    if settings.kafka_security_protocol.endswith("SSL"):
+        options["ssl_context"] = ssl_context(settings)
+    return options
+
+
+def _publish(settings: Settings, prefix: str, events: Sequence[dict[str, Any]]) -> None:
     from kafka import KafkaProducer
 
-    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=10)
+    producer = KafkaProducer(
+        bootstrap_servers=settings.brokers, acks="all", linger_ms=10, **_security(settings)
+    )
     for event in events:
         producer.send(
             prefix + TOPIC_OF_TYPE[event["type"]],
@@ -144,7 +164,6 @@ class _Scratch:
         from interest_stream.store import open_store
         from interest_stream.store.cassandra import CassandraTarget, parse_url
         from interest_stream.streams.admin import init_kafka
-        from interest_stream.streams.settings import load_settings
 
         suffix = uuid.uuid4().hex[:8]
         self.prefix = f"bench-{tag}-{suffix}-"
@@ -152,14 +171,15 @@ class _Scratch:
         contact = parse_url(settings.store_url)
         self.target = CassandraTarget(contact.hosts, contact.port, self.keyspace)
         self.store_url = f"cassandra://{self.target}"
-        self.settings = load_settings(
-            brokers=settings.brokers,
-            topic_prefix=self.prefix,
-            store_url=self.store_url,
-            partitions=settings.partitions,
+        # A copy, not load_settings(): credentials given in `settings` (not the environment)
+        # must reach the scratch clients too.
+        self.settings = settings.model_copy(
+            update={"topic_prefix": self.prefix, "store_url": self.store_url}
         )
         init_kafka(self.settings)
-        open_store(self.store_url, create_schema=True).close()
+        open_store(
+            self.store_url, cassandra=self.settings.cassandra_options(), create_schema=True
+        ).close()
 
     def connect(self) -> tuple[Any, Any]:
         """A driver cluster and session on the scratch keyspace, configured as the store's."""
@@ -168,14 +188,14 @@ class _Scratch:
         return connect(self.target, self.settings.cassandra_options())
 
     def drop(self) -> None:
-        from kafka.admin import KafkaAdminClient
+        from interest_stream.streams.admin import admin_client
 
         cluster, session = self.connect()
         try:
             session.execute(f"DROP KEYSPACE IF EXISTS {self.keyspace}")
         finally:
             cluster.shutdown()
-        admin = KafkaAdminClient(bootstrap_servers=self.settings.brokers)
+        admin = admin_client(self.settings)
         try:
             names = [t for t in admin.list_topics() if t.startswith(self.prefix)]
             if names:
@@ -195,8 +215,8 @@ def _drain(
     """Publish everything, start a worker, time from its first update to the last event."""
     scratch = _Scratch(settings, tag)
     try:
-        _publish(settings.brokers, scratch.prefix, events)
-        watcher = _UpdateWatcher(settings.brokers, scratch.prefix + settings.updates_topic)
+        _publish(settings, scratch.prefix, events)
+        watcher = _UpdateWatcher(settings, scratch.prefix + settings.updates_topic)
         worker = WorkerProcess(
             bootstrap=settings.brokers,
             prefix=scratch.prefix,
@@ -205,6 +225,7 @@ def _drain(
             batch_size=settings.batch_size,
             batch_wait_ms=settings.batch_wait_ms,
             encoder=encoder,
+            env=security_env(settings),
         ).start()
         try:
             _wait(
@@ -264,7 +285,7 @@ def _raw_loop(
     scratch = _Scratch(settings, tag)
     store = CassandraStore.from_url(scratch.store_url, options=scratch.settings.cassandra_options())
     try:
-        _publish(settings.brokers, scratch.prefix, events)
+        _publish(settings, scratch.prefix, events)
 
         async def consume() -> tuple[float, int]:
             consumer = AIOKafkaConsumer(
@@ -273,6 +294,7 @@ def _raw_loop(
                 group_id=f"{scratch.prefix}raw",
                 auto_offset_reset="earliest",
                 enable_auto_commit=False,
+                **_aiokafka_security(settings),
             )
             await consumer.start()
             seen = writes = 0
@@ -358,7 +380,7 @@ def _freshness(
     workload = generate(users=200, events_per_user=max(2, int(rate * seconds / 200) + 2), seed=21)
     clicks = [e for e in workload.events if e["type"] == "click"][: int(rate * seconds)]
     try:
-        watcher = _UpdateWatcher(settings.brokers, scratch.prefix + settings.updates_topic)
+        watcher = _UpdateWatcher(settings, scratch.prefix + settings.updates_topic)
         worker = WorkerProcess(
             bootstrap=settings.brokers,
             prefix=scratch.prefix,
@@ -367,8 +389,11 @@ def _freshness(
             batch_size=settings.batch_size,
             batch_wait_ms=settings.batch_wait_ms,
             encoder=encoder,
+            env=security_env(settings),
         ).start()
-        producer = KafkaProducer(bootstrap_servers=settings.brokers, acks=1, linger_ms=0)
+        producer = KafkaProducer(
+            bootstrap_servers=settings.brokers, acks=1, linger_ms=0, **_security(settings)
+        )
         try:
             warm = {**clicks[0], "event_id": "warm-up", "ts": int(time.time() * 1000)}
             producer.send(

@@ -8,14 +8,44 @@ import re
 import signal
 import subprocess
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+
+from interest_stream.streams.settings import Settings, env_name
 
 _BATCH_LINE = re.compile(
     r"batch \d+: (?P<records>\d+) records, (?P<applied>\d+) applied, \d+ duplicates, "
     r"(?P<dlq>\d+) to DLQ, (?P<users>\d+) users, (?P<writes>\d+) writes, "
     r"(?P<lost>\d+) lost fences"
 )
+
+
+SECURITY_FIELDS = (
+    "kafka_security_protocol",
+    "kafka_sasl_mechanism",
+    "kafka_username",
+    "kafka_password",
+    "kafka_ssl_cafile",
+    "cassandra_username",
+    "cassandra_password",
+    "cassandra_ssl_cafile",
+    "cassandra_local_dc",
+)
+
+
+def security_env(settings: Settings) -> dict[str, str]:
+    """The INTEREST_STREAM_* variables that hand `settings`' credentials, TLS and local DC
+    to a worker process (secrets revealed only into the child's environment)."""
+    env = {}
+    for field in SECURITY_FIELDS:
+        value = getattr(settings, field)
+        if value is None:
+            continue
+        if hasattr(value, "get_secret_value"):
+            value = value.get_secret_value()
+        env[env_name(field)] = str(value)
+    return env
 
 
 @dataclass
@@ -32,7 +62,8 @@ class WorkerTotals:
 
 
 class WorkerProcess:
-    """One worker process; its output goes to `log_path` (appended across restarts)."""
+    """One worker process; its output goes to `log_path` (appended across restarts). `env`
+    adds to (or overrides) this process's environment, e.g. `security_env(settings)`."""
 
     def __init__(
         self,
@@ -45,6 +76,7 @@ class WorkerProcess:
         batch_wait_ms: int = 100,
         encoder: str = "hashing",
         group: str | None = None,
+        env: Mapping[str, str] | None = None,
     ) -> None:
         if encoder.startswith("precomputed:"):
             # The lab's own entry: the product's worker with vectors saved beforehand.
@@ -71,11 +103,12 @@ class WorkerProcess:
             "info",
         ]
         self.log_path = log_path
+        self.env = dict(env or {})
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> WorkerProcess:
         with self.log_path.open("ab") as log:
-            env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+            env = {**os.environ, **self.env, "PYTHONUNBUFFERED": "1"}
             self.process = subprocess.Popen(
                 self.command,
                 stdout=log,
