@@ -13,8 +13,9 @@ itself uses Faust's aiokafka clients, not these.
 from __future__ import annotations
 
 import asyncio
+import logging
 import ssl
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from interest_stream.streams.errors import BrokerError, ConfigurationError, MissingExtraError
@@ -37,6 +38,22 @@ def bootstrap_servers(settings: Settings) -> list[str]:
     return servers
 
 
+class _HideSaslPassword(logging.Filter):
+    """kafka-python's KafkaAdminClient logs its whole configuration at DEBUG (`-vv`), the
+    SASL password included: the record keeps every option but that one."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, Mapping) and record.args.get("sasl_plain_password"):
+            record.args = {**record.args, "sasl_plain_password": "**********"}
+        return True
+
+
+def _hide_password_from_debug_logs() -> None:
+    logger = logging.getLogger("kafka.admin.client")
+    if not any(isinstance(f, _HideSaslPassword) for f in logger.filters):
+        logger.addFilter(_HideSaslPassword())
+
+
 def security_options(settings: Settings) -> dict[str, Any]:
     """kafka-python keyword arguments for the configured security protocol."""
     protocol = settings.kafka_security_protocol
@@ -49,6 +66,7 @@ def security_options(settings: Settings) -> dict[str, Any]:
                 f"security protocol {protocol} needs INTEREST_STREAM_KAFKA_USERNAME and"
                 " INTEREST_STREAM_KAFKA_PASSWORD"
             )
+        _hide_password_from_debug_logs()
         options.update(
             # The worker's default too: SCRAM-SHA-512 unless configured otherwise.
             sasl_mechanism=settings.kafka_sasl_mechanism or "SCRAM-SHA-512",
