@@ -331,9 +331,15 @@ def test_secrets_never_appear_in_help_logs_or_json(pipeline: dict[str, Any]):
     for command in ((), ("init",), ("publish",), ("worker",), ("watch",), ("profile", "get")):
         shown = _cli(secure, *command, "--help", env=env)
         assert shown.returncode == 0, shown.stdout + shown.stderr
-    # -vv: the drivers' debug logs too
+    # -vv: the drivers' debug logs too (kafka-python's admin client logs its configuration)
     full = _cli(secure, "-vv", "profile", "get", "bookworm", "--json", "--vectors", env=env)
     assert full.returncode == 0 and '"long"' in full.stdout, full.stdout + full.stderr
+    for command in (
+        ("init", "--no-cassandra"),
+        ("watch", "--from-beginning", "--max", "1", "--timeout", "20"),
+    ):
+        debug = _cli(secure, "-vv", *command, env=env)
+        assert debug.returncode == 0 and "DEBUG" in debug.stderr, debug.stdout + debug.stderr
     _assert_no_secret(secure, pipeline["worker"].log_path.read_text(), "the worker's log")
     for name in ("kafka-secure", "cassandra-secure"):
         for log in (servers_home() / "run" / name / "logs").glob("*"):
