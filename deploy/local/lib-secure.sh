@@ -17,6 +17,14 @@ CASSANDRA_READER_ROLE="profile_reader"
 ensure_secure_material() {
   command -v openssl >/dev/null 2>&1 || die "openssl not found: it makes the secure servers' throwaway CA"
   command -v keytool >/dev/null 2>&1 || die "keytool (JDK) not found: it makes the secure servers' truststore"
+  if [ ! -s "$SECURE_DIR/passwords" ]; then
+    # new passwords would not open data made with the old ones (SCRAM users, roles)
+    local s
+    for s in kafka-secure cassandra-secure; do
+      [ -d "$(sdir "$s")/data" ] || continue
+      die "$s has data in $(sdir "$s") but its passwords ($SECURE_DIR/passwords) are gone: $LOCAL_DIR/down --purge --secure, then up again"
+    done
+  fi
   mkdir -p "$SECURE_DIR"
   chmod 700 "$SECURE_DIR"
   (

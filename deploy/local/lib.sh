@@ -623,7 +623,7 @@ wait_ready_check() { # server deadline timeout -> 1 (with the logs) when it died
   fi
 }
 
-# Stops servers in parallel: in a KRaft quorum, stopping the nodes one after another would
+# Stops servers in parallel: in a KRaft quorum, stopping the nodes one after another could
 # leave the last ones without a quorum for their controlled shutdown.
 stop_servers() {
   local s pids=() rc=0 p
