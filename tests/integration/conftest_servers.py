@@ -20,7 +20,8 @@ brought up by their fixtures when they are not running yet (and brought down aga
 the session / module in that case); a topology that does not come up fails the test:
 
 - ``secure_servers`` -> the variables of ``$LOCAL_SERVERS_HOME/secure/credentials.env``
-- ``three_nodes`` -> the variables of ``$LOCAL_SERVERS_HOME/nodes/cluster.env``
+- ``three_nodes`` -> a ``Topology``: the variables of ``$LOCAL_SERVERS_HOME/nodes/cluster.env``
+  and whether the fixture started it (it then purges it afterwards)
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ import subprocess
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -215,13 +217,21 @@ def secure_servers() -> Iterator[dict[str, str]]:
             local_script("down", "--secure")
 
 
+@dataclass(frozen=True)
+class Topology:
+    env: dict[str, str]
+    """The variables of the env file `up` wrote for the topology's clients."""
+    started_here: bool
+    """The fixture started it, and deletes it with all its data afterwards."""
+
+
 @pytest.fixture(scope="module")
-def three_nodes() -> Iterator[dict[str, str]]:
-    """Three Kafka brokers and three Cassandra nodes (127.0.0.1..3); the cluster.env
-    variables. Up for one module only: six idle JVMs would slow every other test."""
+def three_nodes() -> Iterator[Topology]:
+    """Three Kafka brokers and three Cassandra nodes (127.0.0.1..3). Up for one module
+    only: six idle JVMs would slow every other test on a small machine."""
     started = _bring_up(["--nodes", "3"], "the 3-node topology")
     try:
-        yield read_env_file(servers_home() / "nodes" / "cluster.env")
+        yield Topology(read_env_file(servers_home() / "nodes" / "cluster.env"), started)
     finally:
-        if started:
-            local_script("down", "--nodes", "3")
+        if started:  # purged: cheaper than dropping replicated keyspaces and topics
+            local_script("down", "--purge", "--nodes", "3")

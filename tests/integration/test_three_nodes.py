@@ -23,7 +23,7 @@ from click.testing import CliRunner
 from interest_stream.streams.cli import main
 from interest_stream.streams.demo import generate
 from interest_stream.streams.errors import StoreError
-from tests.integration.conftest_servers import local_script
+from tests.integration.conftest_servers import Topology, local_script
 from tests.integration.harness import (
     WorkerProcess,
     assert_profiles_equal,
@@ -74,35 +74,41 @@ def _coordinator_broker(admin: Any, group: str) -> int:
 
 
 @pytest.fixture
-def cluster(three_nodes: dict[str, str]) -> Iterator[dict[str, Any]]:
+def cluster(three_nodes: Topology) -> Iterator[dict[str, Any]]:
     from kafka import KafkaAdminClient
 
     prefix = f"t{uuid.uuid4().hex[:10]}-"
     keyspace = f"ks_{uuid.uuid4().hex[:12]}"
-    base = three_nodes["INTEREST_STREAM_STORE_URL"].rsplit("/", 1)[0]
-    admin = KafkaAdminClient(bootstrap_servers=three_nodes["INTEREST_STREAM_BROKERS"])
+    env = three_nodes.env
+    base = env["INTEREST_STREAM_STORE_URL"].rsplit("/", 1)[0]
+    admin = KafkaAdminClient(bootstrap_servers=env["INTEREST_STREAM_BROKERS"])
     try:
         yield {
-            "bootstrap": three_nodes["INTEREST_STREAM_BROKERS"],
+            "bootstrap": env["INTEREST_STREAM_BROKERS"],
             "prefix": prefix,
             "store": f"{base}/{keyspace}",
             "keyspace": keyspace,
             "admin": admin,
         }
+        # best effort, when the topology outlives this module (else the fixture purges it)
+        if not three_nodes.started_here:
+            _drop(admin, prefix, f"{base}/{keyspace}")
     finally:
-        try:  # best effort: the topology may be shared with later runs
-            mine = [t for t in admin.list_topics() if t.startswith(prefix)]
-            if mine:
-                admin.delete_topics(mine, timeout_ms=30_000)
-        finally:
-            admin.close()
-        from interest_stream.store.cassandra import connect, parse_url
+        admin.close()
 
-        c, session = connect(parse_url(f"{base}/{keyspace}"))
-        try:
-            session.execute(f"DROP KEYSPACE IF EXISTS {keyspace}", timeout=60)
-        finally:
-            c.shutdown()
+
+def _drop(admin: Any, prefix: str, store_url: str) -> None:
+    from interest_stream.store.cassandra import connect, parse_url
+
+    mine = [t for t in admin.list_topics() if t.startswith(prefix)]
+    if mine:
+        admin.delete_topics(mine, timeout_ms=30_000)
+    target = parse_url(store_url)
+    cluster, session = connect(target)
+    try:
+        session.execute(f"DROP KEYSPACE IF EXISTS {target.keyspace}", timeout=60)
+    finally:
+        cluster.shutdown()
 
 
 def _init_replicated(cluster: dict[str, Any]) -> None:
@@ -145,8 +151,8 @@ def test_a_broker_and_a_cassandra_node_killed_mid_stream_lose_nothing(
     expected = oracle(events, tmp_path, time.time())
     want = sum(p.event_count for p in expected.values())
     messages = event_messages(events)
-    half = len(messages) // 2
-    publish(cluster["bootstrap"], cluster["prefix"], messages[:half])
+    third = len(messages) // 3  # before the kill, while two nodes are down, after
+    publish(cluster["bootstrap"], cluster["prefix"], messages[:third])
     group = f"{cluster['prefix']}group"
     worker = WorkerProcess(
         bootstrap=cluster["bootstrap"],
@@ -160,7 +166,7 @@ def test_a_broker_and_a_cassandra_node_killed_mid_stream_lose_nothing(
     store = cluster["store"]
     killed: list[str] = []
     try:
-        wait_until(lambda: _applied(store) > want // 5, 180, "first writes", worker.log_tail)
+        wait_until(lambda: _applied(store) > want // 6, 180, "first writes", worker.log_tail)
         # The broker that coordinates the worker's group (its offsets partition leader) and
         # the Cassandra node the clients contact first: the hardest single failures.
         broker = f"kafka-{_coordinator_broker(cluster['admin'], group)}"
@@ -173,7 +179,7 @@ def test_a_broker_and_a_cassandra_node_killed_mid_stream_lose_nothing(
         assert status.returncode != 0
         for name in killed:
             assert f"{name}: stopped: it died or was killed" in status.stdout, status.stdout
-        publish(cluster["bootstrap"], cluster["prefix"], messages[half:])
+        publish(cluster["bootstrap"], cluster["prefix"], messages[third : 2 * third])
         # the survivors carry on: replication 3, min.insync.replicas 2, LOCAL_QUORUM
         wait_until(
             lambda: _applied(store) > before_kill + want // 10,
@@ -184,8 +190,9 @@ def test_a_broker_and_a_cassandra_node_killed_mid_stream_lose_nothing(
         phase(f"progress without them: {_applied(store)} events")
         result = local_script("up", *killed)
         assert result.returncode == 0, result.stdout + result.stderr
-        phase(f"{' and '.join(killed)} back")
+        phase(f"{' and '.join(killed)} back at {_applied(store)} events")
         killed = []
+        publish(cluster["bootstrap"], cluster["prefix"], messages[2 * third :])
         wait_until(lambda: _applied(store) >= want, 300, f"{want} events", worker.log_tail)
         phase("all events applied")
         assert worker.alive(), worker.log_tail()
