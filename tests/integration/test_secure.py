@@ -335,7 +335,7 @@ def test_secrets_never_appear_in_help_logs_or_json(pipeline: dict[str, Any]):
     full = _cli(secure, "-vv", "profile", "get", "bookworm", "--json", "--vectors", env=env)
     assert full.returncode == 0 and '"long"' in full.stdout, full.stdout + full.stderr
     for command in (
-        ("init", "--no-cassandra"),
+        ("init", "--no-cassandra", "--partitions", "2"),
         ("watch", "--from-beginning", "--max", "1", "--timeout", "20"),
     ):
         debug = _cli(secure, "-vv", *command, env=env)
