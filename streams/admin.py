@@ -74,7 +74,7 @@ def admin_client(settings: Settings, *, timeout_s: float = 15.0) -> Any:
         from kafka.errors import KafkaError
     except ImportError as exc:
         raise MissingExtraError("kafka-python", "kafka") from exc
-    from interest_stream.streams.kafka.clients import security_options
+    from interest_stream.streams.kafka.clients import security_options, unreachable
 
     options = security_options(settings)
     try:
@@ -86,7 +86,8 @@ def admin_client(settings: Settings, *, timeout_s: float = 15.0) -> Any:
             **options,
         )
     except KafkaError as exc:
-        raise TopicSetupError(f"cannot reach Kafka at {settings.brokers}: {exc}") from exc
+        # the broker's reason when it refuses us (credentials, TLS), as publish and watch say it
+        raise TopicSetupError(str(unreachable(settings, exc))) from exc
 
 
 def _create_missing(client: Any, plan: Mapping[str, dict[str, Any]], timeout_s: float) -> set[str]:

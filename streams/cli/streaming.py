@@ -117,6 +117,13 @@ def _datacenters(values: tuple[str, ...]) -> dict[str, int]:
 )
 @options.topic_prefix
 @click.option(
+    "--replication-factor",
+    type=int,
+    help=options.setting_help(
+        "Replicas of each new topic (at most the number of brokers).", "replication_factor"
+    ),
+)
+@click.option(
     "--keyspace-rf",
     type=int,
     default=1,
@@ -145,6 +152,7 @@ def init(
     store_url: str | None,
     partitions: int | None,
     topic_prefix: str | None,
+    replication_factor: int | None,
     keyspace_rf: int,
     keyspace_dc: tuple[str, ...],
     timeout_s: float,
@@ -159,8 +167,13 @@ def init(
     from interest_stream.streams.admin import init_cassandra, init_kafka, replication_options
 
     settings = app.load_settings(
-        brokers=brokers, store_url=store_url, partitions=partitions, topic_prefix=topic_prefix
+        brokers=brokers,
+        store_url=store_url,
+        partitions=partitions,
+        topic_prefix=topic_prefix,
+        replication_factor=replication_factor,
     )
+    quiet_driver_logs()  # a refused or unreachable server is one error line, not a log storm
     if with_cassandra is None:
         with_cassandra = settings.store_url.startswith("cassandra://")
     report: dict[str, Any] = {}

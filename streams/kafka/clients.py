@@ -3,15 +3,19 @@ from `Settings` (TLS, SASL/SCRAM) and failing with one clear `BrokerError`.
 
 kafka-python reports an unreachable cluster differently across versions (2.x raises
 `NoBrokersAvailable`, 3.x a `KafkaTimeoutError` "Unable to bootstrap"); both are
-`KafkaError`s and become "cannot reach Kafka at ..." here. Topics are checked before use,
-because the local broker (like many) auto-creates a missing topic with one partition, which
-would silently break the worker's co-partitioning. The worker itself uses Faust's aiokafka
-clients, not these.
+`KafkaError`s and become "cannot reach Kafka at ..." here, or the broker's own reason when
+one connection attempt can tell it (credentials refused, TLS refused or required). Topics
+are checked before use, because the local broker (like many) auto-creates a missing topic
+with one partition, which would silently break the worker's co-partitioning. The worker
+itself uses Faust's aiokafka clients, not these.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import asyncio
+import logging
+import ssl
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from interest_stream.streams.errors import BrokerError, ConfigurationError, MissingExtraError
@@ -34,6 +38,22 @@ def bootstrap_servers(settings: Settings) -> list[str]:
     return servers
 
 
+class _HideSaslPassword(logging.Filter):
+    """kafka-python's KafkaAdminClient logs its whole configuration at DEBUG (`-vv`), the
+    SASL password included: the record keeps every option but that one."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, Mapping) and record.args.get("sasl_plain_password"):
+            record.args = {**record.args, "sasl_plain_password": "**********"}
+        return True
+
+
+def _hide_password_from_debug_logs() -> None:
+    logger = logging.getLogger("kafka.admin.client")
+    if not any(isinstance(f, _HideSaslPassword) for f in logger.filters):
+        logger.addFilter(_HideSaslPassword())
+
+
 def security_options(settings: Settings) -> dict[str, Any]:
     """kafka-python keyword arguments for the configured security protocol."""
     protocol = settings.kafka_security_protocol
@@ -46,6 +66,7 @@ def security_options(settings: Settings) -> dict[str, Any]:
                 f"security protocol {protocol} needs INTEREST_STREAM_KAFKA_USERNAME and"
                 " INTEREST_STREAM_KAFKA_PASSWORD"
             )
+        _hide_password_from_debug_logs()
         options.update(
             # The worker's default too: SCRAM-SHA-512 unless configured otherwise.
             sasl_mechanism=settings.kafka_sasl_mechanism or "SCRAM-SHA-512",
@@ -58,7 +79,75 @@ def security_options(settings: Settings) -> dict[str, Any]:
 def unreachable(settings: Settings, exc: BaseException) -> BrokerError:
     """The one-line error for a cluster that cannot be reached or refuses us."""
     detail = str(exc).strip() or type(exc).__name__
+    reason = refusal_reason(settings)
+    if reason is not None:
+        return BrokerError(f"Kafka at {settings.brokers} {reason}")
     return BrokerError(f"cannot reach Kafka at {settings.brokers}: {detail}")
+
+
+def ssl_context(settings: Settings) -> ssl.SSLContext:
+    """The TLS context of the SSL and SASL_SSL protocols: the configured CA (else the system's),
+    host names checked."""
+    cafile = settings.kafka_ssl_cafile
+    try:
+        return ssl.create_default_context(cafile=str(cafile) if cafile else None)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigurationError(f"cannot use Kafka CA file {cafile}: {exc}") from exc
+
+
+def aiokafka_security(settings: Settings) -> dict[str, Any]:
+    """aiokafka keyword arguments for the configured security protocol (aiokafka takes an
+    SSL context where kafka-python takes a CA file)."""
+    options = {k: v for k, v in security_options(settings).items() if k != "ssl_cafile"}
+    if settings.kafka_security_protocol.endswith("SSL"):
+        options["ssl_context"] = ssl_context(settings)
+    return options
+
+
+def refusal_reason(settings: Settings, timeout_s: float = 5.0) -> str | None:
+    """Why the first broker refuses this client, asked with one aiokafka connection; None
+    when it does not refuse (or cannot be asked).
+
+    kafka-python 3.0 loses the broker's SaslAuthenticate error: the broker closes the
+    connection right after sending it, and kafka-python's TLS transport drops the bytes it
+    read together with the end of the stream, so a wrong password surfaces only as "Unable
+    to bootstrap" after the bootstrap timeout. aiokafka (installed with the worker's extra)
+    reports the broker's reason, so it is asked once, on the error path only.
+    """
+    try:
+        from aiokafka.conn import create_conn
+        from aiokafka.errors import KafkaConnectionError, SaslAuthenticationFailed
+    except ImportError:
+        return None
+    protocol = settings.kafka_security_protocol
+    options: dict[str, Any] = {"request_timeout_ms": 3000}
+
+    async def attempt() -> None:
+        host, _, port = bootstrap_servers(settings)[0].rpartition(":")
+        options.update(aiokafka_security(settings))
+        conn = await asyncio.wait_for(create_conn(host, int(port), **options), timeout_s)
+        conn.close()
+
+    try:
+        asyncio.run(attempt())
+    except SaslAuthenticationFailed as exc:
+        message = str(exc).split(": ", 1)[-1]  # drop aiokafka's "[Error 58] ...:" prefix
+        return (
+            f"refused the credentials of user {settings.kafka_username!r}"
+            f" ({protocol}, {options['sasl_mechanism']}): {message}"
+        )
+    except ssl.SSLError as exc:
+        return f"refused the TLS connection ({protocol}): {exc}"
+    except KafkaConnectionError as exc:
+        if protocol in ("PLAINTEXT", "SASL_PLAINTEXT") and "closed" in str(exc):
+            return (
+                f"closed the {protocol} connection at once: does the listener require TLS"
+                " (INTEREST_STREAM_KAFKA_SECURITY_PROTOCOL=SSL or SASL_SSL)?"
+            )
+        return None
+    except Exception:  # unreachable, timed out, inside a running loop: no better reason
+        return None
+    return None
 
 
 def make_producer(settings: Settings, **config: Any) -> Any:

@@ -20,7 +20,7 @@ from interest_stream.streams.demo import generate
 from interest_stream.streams.errors import InterestStreamError
 from interest_stream.streams.lab.pipeline.freshness import UpdateWatcher, latencies, wait_for
 from interest_stream.streams.lab.pipeline.scratch import Scratch
-from interest_stream.streams.lab.worker_process import WorkerProcess
+from interest_stream.streams.lab.worker_process import WorkerProcess, security_env
 from interest_stream.streams.settings import Settings
 
 SAMPLE_S = 5.0
@@ -125,6 +125,7 @@ def soak(
     on_minute: Callable[[Minute], None] = lambda _: None,
 ) -> dict[str, Any]:
     """Run the load, report every minute, and return the figures."""
+    env = {**security_env(settings), **(env or {})}
     scratch = Scratch(settings, "soak")
     try:
         watcher = UpdateWatcher(scratch.settings, scratch.prefix + settings.updates_topic)

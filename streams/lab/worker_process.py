@@ -17,6 +17,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from interest_stream.streams.settings import Settings, env_name
+
 PREFIX = "interest_stream_"
 
 
@@ -37,6 +39,33 @@ def parse_metrics(text: str) -> dict[str, float]:
         name = name_part.split("{", 1)[0][len(PREFIX) :]
         totals[name] = totals.get(name, 0.0) + float(value)
     return totals
+
+
+SECURITY_FIELDS = (
+    "kafka_security_protocol",
+    "kafka_sasl_mechanism",
+    "kafka_username",
+    "kafka_password",
+    "kafka_ssl_cafile",
+    "cassandra_username",
+    "cassandra_password",
+    "cassandra_ssl_cafile",
+    "cassandra_local_dc",
+)
+
+
+def security_env(settings: Settings) -> dict[str, str]:
+    """The INTEREST_STREAM_* variables that hand `settings`' credentials, TLS and local DC
+    to a worker process (secrets revealed only into the child's environment)."""
+    env = {}
+    for field in SECURITY_FIELDS:
+        value = getattr(settings, field)
+        if value is None:
+            continue
+        if hasattr(value, "get_secret_value"):
+            value = value.get_secret_value()
+        env[env_name(field)] = str(value)
+    return env
 
 
 @dataclass
@@ -74,7 +103,8 @@ class WorkerTotals:
 
 
 class WorkerProcess:
-    """One worker process; its output goes to `log_path` (appended across restarts)."""
+    """One worker process; its output goes to `log_path` (appended across restarts). `env`
+    adds to (or overrides) this process's environment, e.g. `security_env(settings)`."""
 
     def __init__(
         self,

@@ -16,15 +16,26 @@ to run ``deploy/local/up`` when it does not. Ports come from ``KAFKA_PORT`` and
 - ``keyspace`` -> a fresh keyspace (SimpleStrategy, RF 1) per test, dropped after it
 - ``cluster`` -> {"bootstrap", "prefix", "store"}: that keyspace with the schema, and the
   input topics under that prefix
+
+The secure and multi-node topologies (``deploy/local/up --secure`` / ``--nodes 3``) are
+brought up by their fixtures when they are not running yet (and brought down again after
+the session / module in that case); a topology that does not come up fails the test:
+
+- ``secure_servers`` -> the variables of ``$LOCAL_SERVERS_HOME/secure/credentials.env``
+- ``three_nodes`` -> a ``Topology``: the variables of ``$LOCAL_SERVERS_HOME/nodes/cluster.env``
+  and whether the fixture started it (it then purges it afterwards)
 """
 
 from __future__ import annotations
 
 import os
 import socket
+import subprocess
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
@@ -33,6 +44,9 @@ HOST = "127.0.0.1"
 # How long a session fixture keeps trying before failing (a server may still be starting).
 WAIT_S = float(os.environ.get("LOCAL_SERVERS_WAIT_S", "20"))
 UP_HINT = "start the local servers with `deploy/local/up` (status: `deploy/local/status`)"
+LOCAL = Path(__file__).resolve().parents[2] / "deploy" / "local"
+# Bringing up a topology from nothing: jars copied once, then about a minute on 2 cores.
+TOPOLOGY_UP_TIMEOUT_S = float(os.environ.get("LOCAL_TOPOLOGY_UP_TIMEOUT_S", "600"))
 
 
 def _port(var: str, default: int) -> int:
@@ -171,3 +185,70 @@ def cluster(
     open_store(store_url, create_schema=True).close()
     create_topics(kafka_bootstrap, topic_prefix)
     return {"bootstrap": kafka_bootstrap, "prefix": topic_prefix, "store": store_url}
+
+
+# ------------------------------------------------------------ secure and multi-node
+def servers_home() -> Path:
+    """$LOCAL_SERVERS_HOME as the deploy/local scripts resolve it."""
+    home = Path(os.environ.get("LOCAL_SERVERS_HOME", str(LOCAL / ".cache")))
+    return home if home.is_absolute() else LOCAL.parents[1] / home
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """The `export NAME=value` lines of an env file that deploy/local/up wrote."""
+    found = {}
+    for line in path.read_text().splitlines():
+        if line.startswith("export ") and "=" in line:
+            name, _, value = line[len("export ") :].partition("=")
+            found[name] = value
+    return found
+
+
+def local_script(*args: str, timeout_s: float = 300) -> subprocess.CompletedProcess[str]:
+    """Run one of the deploy/local scripts (same environment, so the same ports)."""
+    return subprocess.run(
+        [str(LOCAL / args[0]), *args[1:]], capture_output=True, text=True, timeout=timeout_s
+    )
+
+
+def _bring_up(flags: list[str], what: str) -> bool:
+    """Start a topology unless it answers already; True when this call started it."""
+    if local_script("status", *flags, timeout_s=120).returncode == 0:
+        return False
+    up = local_script("up", *flags, timeout_s=TOPOLOGY_UP_TIMEOUT_S)
+    if up.returncode != 0:
+        tail = "\n".join((up.stdout + up.stderr).splitlines()[-40:])
+        local_script("down", *flags)
+        pytest.fail(f"{what} did not come up (deploy/local/up {' '.join(flags)}):\n{tail}")
+    return True
+
+
+@pytest.fixture(scope="session")
+def secure_servers() -> Iterator[dict[str, str]]:
+    """Kafka on SASL_SSL and Cassandra with TLS and roles; the credentials.env variables."""
+    started = _bring_up(["--secure"], "the secure servers")
+    try:
+        yield read_env_file(servers_home() / "secure" / "credentials.env")
+    finally:
+        if started:
+            local_script("down", "--secure")
+
+
+@dataclass(frozen=True)
+class Topology:
+    env: dict[str, str]
+    """The variables of the env file `up` wrote for the topology's clients."""
+    started_here: bool
+    """The fixture started it, and deletes it with all its data afterwards."""
+
+
+@pytest.fixture(scope="module")
+def three_nodes() -> Iterator[Topology]:
+    """Three Kafka brokers and three Cassandra nodes (127.0.0.1..3). Up for one module
+    only: six idle JVMs would slow every other test on a small machine."""
+    started = _bring_up(["--nodes", "3"], "the 3-node topology")
+    try:
+        yield Topology(read_env_file(servers_home() / "nodes" / "cluster.env"), started)
+    finally:
+        if started:  # purged: cheaper than dropping replicated keyspaces and topics
+            local_script("down", "--purge", "--nodes", "3")

@@ -115,7 +115,11 @@ def test_up_again_is_harmless_and_status_reports_running(
     assert "cassandra: already running" in up.stdout
 
     status = subprocess.run(
-        [str(LOCAL / "status")], capture_output=True, text=True, timeout=60, env=env
+        [str(LOCAL / "status"), "kafka", "cassandra"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
     )
     assert status.returncode == 0, status.stdout + status.stderr
     assert "kafka: running, ready" in status.stdout

@@ -131,6 +131,8 @@ def raw_vector_rows(
     offsets are committed. No validation, read, fold, fence or publish."""
     from aiokafka import AIOKafkaConsumer
 
+    from interest_stream.streams.kafka.clients import aiokafka_security
+
     scratch = Scratch(settings, tag)
     cluster, session = scratch.connect()
     try:
@@ -162,6 +164,7 @@ def raw_vector_rows(
             consumer = AIOKafkaConsumer(
                 *(scratch.prefix + t for t in TOPIC_OF_TYPE.values()),
                 bootstrap_servers=settings.brokers,
+                **aiokafka_security(settings),
                 group_id=f"{scratch.prefix}raw",
                 auto_offset_reset="earliest",
                 enable_auto_commit=False,

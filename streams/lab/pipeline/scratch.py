@@ -11,7 +11,7 @@ from typing import Any
 
 from interest_stream.schemas.events import TOPIC_OF_TYPE
 from interest_stream.store.cassandra import CassandraTarget, connect, describe_error, parse_url
-from interest_stream.streams.settings import Settings, load_settings
+from interest_stream.streams.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -31,12 +31,10 @@ class Scratch:
         contact = parse_url(settings.store_url)
         self.target = CassandraTarget(contact.hosts, contact.port, self.keyspace)
         self.store_url = f"cassandra://{self.target}"
-        self.settings = load_settings(
-            **{
-                **settings.model_dump(exclude_unset=True),
-                "topic_prefix": self.prefix,
-                "store_url": self.store_url,
-            }
+        # A copy, not load_settings(): credentials given in `settings` (not the
+        # environment) must reach the scratch clients too.
+        self.settings = settings.model_copy(
+            update={"topic_prefix": self.prefix, "store_url": self.store_url}
         )
         init_kafka(self.settings)
         open_store(
