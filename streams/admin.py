@@ -58,12 +58,16 @@ def topic_plan(settings: Settings, partitions: int | None = None) -> dict[str, d
     if count < 1:
         raise ConfigurationError(f"partitions must be at least 1, got {count}")
     spec = {"num_partitions": count, "replication_factor": settings.replication_factor}
-    plan = {settings.topic(name): {**spec, "configs": {}} for name in INPUT_TOPICS}
+    # With 3 or more replicas, an acknowledged write (acks=all) is on at least two of them,
+    # whatever the brokers' default: losing one broker then loses nothing.
+    durable = {"min.insync.replicas": "2"} if settings.replication_factor >= 3 else {}
+    plan = {settings.topic(name): {**spec, "configs": dict(durable)} for name in INPUT_TOPICS}
     # Compacted: the topic keeps the latest update per user, and an erased user's
     # tombstone removes it.
-    plan[settings.topic(settings.updates_topic)] = {**spec, "configs": dict(COMPACTED)}
-    plan[settings.topic(settings.items_topic)] = {**spec, "configs": dict(COMPACTED)}
-    plan[settings.topic(settings.dlq_topic)] = {**spec, "configs": {}}
+    compacted = {**COMPACTED, **durable}
+    plan[settings.topic(settings.updates_topic)] = {**spec, "configs": dict(compacted)}
+    plan[settings.topic(settings.items_topic)] = {**spec, "configs": dict(compacted)}
+    plan[settings.topic(settings.dlq_topic)] = {**spec, "configs": dict(durable)}
     return plan
 
 

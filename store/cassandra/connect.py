@@ -122,6 +122,14 @@ def driver_errors() -> tuple[type[BaseException], ...]:
     return (DriverException, NoHostAvailable, ConnectionException)
 
 
+def refused(exc: BaseException) -> bool:
+    """Whether the cluster refused the request itself (no permission, an invalid request):
+    trying it again gives the same answer, so it is not retried."""
+    from cassandra import InvalidRequest, Unauthorized
+
+    return isinstance(exc, Unauthorized | InvalidRequest)
+
+
 def describe_error(exc: BaseException) -> str:
     """One line for a driver error; NoHostAvailable's per-host reasons included."""
     from cassandra.cluster import NoHostAvailable

@@ -33,7 +33,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from interest_stream.store.cassandra.connect import Requests, describe_error
+from interest_stream.store.cassandra.connect import Requests, describe_error, refused
 from interest_stream.store.cassandra.statements import Statements
 from interest_stream.streams.errors import StoreError
 
@@ -88,6 +88,8 @@ class Fences:
     def _advanced(self, name: str, wanted: int, result: Any) -> int | None:
         hold = self._held[name]
         if isinstance(result, BaseException):
+            if refused(result):
+                raise self._error(f"advancing fence {name}", result)
             # Unknown outcome (timeout, lost connection): a SERIAL read finishes any round
             # in flight and tells what holds.
             row = self._read(name)
@@ -130,6 +132,8 @@ class Fences:
             if not isinstance(result, BaseException) and not bool(result.was_applied):
                 continue  # another writer claimed it between our read and our write
             if isinstance(result, BaseException):
+                if refused(result):  # no permission: asking again gives the same answer
+                    raise self._error(f"claiming fence {name}", result)
                 row = self._read(name)  # did our round commit after all?
                 if row is None or (row[0], row[1]) != (epoch, self.owner):
                     continue

@@ -34,6 +34,7 @@ from interest_stream.store.cassandra.connect import (
     describe_error,
     driver_errors,
     parse_url,
+    refused,
     require_driver,
 )
 from interest_stream.store.cassandra.fences import Fences, clock_us
@@ -270,7 +271,7 @@ class CassandraStore:
             ]
             if not failed:
                 return
-            if attempt == _WRITE_ATTEMPTS:
+            if attempt == _WRITE_ATTEMPTS or any(refused(r) for _, r in failed):
                 users = sorted({user_id for (user_id, _), _ in failed})
                 raise self._error(
                     f"profile writes failed for {len(users)} users ({', '.join(users[:5])})",
