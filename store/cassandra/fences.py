@@ -7,8 +7,11 @@ partitioned, slow) may still be finishing a flush. Each partition therefore has 
 `fences` with the epoch of its holder and the last write timestamp handed out under it.
 
 - Claim (first write for a partition): read the row at SERIAL, then `UPDATE ... SET
-  epoch = e + 1, last_ts = T IF epoch = e` (or INSERT IF NOT EXISTS), with T above the
-  stored last_ts and the clock.
+  epoch = e + 1, last_ts = T IF epoch = e AND last_ts = L` (or INSERT IF NOT EXISTS),
+  with T above the L it read and the clock. The condition on L matters: the holder may
+  advance last_ts between our read and our claim, and a claim stamped below that advance
+  would let the holder's flush overwrite the claimant's writes (a racing-writers test
+  caught exactly that).
 - Flush: `UPDATE ... SET last_ts = T IF epoch = mine` with T = max(clock, my last + 1).
   Applied: every write of the flush carries `USING TIMESTAMP T`. Not applied: someone
   claimed the partition since; the flush's writes for it are lost, the holder is dropped,
@@ -126,7 +129,7 @@ class Fences:
                 epoch = current[0] + 1
                 stamp = max(clock_us(), current[2] + 1)
                 statement = self._statements.claim_fence.bind(
-                    (epoch, self.owner, stamp, name, current[0])
+                    (epoch, self.owner, stamp, name, current[0], current[2])
                 )
             result = self._requests.run([statement])[0]
             if not isinstance(result, BaseException) and not bool(result.was_applied):
@@ -157,6 +160,10 @@ class Fences:
         if isinstance(result, BaseException):
             raise self._error("listing fences", result)
         return sorted(str(row[0]) for row in result)
+
+    def held(self) -> set[str]:
+        """The fences this writer believes it holds (another may have claimed one since)."""
+        return set(self._held)
 
     def forget(self) -> None:
         """Drop every hold (after an error whose outcome is unknown)."""

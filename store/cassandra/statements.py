@@ -138,7 +138,7 @@ class Statements:
                 " VALUES (?, ?, ?, ?, ?, ?) USING TIMESTAMP ?"
             ),
             read_states=session.prepare(
-                f"SELECT user_id, state FROM {profiles} WHERE user_id IN ({ids})"
+                f"SELECT user_id, state, short, long FROM {profiles} WHERE user_id IN ({ids})"
             ),
             read_erasures=session.prepare(
                 f"SELECT user_id, erased_at FROM {ks}.erasures WHERE user_id IN ({ids})"
@@ -151,9 +151,12 @@ class Statements:
                 f"INSERT INTO {ks}.fences (name, epoch, owner, last_ts) VALUES (?, 1, ?, ?)"
                 " IF NOT EXISTS"
             ),
+            # The claim checks last_ts too: the holder may have advanced it since we read
+            # it, and a claim stamped below that advance would let the old holder's flush
+            # overwrite the new holder's writes.
             claim_fence=session.prepare(
                 f"UPDATE {ks}.fences SET epoch = ?, owner = ?, last_ts = ? WHERE name = ?"
-                " IF epoch = ?"
+                " IF epoch = ? AND last_ts = ?"
             ),
             advance_fence=session.prepare(
                 f"UPDATE {ks}.fences SET last_ts = ? WHERE name = ? IF epoch = ?"

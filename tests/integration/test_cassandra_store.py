@@ -198,13 +198,14 @@ def test_writers_racing_for_a_partition_leave_one_holder(url: str) -> None:
             # every write carries a timestamp above all handed out before it.
             assert winners and stored.event_count - 1000 * round_ in winners, results
             holder = stored.event_count - 1000 * round_
-            # From now on only the holder's writes land; the others must read and claim.
+            # From now on a writer that still believes it holds the fence but was claimed
+            # past loses its write; the holder's lands. (A writer that knows it lost claims
+            # anew, legitimately: it is not asked here.)
             again = replace(stored, event_count=-1)
-            for i, opened in enumerate(stores):
-                outcome = opened.apply([_write(replace(again, event_count=-1 - i), 0)])
-                assert outcome.won == (("race",) if i == holder else ()), (i, holder)
-                if i == holder:
-                    break
+            stale = [i for i, o in enumerate(stores) if i != holder and FENCE in o.fences.held()]
+            for i in [*stale, holder]:
+                outcome = stores[i].apply([_write(replace(again, event_count=-1 - i), 0)])
+                assert outcome.won == (("race",) if i == holder else ()), (i, holder, stale)
     finally:
         for opened in stores:
             opened.close()
@@ -456,3 +457,32 @@ def test_a_keyspace_of_the_older_layout_is_refused_with_a_way_out(
     with pytest.raises(StoreError, match=r"older profile layout \(a profile_states table") as error:
         CassandraStore.from_url(url, create_schema=True)
     assert f"DROP KEYSPACE {keyspace}" in str(error.value)
+
+
+@pytest.mark.cassandra
+def test_a_claim_made_on_a_stale_read_of_the_fence_cannot_be_outstamped(
+    url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The holder advances the fence between a claimant's read and its claim, and the
+    claimant's clock is behind: the claim must not take a timestamp below that advance,
+    or the old holder's flush would overwrite the new holder's writes."""
+    from interest_stream.store.cassandra import fences as fences_module
+
+    holder, claimant = (CassandraStore.from_url(url, create_schema=(i == 0)) for i in range(2))
+    try:
+        base = _profile("skew", [(_unit(np.random.default_rng(1)), None)])
+        assert holder.apply([_write(replace(base, event_count=1))]).won == ("skew",)
+        stale = claimant.fences._read(FENCE)
+        assert holder.apply([_write(replace(base, event_count=2))]).won == ("skew",)
+        assert stale is not None
+        reads = iter([stale])
+        real_read = claimant.fences._read
+        monkeypatch.setattr(
+            claimant.fences, "_read", lambda name: next(reads, None) or real_read(name)
+        )
+        monkeypatch.setattr(fences_module, "clock_us", lambda: stale[2] + 1)  # a slow clock
+        assert claimant.apply([_write(replace(base, event_count=3))]).won == ("skew",)
+        assert holder.get(["skew"])["skew"].event_count == 3
+    finally:
+        holder.close()
+        claimant.close()
