@@ -148,11 +148,12 @@ class CassandraStore:
 
     def get(self, user_ids: Sequence[str]) -> dict[str, UserProfile]:
         found: dict[str, UserProfile] = {}
-        for user_id, state in self._read_in(self._statements.read_states, user_ids, "profiles"):
+        rows = self._read_in(self._statements.read_states, user_ids, "profiles")
+        for user_id, state, short, long in rows:
             if state is None or user_id in found:
                 continue
             try:
-                found[user_id] = decode_profile(state)
+                found[user_id] = decode_profile(state, horizons=(short, long))
             except ProfileFormatError as exc:
                 raise StoreError(f"Cassandra ({self.keyspace}), user {user_id!r}: {exc}") from exc
         return found
@@ -206,7 +207,9 @@ class CassandraStore:
                 f" {self.keyspace}.profiles stores vector<float, {self.dim}>"
             )
         state = profile.state
-        blob = encode_profile(profile)
+        # The horizons' unit vectors are the row's `short` and `long` columns: the blob
+        # carries only their norms (same row, so written and read together).
+        blob = encode_profile(profile, horizons_apart=True)
         values: dict[str, Any] = {
             "version": profile.version,
             "model_id": profile.model_id,

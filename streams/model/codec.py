@@ -6,7 +6,10 @@ arrays back to back; decoding is a handful of `np.frombuffer` views.
 
 What is stored, and at which precision (README "Interest model" gives the byte bounds):
 - the two user-level horizons: float32 sums (the decayed sums are exact float64 in
-  memory; one rounding to float32 per store round trip, 6e-8 relative);
+  memory; one rounding to float32 per store round trip, 6e-8 relative). A store that
+  keeps the unit vectors beside the blob anyway (Cassandra's `short` and `long` columns,
+  in the same row) asks for `horizons_apart`: the blob then holds only their norms, and
+  the sums are rebuilt from those columns (3 KB less per write, same precision);
 - per-domain horizons: float16 unit directions with float64 norms (derived, per-domain
   views: about 1e-4 relative per round trip; a worker keeps folding onto its in-memory
   float64 copy, so rounding adds up only across restarts);
@@ -41,7 +44,10 @@ class ProfileFormatError(ValueError):
     """Bytes that are not a profile of this layout."""
 
 
-def _horizon_meta(state: HorizonState) -> list[float | None]:
+def _horizon_meta(state: HorizonState, *, apart: bool = False) -> list[float | None]:
+    """Weight and reference time; and the sum's norm when the sum is stored apart."""
+    if apart:
+        return [state.weight, state.t_ref, float(np.linalg.norm(state.decayed_sum))]
     return [state.weight, state.t_ref]
 
 
@@ -50,8 +56,10 @@ def _unit_and_norm(vector: npt.NDArray[np.float64]) -> tuple[npt.NDArray[np.floa
     return (vector / norm if norm > 0 else vector), norm
 
 
-def encode_profile(profile: UserProfile) -> bytes:
-    """Serialize a profile to bytes."""
+def encode_profile(profile: UserProfile, *, horizons_apart: bool = False) -> bytes:
+    """Serialize a profile to bytes; with `horizons_apart`, without the user-level sums
+    (the caller stores `state.short.profile()` and `state.long.profile()` itself and hands
+    them back to `decode_profile`)."""
     state = profile.state
     dim = profile.dim
     domains = sorted(profile.domains)
@@ -67,8 +75,11 @@ def encode_profile(profile: UserProfile) -> bytes:
         domain_meta.append(entry)
     summary = profile.summary
     recent = sorted(profile.recent_ids.items())
-    arrays: dict[str, npt.NDArray[Any]] = {
-        "horizons": np.stack([state.short.decayed_sum, state.long.decayed_sum]).astype("<f4"),
+    arrays: dict[str, npt.NDArray[Any]] = {}
+    if not horizons_apart:
+        sums = np.stack([state.short.decayed_sum, state.long.decayed_sum])
+        arrays["horizons"] = sums.astype("<f4")
+    arrays |= {
         "domains": np.array(domain_units, dtype="<f2").reshape(2 * len(domains), dim),
         "keys": np.array([e.key for e in summary], dtype="<u8"),
         "times": np.array([e.ts for e in summary], dtype="<f8"),
@@ -88,8 +99,9 @@ def encode_profile(profile: UserProfile) -> bytes:
         "event_count": profile.event_count,
         "half_lives": list(profile.half_lives),
         "forgotten_at": profile.forgotten_at,
-        "short": _horizon_meta(state.short),
-        "long": _horizon_meta(state.long),
+        "short": _horizon_meta(state.short, apart=horizons_apart),
+        "long": _horizon_meta(state.long, apart=horizons_apart),
+        "horizons_apart": horizons_apart,
         "domains": domain_meta,
         "labels": [e.label for e in summary],
         "groups": [list(c.members) for c in profile.clusters],
@@ -125,14 +137,37 @@ def _horizon(meta: list[Any], decayed_sum: npt.NDArray[Any]) -> HorizonState:
     return HorizonState(decayed_sum.astype(np.float64), float(weight), t_ref)
 
 
-def decode_profile(blob: bytes) -> UserProfile:
-    """Inverse of `encode_profile` (clusters rebuilt from their stored groups)."""
+def _apart(
+    meta: list[Any], unit: npt.ArrayLike | None, dim: int, name: str
+) -> npt.NDArray[np.float64]:
+    """A sum stored apart: its unit vector (None while empty) times its norm."""
+    norm = float(meta[2])
+    if unit is None:
+        if norm >= 1e-12:
+            raise ProfileFormatError(f"the {name} vector is missing but its norm is {norm}")
+        return np.zeros(dim)
+    vector = np.asarray(unit, dtype=np.float64)
+    if vector.shape != (dim,):
+        raise ProfileFormatError(f"the {name} vector has shape {vector.shape}, not ({dim},)")
+    return vector * norm
+
+
+def decode_profile(
+    blob: bytes, *, horizons: tuple[npt.ArrayLike | None, npt.ArrayLike | None] | None = None
+) -> UserProfile:
+    """Inverse of `encode_profile` (clusters rebuilt from their stored groups); `horizons`
+    are the (short, long) unit vectors of a profile encoded with `horizons_apart`."""
     meta, arrays = _read(blob)
     dim = int(meta["dim"])
-    horizons = arrays["horizons"]
-    interests = InterestState(
-        _horizon(meta["short"], horizons[0]), _horizon(meta["long"], horizons[1])
-    )
+    if meta.get("horizons_apart"):
+        if horizons is None:
+            raise ProfileFormatError("profile stored without its horizon vectors: pass them")
+        sums = [
+            _apart(meta[h], u, dim, h) for h, u in zip(("short", "long"), horizons, strict=True)
+        ]
+    else:
+        sums = list(arrays["horizons"])
+    interests = InterestState(_horizon(meta["short"], sums[0]), _horizon(meta["long"], sums[1]))
     domains = {}
     units = arrays["domains"]
     for i, entry in enumerate(meta["domains"]):

@@ -8,10 +8,11 @@ import itertools
 import math
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from interest_stream.streams.model.codec import decode_profile, encode_profile
+from interest_stream.streams.model.codec import ProfileFormatError, decode_profile, encode_profile
 from interest_stream.streams.model.horizons import DAY, HOUR, InterestParams
 from interest_stream.streams.model.profile import UserProfile, WeightedEvent, fold_events
 from interest_stream.streams.model.scoring import ProfileVectors, ScoreWeights, score_candidates
@@ -109,11 +110,24 @@ def test_long_after_the_last_event_a_score_is_the_score_without_the_short_term(r
     np.testing.assert_allclose(with_short.total, without.total, atol=1e-6)
 
 
+def _float32_unit(horizon):
+    unit = horizon.profile()
+    return None if unit is None else unit.astype(np.float32)
+
+
 @settings(max_examples=40, deadline=None)
-@given(events_strategy)
-def test_the_codec_gives_back_what_was_folded(rows):
+@given(events_strategy, st.booleans())
+def test_the_codec_gives_back_what_was_folded(rows, apart):
     profile = _fold(rows)
-    back = decode_profile(encode_profile(profile))
+    if apart:  # as Cassandra stores it: unit vectors in float32 columns, norms in the blob
+        blob = encode_profile(profile, horizons_apart=True)
+        units = (_float32_unit(profile.state.short), _float32_unit(profile.state.long))
+        back = decode_profile(blob, horizons=units)
+        assert len(blob) <= len(encode_profile(profile)) - 2 * DIM * 4 + 64  # norms in the header
+        with pytest.raises(ProfileFormatError):
+            decode_profile(blob)
+    else:
+        back = decode_profile(encode_profile(profile))
     assert (back.user_id, back.version, back.event_count) == (
         profile.user_id,
         profile.version,
