@@ -23,10 +23,12 @@ import asyncio
 import functools
 import logging
 import ssl
+import tempfile
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TypeVar
 
 from interest_stream.schemas.events import INPUT_TOPICS
@@ -180,6 +182,9 @@ def create_app(settings: Settings, core: BatchCore, metrics: WorkerMetrics | Non
         value_serializer="raw",
         key_serializer="raw",
         store="memory://",
+        # Faust makes its data folder even with no tables: keep it out of the working
+        # directory (the worker keeps nothing there).
+        datadir=str(Path(tempfile.gettempdir()) / "interest-stream-faust"),
         web_enabled=settings.web_enabled,
         web_bind="127.0.0.1",
         web_port=settings.web_port,

@@ -77,3 +77,30 @@ def bench_clusters(encoder: Encoder, users: int = 200) -> dict[str, Any]:
         for r in (results["plain"], results["templated"])
     )
     return results
+
+
+EVENT_BUCKETS = ((1, 19), (20, 49), (50, 99), (100, 199), (200, None))
+
+
+def stored_distribution(store: Any) -> dict[str, Any]:
+    """How many liked clusters the users of an existing store have, by how many events
+    they have: e.g. a store that `interest-stream run` built from a real log."""
+    table: dict[str, Counter[int]] = {}
+    users = store.user_ids()
+    for start in range(0, len(users), 256):
+        for profile in store.get(users[start : start + 256]).values():
+            low, high = next(
+                (lo, hi)
+                for lo, hi in EVENT_BUCKETS
+                if profile.event_count >= lo and (hi is None or profile.event_count <= hi)
+            )
+            bucket = f"{low}+" if high is None else f"{low}-{high}"
+            table.setdefault(bucket, Counter())[len(profile.liked)] += 1
+    return {
+        "users": len(users),
+        "clusters_by_events": {
+            bucket: dict(sorted(table[bucket].items()))
+            for bucket in (f"{lo}+" if hi is None else f"{lo}-{hi}" for lo, hi in EVENT_BUCKETS)
+            if bucket in table
+        },
+    }

@@ -445,15 +445,41 @@ def bench_profile_command(
 
 @bench.command("clusters")
 @click.option("--users", type=int, default=200, show_default=True, help="Users per text kind.")
+@click.option(
+    "--store",
+    "store_url",
+    help="Instead: the distribution of cluster counts by events per user in an existing"
+    " store (e.g. one `run` built from a real log).",
+)
 @options.precision
 @options.as_json("Print every figure as JSON.")
-def bench_clusters_command(users: int, precision: str | None, as_json: bool) -> None:
+def bench_clusters_command(
+    users: int, store_url: str | None, precision: str | None, as_json: bool
+) -> None:
     """Do the clusters fit the users? Planted interests (1-6 per user, plain and templated
     texts) against the liked clusters the embedded pipeline finds. Exits 1 below target."""
     import sys
 
-    from interest_stream.streams.lab.cluster_count import TARGET_WITHIN_ONE, bench_clusters
+    from interest_stream.streams.lab.cluster_count import (
+        TARGET_WITHIN_ONE,
+        bench_clusters,
+        stored_distribution,
+    )
 
+    if store_url is not None:
+        store = app.open_store(app.load_settings(store_url=store_url))
+        try:
+            found = stored_distribution(store)
+        finally:
+            store.close()
+        if as_json:
+            out.print_json(json.dumps(found))
+            return
+        out.print(f"{found['users']:,} users; liked clusters (count x users) by events:")
+        for bucket, counts in found["clusters_by_events"].items():
+            row = ", ".join(f"{k}x{n}" for k, n in counts.items())
+            out.print(f"  {bucket:>8} events: {row}", highlight=False)
+        return
     settings = app.load_settings(precision=precision)
     results = bench_clusters(app.build_encoder(settings, "onnx"), users=users)
     if as_json:

@@ -222,3 +222,19 @@ def test_control_characters_are_escaped_in_the_summary_table(tmp_path: Path):
     assert code == 0
     assert "\x00" not in output and "\x1b[2J" not in output and "\x1b[31m" not in output
     assert "\\x00" in output and "\\x1b" in output
+
+
+def test_bench_clusters_reports_the_cluster_counts_of_a_store_run_built(tmp_path: Path):
+    events = generate(users=12, events_per_user=30, seed=4).events
+    url = f"sqlite:///{tmp_path}/p.db"
+    code, _ = _run("run", str(_write(tmp_path / "e.jsonl", events)), "--store", url,
+                   "--encoder", "hashing")  # fmt: skip
+    assert code == 0
+    code, output = _run("bench", "clusters", "--store", url, "--json")
+    assert code == 0, output
+    found = json.loads(output)
+    assert found["users"] == 12
+    by_events = found["clusters_by_events"]
+    assert list(by_events) == ["20-49"]  # 30 events each (duplicates none)
+    assert sum(by_events["20-49"].values()) == 12
+    assert all(int(k) >= 1 for k in by_events["20-49"])
