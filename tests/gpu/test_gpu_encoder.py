@@ -91,3 +91,10 @@ def test_fp16_encoder_keeps_the_gpu_busy(fp16_encoder: OnnxEncoder) -> None:
     ratio = best_raw / best_encoder
     assert ratio >= 0.7, f"encoder at {ratio:.2f}x of the raw loop"
 
+
+def test_loaded_encoder_on_gpu_says_so(fp16_encoder: OnnxEncoder) -> None:
+    from interest_stream.encoders import load_encoder
+
+    encoder = load_encoder(precision="auto", device="auto", cache_size=10)
+    assert encoder.device == "cuda"
+    assert encoder.model_id.startswith("all-MiniLM-L6-v2:fp16:")

@@ -166,6 +166,16 @@ def test_stats_count_session_time_and_host_share(fp32_export: tuple[Path, ModelM
     assert stats.padded_tokens >= stats.tokens
 
 
+def test_loaded_encoder_reports_device_and_model_id(
+    fp32_export: tuple[Path, ModelMeta],
+) -> None:
+    directory, meta = fp32_export
+    encoder = load_encoder("fp32", model_dir=directory.parent, device="cpu", cache_size=10)
+    assert encoder.device == "cpu"
+    assert encoder.model_id == meta.model_id == encoder.inner.model_id
+    assert encoder.inner.stats.texts == 0
+
+
 def test_cuda_probe_silences_only_the_default_logger_and_restores_it(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -244,6 +254,10 @@ def test_cache_over_real_encoder_returns_the_same_vectors(fp32: OnnxEncoder) -> 
 def test_missing_export_names_the_command(tmp_path: Path) -> None:
     with pytest.raises(EncoderNotExportedError, match="export-encoder --precision int8"):
         load_encoder("int8", model_dir=tmp_path, device="cpu")
+
+
+def test_cache_reports_the_device_of_what_it_wraps() -> None:
+    assert CachedEncoder(CountingEncoder(), capacity=1).device == "cpu"
 
 
 def test_auto_precision_falls_back_to_fp32_without_int8(tmp_path: Path) -> None:
