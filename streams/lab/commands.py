@@ -174,17 +174,47 @@ def bench() -> None:
 
 
 @bench.command("encoder")
-@click.option("--texts", type=int, default=2000, show_default=True, help="Corpus size per kind.")
-@click.option("--batch-size", type=int, default=64, show_default=True)
+@click.option(
+    "--texts",
+    type=int,
+    default=1000,
+    show_default=True,
+    help="Texts in the mixed and short corpora; the long one gets a quarter.",
+)
+@click.option("--batch-size", type=int, default=64, show_default=True, help="CPU batch size.")
+@click.option("--repeats", type=int, default=3, show_default=True, help="Timed passes.")
+@click.option("--corpora", default="mixed,short,long", show_default=True, help="Comma-separated.")
+@click.option(
+    "--precisions",
+    default="fp32,int8,fp16",
+    show_default=True,
+    help="Comma-separated; fp16 (and the GPU rows) run only where a GPU is usable.",
+)
 @click.option("--json", "as_json", is_flag=True)
-def bench_encoder_command(texts: int, batch_size: int, as_json: bool) -> None:
-    """Our ONNX encoder (fp32, int8, fp16 on GPU) against sentence-transformers."""
-    from interest_stream.streams.lab.bench_encoder import bench_encoder, print_table
+def bench_encoder_command(
+    texts: int, batch_size: int, repeats: int, corpora: str, precisions: str, as_json: bool
+) -> None:
+    """Our ONNX encoder against sentence-transformers on the same device, and against a
+    bare session.run loop over the same pre-padded batches (host-side share)."""
+    from interest_stream.streams.lab.bench_encoder import bench_encoder, print_table, summary
 
     settings = app.load_settings()
-    rows = bench_encoder(texts=texts, batch_size=batch_size, model_dir=settings.model_dir)
+
+    def progress(message: str) -> None:
+        if not as_json:
+            console.print(f"[dim]{escape(message)}[/dim]")
+
+    rows = bench_encoder(
+        texts=texts,
+        batch_size=batch_size,
+        repeats=repeats,
+        corpora=[c.strip() for c in corpora.split(",") if c.strip()],
+        precisions=[p.strip() for p in precisions.split(",") if p.strip()],
+        model_dir=settings.model_dir,
+        progress=progress,
+    )
     if as_json:
-        out.print_json(json.dumps(rows, default=str))
+        out.print_json(json.dumps({"rows": rows, "summary": summary(rows)}, default=str))
     else:
         print_table(rows, out)
 
