@@ -248,8 +248,17 @@ class OnnxEncoder:
         probing_cuda = device in ("auto", "cuda") and cuda_available()
         if probing_cuda:
             providers = [(CUDA_PROVIDER, {"device_id": 0}), CPU_PROVIDER]
+        # On CPU, Add + LayerNormalization runs about 4x faster than onnxruntime's fused
+        # SkipLayerNormalization kernel (see encoders/export.py), so keep them apart; CUDA
+        # has a fast fused kernel.
+        disabled = [] if probing_cuda else ["SkipLayerNormFusion"]
         with quiet_provider_probe(probing_cuda):
-            return ort.InferenceSession(str(model_path), sess_options=options, providers=providers)
+            return ort.InferenceSession(
+                str(model_path),
+                sess_options=options,
+                providers=providers,
+                disabled_optimizers=disabled,
+            )
 
     @property
     def model_id(self) -> str:
