@@ -210,3 +210,36 @@ def test_buffer_pool_reuses_buffers_and_serves_oversized_batches() -> None:
     assert wide.capacity == 40
     ids, mask = wide.views(4, 10)
     assert ids.shape == mask.shape == (4, 10)
+
+
+def test_pipeline_prepares_the_next_batches_while_one_runs() -> None:
+    """With a device that is busy 4 ms per batch and host work of 4 ms per batch, the
+    pipelined call takes about the longer of the two, not their sum."""
+    policy = BatchPolicy(max_texts=1, max_tokens=64, width_steps=CPU_WIDTH_STEPS)
+    producer = _producer(policy)
+    texts = [_text(4)] * 25
+
+    def slow_host() -> Iterator[PaddedBatch]:
+        for batch in producer.batches(texts, CallTally()):
+            time.sleep(0.004)  # tokenizing and padding, GIL released as in tokenizers
+            yield batch
+
+    def slow_device(batch: PaddedBatch) -> np.ndarray:
+        time.sleep(0.004)  # session.run releases the GIL too
+        return _fake_run(batch)
+
+    timings = {}
+    for pipelined in (False, True):
+        started = time.perf_counter()
+        run_batches(
+            slow_host(),
+            slow_device,
+            np.zeros((len(texts), 2), dtype=np.float32),
+            consumers=1,
+            queue_depth=4,
+            release=producer.release,
+            tally=CallTally(),
+            pipelined=pipelined,
+        )
+        timings[pipelined] = time.perf_counter() - started
+    assert timings[True] < 0.75 * timings[False], timings
