@@ -174,8 +174,10 @@ class OnnxEncoder:
         # On CPU, whole batches run side by side, one core each: no barrier between the
         # cores inside every op, which on a shared 2-core machine measured faster and far
         # steadier than one run spread over both cores. A GPU gets one run at a time.
-        self._run_threads = run_threads or cores
-        self._intra_op_threads = intra_op_threads or max(1, cores // self._run_threads)
+        if run_threads is None:
+            run_threads = max(1, cores // intra_op_threads) if intra_op_threads else cores
+        self._run_threads = run_threads
+        self._intra_op_threads = intra_op_threads or max(1, cores // run_threads)
         self._session = self._create_session(model_path, device)
         self._on_gpu = self._session.get_providers()[0] == CUDA_PROVIDER
         if device == "cuda" and not self._on_gpu:
