@@ -70,10 +70,12 @@ def load_encoder(
     model_dir: Path | None = None,
     cache_size: int = 100_000,
     device: str = "auto",
-) -> CachedEncoder:
+) -> CachedEncoder[OnnxEncoder]:
     """Load the exported encoder for `precision` on `device`, behind an LRU of `cache_size`.
 
-    Raises `EncoderNotExportedError` naming the export command when the model is missing.
+    The result reports `model_id`, `dim` and `device` like the bare encoder; its `inner`
+    is the `OnnxEncoder` (with its `stats`). Raises `EncoderNotExportedError` naming the
+    export command when the model is missing.
     """
     from interest_stream.encoders.cache import CachedEncoder
     from interest_stream.encoders.runtime import cuda_available

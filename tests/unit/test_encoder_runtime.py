@@ -1,8 +1,10 @@
-"""The ONNX runtime encoder and its cache: torch-free import, batching, order, truncation."""
+"""The ONNX runtime encoder and its cache: torch-free import, batch invariance, order,
+truncation, stats, and the quiet CUDA probe."""
 
 from __future__ import annotations
 
 import os
+import random
 import subprocess
 import sys
 import textwrap
@@ -17,7 +19,7 @@ from interest_stream.encoders import EncoderNotExportedError, load_encoder, reso
 from interest_stream.encoders.base import Encoder, Vectors
 from interest_stream.encoders.cache import CachedEncoder
 from interest_stream.encoders.layout import ModelMeta, precision_dir, valid_export
-from interest_stream.encoders.runtime import OnnxEncoder, plan_batches
+from interest_stream.encoders.runtime import OnnxEncoder, quiet_provider_probe
 
 REPO = Path(__file__).resolve().parents[2]
 LONG_TEXT = "The battery barely lasts a day and the app keeps disconnecting. " * 60
@@ -112,30 +114,89 @@ def test_truncation_and_batches_are_counted(fp32_export: tuple[Path, ModelMeta])
     assert encoder.stats.padded_tokens >= encoder.stats.tokens
 
 
-def test_int8_vector_does_not_depend_on_its_batch(
-    int8_export: tuple[Path, ModelMeta],
+INVARIANCE_TEXTS = [
+    "cheap flights",
+    LONG_TEXT,
+    "the plot drags in the middle",
+    "4K TV",
+    "a",
+    "Kestrel wireless noise-cancelling headphones - Black (2-Pack)",
+    "Returned it because it is much smaller than the pictures suggest, and the app keeps"
+    " disconnecting from my phone every few minutes.",
+    *[f"{word} {k} review of the season finale" for k, word in enumerate("abcdefghij")],
+    *[" ".join(["word"] * n) for n in (3, 7, 11, 15, 31, 33, 63, 65, 127)],
+]
+
+
+@pytest.mark.parametrize("precision", ["fp32", "int8"])
+def test_vectors_are_bit_identical_however_texts_are_batched(
+    precision: str, fp32_export: tuple[Path, ModelMeta], int8_export: tuple[Path, ModelMeta]
 ) -> None:
-    directory, meta = int8_export
+    directory, meta = fp32_export if precision == "fp32" else int8_export
     encoder = OnnxEncoder.from_meta(directory, meta, device="cpu")
-    texts = ["cheap flights", LONG_TEXT, "the plot drags in the middle", "4K TV"]
-    together = encoder.encode(texts)
+    texts = INVARIANCE_TEXTS
     alone = np.stack([encoder.encode([text])[0] for text in texts])
-    np.testing.assert_allclose(together, alone, atol=1e-6)
+    together = encoder.encode(texts)
+    order = list(range(len(texts)))
+    random.Random(7).shuffle(order)
+    shuffled = encoder.encode([texts[i] for i in order])
+    unshuffled = np.empty_like(shuffled)
+    unshuffled[order] = shuffled
+    in_threes = np.concatenate([encoder.encode(texts[i : i + 3]) for i in range(0, len(texts), 3)])
+    mixed = encoder.encode([*texts[::-1], *texts])[len(texts) :]  # duplicates, other mates
+    for batched in (together, unshuffled, in_threes, mixed):
+        assert np.array_equal(batched, alone)
+    # Other batch caps and thread layouts change batch composition, not the vectors.
+    layouts = ({"max_batch_texts": 2}, {"run_threads": 1, "intra_op_threads": 2})
+    # io_binding: the GPU's run path (IOBinding), here bound to CPU memory.
+    for options in (*layouts, {"io_binding": True, "run_threads": 1}):
+        other = OnnxEncoder.from_meta(directory, meta, device="cpu", **options)
+        assert np.array_equal(other.encode(texts), alone)
 
 
-@pytest.mark.parametrize(
-    ("lengths", "max_texts", "max_tokens", "expected"),
-    [
-        ([], 4, 100, []),
-        ([3, 3, 3, 3, 3], 2, 100, [(0, 2), (2, 4), (4, 5)]),
-        ([2, 5, 10, 30], 10, 40, [(0, 3), (3, 4)]),
-        ([500], 8, 100, [(0, 1)]),
-    ],
-)
-def test_plan_batches_respects_both_caps(
-    lengths: list[int], max_texts: int, max_tokens: int, expected: list[tuple[int, int]]
+def test_stats_count_session_time_and_host_share(fp32_export: tuple[Path, ModelMeta]) -> None:
+    directory, meta = fp32_export
+    encoder = OnnxEncoder.from_meta(directory, meta, device="cpu", max_batch_texts=4)
+    encoder.encode(INVARIANCE_TEXTS)
+    stats = encoder.stats
+    assert stats.texts == len(INVARIANCE_TEXTS)
+    assert stats.batches >= len(INVARIANCE_TEXTS) // 4
+    assert 0 < stats.session_seconds <= stats.run_slots_seconds
+    assert 0.0 <= stats.host_share < 1.0
+    assert stats.padded_tokens >= stats.tokens
+
+
+def test_loaded_encoder_reports_device_and_model_id(
+    fp32_export: tuple[Path, ModelMeta],
 ) -> None:
-    assert plan_batches(lengths, max_texts, max_tokens) == expected
+    directory, meta = fp32_export
+    encoder = load_encoder("fp32", model_dir=directory.parent, device="cpu", cache_size=10)
+    assert encoder.device == "cpu"
+    assert encoder.model_id == meta.model_id == encoder.inner.model_id
+    assert encoder.inner.stats.texts == 0
+
+
+def test_cuda_probe_silences_only_the_default_logger_and_restores_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import onnxruntime as ort
+
+    levels: list[int] = []
+    monkeypatch.setattr(ort, "set_default_logger_severity", levels.append)
+    with quiet_provider_probe(probing_cuda=False):
+        pass
+    assert levels == []
+    seen_inside: list[int] = []
+
+    def create_session() -> None:
+        with quiet_provider_probe(probing_cuda=True):
+            seen_inside.extend(levels)
+            raise RuntimeError("no such model")
+
+    with pytest.raises(RuntimeError, match="no such model"):  # failures still raise
+        create_session()
+    assert seen_inside == [3]  # errors (3) and fatal messages (4) still print
+    assert levels == [3, 2]  # back to onnxruntime's default, WARNING
 
 
 class CountingEncoder:
@@ -193,6 +254,10 @@ def test_cache_over_real_encoder_returns_the_same_vectors(fp32: OnnxEncoder) -> 
 def test_missing_export_names_the_command(tmp_path: Path) -> None:
     with pytest.raises(EncoderNotExportedError, match="export-encoder --precision int8"):
         load_encoder("int8", model_dir=tmp_path, device="cpu")
+
+
+def test_cache_reports_the_device_of_what_it_wraps() -> None:
+    assert CachedEncoder(CountingEncoder(), capacity=1).device == "cpu"
 
 
 def test_auto_precision_falls_back_to_fp32_without_int8(tmp_path: Path) -> None:

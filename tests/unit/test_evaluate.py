@@ -447,7 +447,7 @@ def test_evaluate_warns_and_fails_on_garbage_timestamps(tmp_path: Path):
 
 
 def test_every_evaluate_option_says_what_it_does():
-    from interest_stream.streams.lab.commands import bench
+    from interest_stream.streams.lab.bench_commands import bench
     from interest_stream.streams.lab.commands import evaluate as command
 
     commands = [command, *bench.commands.values()]

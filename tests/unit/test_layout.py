@@ -58,7 +58,7 @@ def test_the_wheel_puts_one_namespace_into_site_packages(tmp_path: Path):
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
     text = zipfile.ZipFile(wheel).read(entry_points).decode()
     assert "interest-stream = interest_stream.streams.cli:main" in text
-    assert "bench = interest_stream.streams.lab.commands:bench" in text
+    assert "bench = interest_stream.streams.lab.bench_commands:bench" in text
 
 
 @pytest.mark.slow
