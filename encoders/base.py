@@ -7,7 +7,7 @@ in tests and benchmarks, and any future backend are interchangeable.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol, runtime_checkable
+from typing import Generic, Protocol, TypeVar, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
@@ -41,3 +41,26 @@ class OnDevice(Protocol):
 
     @property
     def device(self) -> str: ...
+
+
+Inner = TypeVar("Inner", bound=Encoder)
+
+
+class Wrapping(Generic[Inner]):
+    """Base of an encoder that wraps another (a cache, a counter): the same `model_id` and
+    `dim`, and the wrapped encoder as `inner`. Subclasses define `encode`."""
+
+    def __init__(self, inner: Inner) -> None:
+        self._inner = inner
+
+    @property
+    def model_id(self) -> str:
+        return self._inner.model_id
+
+    @property
+    def dim(self) -> int:
+        return self._inner.dim
+
+    @property
+    def inner(self) -> Inner:
+        return self._inner

@@ -13,12 +13,12 @@ import threading
 import unicodedata
 from collections import OrderedDict
 from collections.abc import Sequence
-from typing import Generic, TypeVar
+from typing import TypeVar
 
 import numpy as np
 import numpy.typing as npt
 
-from interest_stream.encoders.base import Encoder, OnDevice, Vectors
+from interest_stream.encoders.base import Encoder, OnDevice, Vectors, Wrapping
 
 InnerEncoder = TypeVar("InnerEncoder", bound=Encoder)
 
@@ -29,7 +29,7 @@ def text_key(model_id: str, text: str) -> str:
     return f"{model_id}:{hashlib.sha1(canonical.encode('utf-8')).hexdigest()}"
 
 
-class CachedEncoder(Generic[InnerEncoder]):
+class CachedEncoder(Wrapping[InnerEncoder]):
     """Encoder protocol with at most `capacity` vectors kept, least recently used evicted.
 
     Texts repeated within one call are encoded once. Thread-safe; the inner encoder is
@@ -40,7 +40,7 @@ class CachedEncoder(Generic[InnerEncoder]):
     def __init__(self, inner: InnerEncoder, capacity: int) -> None:
         if capacity < 0:
             raise ValueError("capacity must be >= 0")
-        self._inner = inner
+        super().__init__(inner)
         self._capacity = capacity
         self._entries: OrderedDict[str, npt.NDArray[np.float32]] = OrderedDict()
         self._lock = threading.Lock()
@@ -48,21 +48,9 @@ class CachedEncoder(Generic[InnerEncoder]):
         self.misses = 0
 
     @property
-    def model_id(self) -> str:
-        return self._inner.model_id
-
-    @property
-    def dim(self) -> int:
-        return self._inner.dim
-
-    @property
     def device(self) -> str:
         """Where the inner encoder runs ("cpu" for encoders that do not say)."""
         return self._inner.device if isinstance(self._inner, OnDevice) else "cpu"
-
-    @property
-    def inner(self) -> InnerEncoder:
-        return self._inner
 
     @property
     def hit_rate(self) -> float:

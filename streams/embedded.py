@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from interest_stream.encoders.base import Encoder, Vectors
+from interest_stream.encoders.base import Encoder, Vectors, Wrapping
 from interest_stream.schemas.events import reason_kind
 from interest_stream.schemas.records import Rejection
 from interest_stream.streams.core.batch import BatchCore, BatchOutcome
@@ -28,7 +28,7 @@ from interest_stream.streams.settings import env_name
 REJECT_ALARM_FRACTION = 0.01
 
 
-class DistinctTexts:
+class DistinctTexts(Wrapping[Encoder]):
     """An encoder that counts the distinct texts it is asked to encode, then encodes them.
 
     The batch core reports texts per batch, so a text seen in many batches is counted many
@@ -37,22 +37,10 @@ class DistinctTexts:
     """
 
     def __init__(self, inner: Encoder, cap: int = 2_000_000) -> None:
-        self._inner = inner
+        super().__init__(inner)
         self._cap = cap
         self._seen: set[bytes] = set()
         self.capped = False
-
-    @property
-    def model_id(self) -> str:
-        return self._inner.model_id
-
-    @property
-    def dim(self) -> int:
-        return self._inner.dim
-
-    @property
-    def inner(self) -> Encoder:
-        return self._inner
 
     @property
     def count(self) -> int:

@@ -37,7 +37,11 @@ class Settings(BaseSettings):
     # The SAI-indexed copy of a profile's vectors is rewritten when the profile has moved
     # away from it: cosine to the copy below this (1.0: on every change).
     ann_refresh_cosine: float = Field(0.99, ge=-1, le=1)
-    # Profiles kept in memory between batches (0: read every batch); 100-250 KB each.
+    # Off: the worker writes no ANN copies (every copy is a vector-index insert, the
+    # largest cost of a write to a new user); nearest-user queries then see only the copies
+    # written while it was on.
+    ann_copies: bool = True
+    # Profiles kept in memory between batches (0: read every batch); tens of KB each.
     profile_cache_size: int = Field(2_000, ge=0)
 
     # Encoder
@@ -130,6 +134,7 @@ class Settings(BaseSettings):
             local_dc=self.cassandra_local_dc,
             max_in_flight=self.cassandra_max_in_flight,
             ann_refresh_cosine=self.ann_refresh_cosine,
+            ann_copies=self.ann_copies,
         )
 
     @field_validator("min_event_time", mode="before")

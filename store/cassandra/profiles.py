@@ -84,6 +84,7 @@ class CassandraStore:
         # One bound for every thread of this store (batches and the ANN refresher).
         self._requests = Requests(session, options.max_in_flight)
         self._ann = AnnRefresher(self._write_ann_copies, min_cosine=options.ann_refresh_cosine)
+        self._ann_copies = options.ann_copies
         dim = table_dim(cluster, self.keyspace)
         if dim is None:
             raise StoreError(
@@ -189,7 +190,8 @@ class CassandraStore:
             statements.append((write.profile.user_id, batch))
             written += size
         self._write_retried(statements)
-        self._ann.offer([(w.profile, s) for w, s in winners if s is not None])
+        if self._ann_copies:
+            self._ann.offer([(w.profile, s) for w, s in winners if s is not None])
         won = {w.profile.user_id for w, _ in winners}
         return ApplyResult(
             tuple(u for u in users if u in won), tuple(u for u in users if u not in won), written

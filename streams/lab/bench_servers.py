@@ -47,6 +47,13 @@ from interest_stream.streams.cli.output import console, out
 )
 @options.precision
 @click.option(
+    "--ann/--no-ann",
+    default=True,
+    show_default=True,
+    help="Whether the workers write the SAI-indexed ANN copies (INTEREST_STREAM_ANN_COPIES):"
+    " --no-ann shows what the vector-index inserts cost.",
+)
+@click.option(
     "--freshness-rate",
     type=float,
     default=500.0,
@@ -69,6 +76,7 @@ def bench_pipeline_command(
     batch_size: int | None,
     flush_interval_ms: int | None,
     precision: str | None,
+    ann: bool,
     freshness_rate: float,
     freshness_seconds: float,
     as_json: bool,
@@ -94,6 +102,7 @@ def bench_pipeline_command(
     env = {
         "INTEREST_STREAM_PRECISION": settings.precision,
         "INTEREST_STREAM_FLUSH_INTERVAL_MS": str(settings.flush_interval_ms),
+        "INTEREST_STREAM_ANN_COPIES": "true" if ann else "false",
     }
     encoder = app.build_encoder(settings, "onnx")
     results = bench_pipeline(
@@ -105,9 +114,12 @@ def bench_pipeline_command(
         freshness_seconds=freshness_seconds,
         env=env,
     )
+    results["ann_copies"] = ann
     if as_json:
         out.print_json(json.dumps(results))
     else:
+        if not ann:
+            out.print("ANN copies off (--no-ann): no vector-index inserts", highlight=False)
         print_report(results, out)
     failed = [
         f"{shape} {stage}"

@@ -486,3 +486,20 @@ def test_a_claim_made_on_a_stale_read_of_the_fence_cannot_be_outstamped(
     finally:
         holder.close()
         claimant.close()
+
+
+@pytest.mark.cassandra
+def test_without_ann_copies_profiles_are_written_and_nothing_is_indexed(url: str) -> None:
+    from interest_stream.store.cassandra.connect import CassandraOptions
+
+    opened = CassandraStore.from_url(
+        url, options=CassandraOptions(ann_copies=False), create_schema=True
+    )
+    try:
+        profile = _profile("plain", [(_unit(np.random.default_rng(3)), None)] * 2)
+        assert opened.apply([_write(profile)]).won == ("plain",)
+        assert opened.flush_ann()
+        assert opened.get(["plain"])["plain"].event_count == profile.event_count
+        assert opened.nearest_users(profile.state.long.profile(), limit=3) == []
+    finally:
+        opened.close()
