@@ -74,7 +74,7 @@ def encode_profile(profile: UserProfile, *, horizons_apart: bool = False) -> byt
             entry[horizon] = [*_horizon_meta(part), norm]
         domain_meta.append(entry)
     summary = profile.summary
-    recent = sorted(profile.recent_ids.items())
+    recent = list(profile.recent_ids.items())  # in the order applied (model/profile.py)
     arrays: dict[str, npt.NDArray[Any]] = {}
     if not horizons_apart:
         sums = np.stack([state.short.decayed_sum, state.long.decayed_sum])

@@ -167,16 +167,18 @@ def _fold_state(
 def _recent_ids(
     current: Mapping[int, float], events: Sequence[WeightedEvent], params: InterestParams
 ) -> dict[int, float]:
+    # A duplicate id comes back soon after its original in delivery order (a producer
+    # retry into the same partition): the ids applied last are what dedup by id needs,
+    # whatever their event times (one topic may lag another by days); redeliveries are
+    # caught by offsets. Ids older than the window in event time go first.
     merged = dict(current)
-    merged.update((event_key(e.event_id), e.ts) for e in events)
+    for event in events:
+        key = event_key(event.event_id)
+        merged.pop(key, None)
+        merged[key] = event.ts
     newest = max(merged.values())
-    # A duplicate id comes back soon after its original (a producer retry): the newest
-    # ids within the window are what dedup by id needs; redeliveries are caught by offsets.
-    kept = sorted(
-        ((k, t) for k, t in merged.items() if t >= newest - params.recent_window_s),
-        key=lambda item: (-item[1], item[0]),
-    )
-    return dict(kept[: params.recent_ids])
+    kept = [(k, t) for k, t in merged.items() if t >= newest - params.recent_window_s]
+    return dict(kept[-params.recent_ids :])
 
 
 def _offsets(current: Mapping[str, int], events: Sequence[WeightedEvent]) -> dict[str, int]:

@@ -17,7 +17,7 @@ from interest_stream.streams.model.horizons import (
     fold_horizon,
     seed_ema,
 )
-from interest_stream.streams.model.profile import UserProfile, WeightedEvent, fold_events
+from interest_stream.streams.model.profile import UserProfile, WeightedEvent, event_key, fold_events
 
 DIM = 8
 # Dedup by id unbounded here (the window and count bounds have their own test below).
@@ -195,9 +195,23 @@ def test_duplicate_ids_are_remembered_within_the_window_and_count():
     vector = np.ones(DIM, np.float32)
     events = [WeightedEvent(f"e{i}", T0 + i * HOUR, 1.0, "t", vector) for i in range(30)]
     profile = fold_events(UserProfile.new("u", "m", DIM), events, params, updated_at=0).profile
-    assert len(profile.recent_ids) == 4  # the newest four, whatever the number of events
+    assert len(profile.recent_ids) == 4  # the last four, whatever the number of events
     again = fold_events(profile, events[-4:], params, updated_at=0)
     assert again.applied == 0 and again.duplicates == 4
     # An id older than what is remembered is applied again: only offsets catch a
     # redelivery that late (the worker's case), which is why they are kept per source.
     assert fold_events(profile, events[:1], params, updated_at=0).applied == 1
+
+
+def test_ids_are_remembered_in_delivery_order_so_a_lagging_topic_keeps_its_dedup():
+    params = InterestParams(recent_ids=4, recent_window_s=30 * DAY)
+    vector = np.ones(DIM, np.float32)
+    late = WeightedEvent("review-1", T0, 1.0, "t", vector)
+    ahead = [WeightedEvent(f"click-{i}", T0 + DAY + i, 1.0, "t", vector) for i in range(6)]
+    # Clicks of the next day arrive before and after the lagging review; its retry
+    # follows within the last four deliveries and is still recognised.
+    profile = UserProfile.new("u", "m", DIM)
+    for batch in (ahead[:3], [late], ahead[3:5]):
+        profile = fold_events(profile, batch, params, updated_at=0).profile
+    assert fold_events(profile, [late], params, updated_at=0).duplicates == 1
+    assert list(profile.recent_ids)[-1] == event_key("click-4")
