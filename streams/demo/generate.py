@@ -62,6 +62,9 @@ def _popularity_weights(
     return cumulative
 
 
+# How many events later, at most, a duplicate follows its original.
+RETRY_SPREAD = 40
+
 # Far enough in the past that generated events never trip the future-skew check.
 DEFAULT_END = datetime(2026, 10, 1, tzinfo=UTC).timestamp()
 
@@ -182,8 +185,9 @@ def generate(
     timed.sort(key=lambda pair: (pair[0], pair[1]["event_id"]))
     ordered = [event for _, event in timed]
     if duplicates > 0:
-        copies = rng.sample(ordered, int(len(ordered) * duplicates))
-        for copy in copies:
-            ordered.insert(rng.randrange(len(ordered)), dict(copy))
+        # A duplicate is a producer's retry: it follows its original closely, as the
+        # event contract assumes (dedup by id covers each user's recent events; model/profile.py).
+        for index in sorted(rng.sample(range(len(ordered)), int(len(ordered) * duplicates)))[::-1]:
+            ordered.insert(index + 1 + rng.randrange(RETRY_SPREAD), dict(ordered[index]))
     topic_of_text = {item.text: item.topic for item in items}
     return Workload(ordered, items, planted, topic_of_text, start, end)

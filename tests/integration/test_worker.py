@@ -118,8 +118,11 @@ def test_worker_matches_the_embedded_oracle(cluster: dict[str, str], tmp_path: P
 def test_kill_9_at_random_points_loses_nothing_and_applies_nothing_twice(
     cluster: dict[str, str], tmp_path: Path
 ):
-    events = _workload(users=60, per_user=60, seed=12)
+    # Large enough that five incarnations (each killed 0-1.5 s after its first progress)
+    # do not finish it: a worker that has nothing left cannot show progress.
+    events = _workload(users=60, per_user=300, seed=12)
     expected = oracle(events, tmp_path, time.time())
+    want = _expected_count(expected)
     publish(cluster["bootstrap"], cluster["prefix"], event_messages(events))
     rng = random.Random(5)
     log = tmp_path / "worker.log"
@@ -132,18 +135,21 @@ def test_kill_9_at_random_points_loses_nothing_and_applies_nothing_twice(
             log_path=log,
             batch_size=64,
         ).start()
-        # Wait until this incarnation has done some work, then kill it at a random moment.
-        before = total_events(cluster["store"])
-        wait_until(
-            lambda b=before: total_events(cluster["store"]) > b,
-            120,
-            "progress after restart",
-            worker.log_tail,
-        )
-        time.sleep(rng.uniform(0.0, 1.5))
-        worker.kill()
+        try:
+            # Wait until this incarnation has done some work, then kill it at a random moment.
+            before = total_events(cluster["store"])
+            assert before < want, "the workload ended before this incarnation started"
+            wait_until(
+                lambda b=before: total_events(cluster["store"]) > b,
+                120,
+                "progress after restart",
+                worker.log_tail,
+            )
+            time.sleep(rng.uniform(0.0, 1.5))
+        finally:
+            worker.kill()
         kills += 1
-        assert total_events(cluster["store"]) <= _expected_count(expected), "double counting"
+        assert total_events(cluster["store"]) <= want, "double counting"
     worker = WorkerProcess(
         bootstrap=cluster["bootstrap"],
         prefix=cluster["prefix"],
