@@ -45,8 +45,8 @@ class InterestParams:
     cluster_margin: float = 0.1
     # Per-domain horizons kept; more domains fold the least active into OTHER_DOMAIN.
     max_domains: int = 16
-    # Event ids remembered against duplicates (same id, new offset): the newest ones, and
-    # only those within `recent_window_s` of event time of the newest.
+    # Event ids remembered against duplicates (same id, new offset): the last ones applied,
+    # and only those within `recent_window_s` of event time of the newest.
     recent_ids: int = 64
     recent_window_s: float = 30 * DAY
 
