@@ -4,7 +4,8 @@ progress bar that disappears for scripts, and the tables several commands share.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from rich.console import Console
@@ -51,12 +52,28 @@ class EventProgress:
         self._bar.stop()
 
 
+DRIVER_LOGGERS = ("kafka", "cassandra", "aiokafka")
+
+
 def quiet_driver_logs() -> None:
     """Client commands report a failure as one line; the drivers' own retry warnings and
     tracebacks (one per reconnect attempt) only bury it, unless -v asked for them."""
     if logging.getLogger().getEffectiveLevel() >= logging.WARNING:
-        for name in ("kafka", "cassandra", "aiokafka"):
+        for name in DRIVER_LOGGERS:
             logging.getLogger(name).setLevel(logging.CRITICAL)
+
+
+@contextmanager
+def drivers_quiet_while_connecting() -> Iterator[None]:
+    """`quiet_driver_logs` for the connection checks of a long-running command only: the
+    worker's later driver warnings (a node down, a retried request) are for its operators."""
+    levels = {name: logging.getLogger(name).level for name in DRIVER_LOGGERS}
+    quiet_driver_logs()
+    try:
+        yield
+    finally:
+        for name, level in levels.items():
+            logging.getLogger(name).setLevel(level)
 
 
 def profiles_table(profiles: list[Any]) -> Table:

@@ -15,7 +15,13 @@ from rich.markup import escape
 from interest_stream.streams import app
 from interest_stream.streams.cli import options
 from interest_stream.streams.cli.group import main
-from interest_stream.streams.cli.output import EventProgress, console, out, quiet_driver_logs
+from interest_stream.streams.cli.output import (
+    EventProgress,
+    console,
+    drivers_quiet_while_connecting,
+    out,
+    quiet_driver_logs,
+)
 
 
 @main.command()
@@ -65,6 +71,7 @@ def worker(
     Offsets are committed only after the store and profile-updates hold the result; run
     `interest-stream init` once first so that the topics and the schema exist.
     """
+    from interest_stream.streams.kafka.clients import check_worker_topics
     from interest_stream.streams.worker import run_worker
 
     settings = app.load_settings(
@@ -79,8 +86,13 @@ def worker(
         long_half_life_s=app.half_life(long_half_life),
         profile_cache_size=profile_cache_size,
     )
+    # Refused credentials, unreachable servers and missing topics are one line here, not
+    # a Faust or driver traceback after start-up.
+    with drivers_quiet_while_connecting():
+        check_worker_topics(settings)
+        store = app.open_store(settings)
     encoder = app.build_encoder(settings, encoder_kind)
-    core = app.build_core(settings, encoder, app.open_store(settings))
+    core = app.build_core(settings, encoder, store)
     run_worker(settings, core, loglevel)
 
 

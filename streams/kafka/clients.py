@@ -205,3 +205,37 @@ def require_topics(settings: Settings, consumer: Any, topics: Iterable[str]) -> 
             + (f" (nor {', '.join(missing[1:])})" if len(missing) > 1 else "")
             + ": run `interest-stream init` (with the same --topic-prefix) first"
         )
+
+
+def check_worker_topics(settings: Settings) -> None:
+    """Before a worker starts: the brokers accept our credentials, every topic the worker
+    reads or writes exists (Faust would otherwise have a one-partition topic auto-created),
+    and the input topics have equal partition counts (the worker's fences and dedup are per
+    partition, so a user must have one partition across clicks, reviews and queries).
+
+    Raises BrokerError with one line; kafka-python's bootstrap is the only cost (well under
+    a second on a reachable cluster).
+    """
+    from kafka.errors import KafkaError
+
+    from interest_stream.schemas.events import INPUT_TOPICS
+
+    inputs = [settings.topic(name) for name in INPUT_TOPICS]
+    outputs = [settings.topic(name) for name in (settings.items_topic, settings.updates_topic)]
+    outputs.append(settings.topic(settings.dlq_topic))
+    consumer = make_consumer(settings, group_id=None, enable_auto_commit=False)
+    try:
+        require_topics(settings, consumer, [*inputs, *outputs])
+        try:
+            counts = {name: len(consumer.partitions_for_topic(name) or ()) for name in inputs}
+        except KafkaError as exc:
+            raise unreachable(settings, exc) from exc
+    finally:
+        consumer.close()
+    if len(set(counts.values())) > 1:
+        layout = ", ".join(f"{name} {count}" for name, count in counts.items())
+        raise BrokerError(
+            f"input topics have partition counts {layout} on {settings.brokers}: the worker"
+            " reads them co-partitioned by user, so all three need the same count"
+            " (`interest-stream init` reports it too)"
+        )

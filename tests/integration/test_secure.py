@@ -241,6 +241,12 @@ def test_the_traffic_is_tls_on_both_servers(secure_servers: dict[str, str]):
             "refused the credentials",
         ),
         (("publish", "-"), "INTEREST_STREAM_KAFKA_PASSWORD", "refused the credentials"),
+        (("worker", "--encoder", "hashing"), "INTEREST_STREAM_KAFKA_PASSWORD", "refused the"),
+        (
+            ("worker", "--encoder", "hashing"),
+            "INTEREST_STREAM_CASSANDRA_PASSWORD",
+            "Bad credentials",
+        ),
         (("profile", "get", "space-fan"), "INTEREST_STREAM_CASSANDRA_PASSWORD", "Bad credentials"),
         (("init", "--no-kafka"), "INTEREST_STREAM_CASSANDRA_PASSWORD", "Bad credentials"),
     ],

@@ -501,3 +501,42 @@ def test_a_publish_that_can_never_succeed_stops_the_worker_with_a_clear_message(
         [f"{topic_prefix}{t}" for t in ("clicks", "reviews", "queries")],
     )
     assert lag == len(events)  # nothing acknowledged: the events come again after a fix
+
+
+def test_a_worker_without_its_topics_or_with_odd_partitions_refuses_to_start_in_one_line(
+    kafka_bootstrap: str,
+    kafka_admin: Any,
+    cassandra_contact: tuple[str, int],
+    keyspace: str,
+    topic_prefix: str,
+):
+    """Faust would have the broker auto-create a missing topic with one partition and run
+    on it; the worker checks first and names what `init` would fix."""
+    import sys
+
+    from kafka.admin import NewTopic
+
+    host, port = cassandra_contact
+    store_url = f"cassandra://{host}:{port}/{keyspace}"
+    open_store(store_url, create_schema=True).close()
+
+    def start() -> str:
+        result = subprocess.run(
+            [sys.executable, "-m", "interest_stream.streams.cli", "worker", "--encoder",
+             "hashing", "--brokers", kafka_bootstrap, "--topic-prefix", topic_prefix,
+             "--store", store_url],
+            capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        output = result.stdout + result.stderr
+        assert result.returncode == 2 and "Traceback" not in output, output
+        assert len(output.strip().splitlines()) == 1, output
+        return output
+
+    missing = start()
+    assert f"topic {topic_prefix}clicks does not exist" in missing and "init" in missing
+    assert not [t for t in kafka_admin.list_topics() if t.startswith(topic_prefix)]
+    counts = {"clicks": 2, "reviews": 3, "queries": 2, "profile-updates": 2, "items": 2}
+    counts["interest-stream-dlq"] = 2
+    kafka_admin.create_topics([NewTopic(topic_prefix + t, n, 1) for t, n in counts.items()])
+    odd = start()
+    assert "partition counts" in odd and f"{topic_prefix}reviews 3" in odd, odd
