@@ -262,7 +262,8 @@ def forget_users(
 
     fences: dict[str, str] = {}
     if with_kafka:
-        from interest_stream.streams.kafka.erasure import input_partitions, partition_of
+        from interest_stream.streams.kafka.clients import partition_of
+        from interest_stream.streams.kafka.erasure import input_partitions
 
         count = input_partitions(settings)
         fences = {u: partition_fence(partition_of(u.encode(), count)) for u in user_ids}

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from interest_stream.streams.errors import BrokerError, ConfigurationError, MissingExtraError
@@ -207,6 +207,30 @@ def require_topics(settings: Settings, consumer: Any, topics: Iterable[str]) -> 
         )
 
 
+def partition_of(key: bytes, partitions: int) -> int:
+    """The partition Kafka's default partitioner (Java, aiokafka, kafka-python) gives a key."""
+    from kafka.partitioner.default import murmur2
+
+    return int(murmur2(key) & 0x7FFFFFFF) % partitions
+
+
+def partition_counts(
+    settings: Settings, topics: Sequence[str], *, also_required: Iterable[str] = ()
+) -> dict[str, int]:
+    """The partition count of each of `topics`, after checking that they and
+    `also_required` exist (BrokerError naming the first missing one)."""
+    from kafka.errors import KafkaError
+
+    consumer = make_consumer(settings, group_id=None, enable_auto_commit=False)
+    try:
+        require_topics(settings, consumer, [*topics, *also_required])
+        return {name: len(consumer.partitions_for_topic(name) or ()) for name in topics}
+    except KafkaError as exc:
+        raise unreachable(settings, exc) from exc
+    finally:
+        consumer.close()
+
+
 def check_worker_topics(settings: Settings) -> None:
     """Before a worker starts: the brokers accept our credentials, every topic the worker
     reads or writes exists (Faust would otherwise have a one-partition topic auto-created),
@@ -216,22 +240,14 @@ def check_worker_topics(settings: Settings) -> None:
     Raises BrokerError with one line; kafka-python's bootstrap is the only cost (well under
     a second on a reachable cluster).
     """
-    from kafka.errors import KafkaError
-
     from interest_stream.schemas.events import INPUT_TOPICS
 
-    inputs = [settings.topic(name) for name in INPUT_TOPICS]
-    outputs = [settings.topic(name) for name in (settings.items_topic, settings.updates_topic)]
-    outputs.append(settings.topic(settings.dlq_topic))
-    consumer = make_consumer(settings, group_id=None, enable_auto_commit=False)
-    try:
-        require_topics(settings, consumer, [*inputs, *outputs])
-        try:
-            counts = {name: len(consumer.partitions_for_topic(name) or ()) for name in inputs}
-        except KafkaError as exc:
-            raise unreachable(settings, exc) from exc
-    finally:
-        consumer.close()
+    outputs = (settings.items_topic, settings.updates_topic, settings.dlq_topic)
+    counts = partition_counts(
+        settings,
+        [settings.topic(name) for name in INPUT_TOPICS],
+        also_required=[settings.topic(name) for name in outputs],
+    )
     if len(set(counts.values())) > 1:
         layout = ", ".join(f"{name} {count}" for name, count in counts.items())
         raise BrokerError(

@@ -10,37 +10,20 @@ from collections.abc import Sequence
 from interest_stream.schemas.events import INPUT_TOPICS
 from interest_stream.streams.errors import BrokerError
 from interest_stream.streams.kafka.clients import (
-    make_consumer,
     make_producer,
-    require_topics,
+    partition_counts,
     unreachable,
 )
 from interest_stream.streams.settings import Settings
 
 
-def partition_of(key: bytes, partitions: int) -> int:
-    """The partition Kafka's default partitioner (Java, aiokafka, kafka-python) gives a key."""
-    from kafka.partitioner.default import murmur2
-
-    return int(murmur2(key) & 0x7FFFFFFF) % partitions
-
-
 def input_partitions(settings: Settings) -> int:
     """The partition count of the input topics (equal for all three: init checks it)."""
-    from kafka.errors import KafkaError
-
     topic = settings.topic(INPUT_TOPICS[0])
-    consumer = make_consumer(settings, group_id=None, enable_auto_commit=False)
-    try:
-        require_topics(settings, consumer, [topic])
-        partitions = consumer.partitions_for_topic(topic) or set()
-    except KafkaError as exc:
-        raise unreachable(settings, exc) from exc
-    finally:
-        consumer.close()
-    if not partitions:
+    count = partition_counts(settings, [topic])[topic]
+    if not count:
         raise BrokerError(f"topic {topic} has no partitions")
-    return len(partitions)
+    return count
 
 
 def publish_tombstones(settings: Settings, user_ids: Sequence[str]) -> int:

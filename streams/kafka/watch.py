@@ -21,7 +21,12 @@ from pydantic import ValidationError
 from interest_stream.schemas.events import printable
 from interest_stream.schemas.updates import ProfileUpdate
 from interest_stream.streams.errors import BrokerError
-from interest_stream.streams.kafka.clients import make_consumer, require_topics, unreachable
+from interest_stream.streams.kafka.clients import (
+    make_consumer,
+    partition_of,
+    require_topics,
+    unreachable,
+)
 from interest_stream.streams.settings import Settings
 
 TOP_LABELS = 3
@@ -166,10 +171,8 @@ def _partition_of(consumer: Any, topic: str, user_id: str) -> Any:
     """The partition the default partitioner (Java's, aiokafka's, kafka-python's: murmur2
     of the key) gives `user_id`'s updates."""
     from kafka import TopicPartition
-    from kafka.partitioner.default import murmur2
 
     partitions = sorted(consumer.partitions_for_topic(topic) or ())
     if not partitions:
         raise BrokerError(f"topic {topic!r} has no partitions")
-    index = (murmur2(user_id.encode()) & 0x7FFFFFFF) % len(partitions)
-    return TopicPartition(topic, partitions[index])
+    return TopicPartition(topic, partitions[partition_of(user_id.encode(), len(partitions))])

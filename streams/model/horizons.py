@@ -101,12 +101,6 @@ class HorizonState:
         factor = math.exp(-decay * (t - self.t_ref))
         return HorizonState(self.decayed_sum * factor, self.weight * factor, t)
 
-    def weight_at(self, t: float, decay: float) -> float:
-        """The decayed mass W as of time t (W itself for t at or before t_ref)."""
-        if self.t_ref is None or t <= self.t_ref:
-            return self.weight
-        return self.weight * math.exp(-decay * (t - self.t_ref))
-
     def merged(self, other: HorizonState, decay: float) -> HorizonState:
         """The sums of both, referred to the later of their times (still exact)."""
         if other.t_ref is None:

@@ -78,10 +78,9 @@ class ProfileVectors:
         decay_short, decay_long = profile.decays
         newest = state.long.t_ref
         at = at if at is not None else (newest if newest is not None else profile.updated_at)
-        long_weight = state.long.weight_at(at, decay_long)
-        short_weight = state.short.weight_at(at, decay_short)
         long_at = state.long.decayed_to(at, decay_long)
         short_at = state.short.decayed_to(at, decay_short)
+        long_weight, short_weight = long_at.weight, short_at.weight
         long, short = state.long.profile(), state.short.profile()
         liked, disliked = profile.liked, profile.disliked
         fade = math.exp(-decay_long * max(0.0, at - newest)) if newest is not None else 1.0

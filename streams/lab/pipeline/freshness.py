@@ -77,8 +77,9 @@ class UpdateWatcher:
         self._consumer.close()
 
 
-def wait_for(condition: Any, worker: WorkerProcess, what: str) -> None:
-    deadline = time.monotonic() + WAIT_S
+def wait_for(condition: Any, worker: WorkerProcess, what: str, timeout_s: float = WAIT_S) -> None:
+    """Poll `condition` until it holds; one-line error if the worker dies or time runs out."""
+    deadline = time.monotonic() + timeout_s
     while not condition():
         if not worker.alive():
             raise InterestStreamError(f"the worker died waiting for {what}\n{worker.log_tail()}")

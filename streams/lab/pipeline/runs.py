@@ -22,11 +22,11 @@ from interest_stream.store.cassandra.connect import Requests
 from interest_stream.store.cassandra.statements import vector_bytes
 from interest_stream.streams.errors import InterestStreamError
 from interest_stream.streams.lab.pipeline.cpu import CpuMeter
+from interest_stream.streams.lab.pipeline.freshness import wait_for
 from interest_stream.streams.lab.pipeline.scratch import Scratch
 from interest_stream.streams.lab.worker_process import WorkerProcess, WorkerTotals
 from interest_stream.streams.settings import Settings
 
-POLL_S = 0.05
 DRAIN_TIMEOUT_S = 1800.0
 
 
@@ -107,16 +107,14 @@ def drain(
 
 
 def _wait(worker: WorkerProcess, done: Callable[[WorkerTotals], bool], what: str) -> WorkerTotals:
-    deadline = time.monotonic() + DRAIN_TIMEOUT_S
-    while True:
-        totals = worker.totals()
-        if done(totals):
-            return totals
-        if not worker.alive():
-            raise InterestStreamError(f"the worker died waiting for {what}\n{worker.log_tail()}")
-        if time.monotonic() > deadline:
-            raise InterestStreamError(f"timed out waiting for {what}\n{worker.log_tail()}")
-        time.sleep(POLL_S)
+    last: list[WorkerTotals] = []
+
+    def reached() -> bool:
+        last[:] = [worker.totals()]
+        return done(last[0])
+
+    wait_for(reached, worker, what, timeout_s=DRAIN_TIMEOUT_S)
+    return last[0]
 
 
 def raw_vector_rows(
