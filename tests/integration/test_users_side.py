@@ -4,7 +4,8 @@ From an empty cluster (fresh topic prefix and keyspace, created by `interest-str
 one module-wide pipeline is set up: a generated workload plus a few hand-made users is
 `publish`ed, one worker process (ONNX encoder, so similarities mean something) folds it into
 Cassandra. The tests then read it back the ways users do: `watch`, `profile get|similar|
-score|rank`, and every README example, run as written with only the servers' names swapped.
+score|rank`, and every example of the README and docs/, run as written with only the
+servers' names swapped.
 """
 
 from __future__ import annotations
@@ -200,9 +201,14 @@ def test_profile_get_similar_and_score_over_cassandra(pipeline: dict[str, Any]):
 
 
 def _readme_examples() -> dict[str, str]:
-    text = (ROOT / "README.md").read_text(encoding="utf-8")
-    blocks = re.findall(r"```python\n# example: (\w+)\n(.*?)```", text, flags=re.DOTALL)
-    return dict(blocks)
+    """The `# example: NAME` blocks of the README and the docs; one written in both places
+    must be the same text there (the README's rankers quickstart is docs/usage.md's client)."""
+    examples: dict[str, str] = {}
+    for page in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
+        text = page.read_text(encoding="utf-8")
+        for name, code in re.findall(r"```python\n# example: (\w+)\n(.*?)```", text, re.DOTALL):
+            assert examples.setdefault(name, code) == code, f"example {name} differs in {page}"
+    return examples
 
 
 def _run_example(
@@ -217,7 +223,7 @@ def _run_example(
     code = code.replace("consumer_timeout_ms=10_000", "consumer_timeout_ms=3_000")
     namespace: dict[str, Any] = {"__name__": f"readme_{name}"}
     capsys.readouterr()
-    exec(compile(code, f"README.md example {name}", "exec"), namespace)
+    exec(compile(code, f"docs example {name}", "exec"), namespace)
     return namespace, capsys.readouterr().out
 
 
