@@ -26,7 +26,9 @@ from interest_stream.schemas.events import ValidationRules
 from interest_stream.schemas.records import RawRecord, Rejection
 from interest_stream.schemas.updates import ProfileUpdate, profile_update
 from interest_stream.store.base import ItemCatalog, ProfileStore, ProfileWrite
+from interest_stream.streams.core import pauses as points
 from interest_stream.streams.core.calibration import CatalogueCalibration
+from interest_stream.streams.core.pauses import PausePoints
 from interest_stream.streams.core.prepare import (
     Candidate,
     Weigher,
@@ -125,8 +127,10 @@ class BatchCore:
         estimate_catalogue: bool = False,
         calibrate_background: bool = False,
         clock: Callable[[], float] = time.time,
+        pauses: PausePoints | None = None,
     ) -> None:
         self.encoder = encoder
+        self.pauses = pauses or PausePoints()
         self.store = store
         self.items = items
         self.rules = rules or ValidationRules()
@@ -167,6 +171,7 @@ class BatchCore:
         for candidate in candidates:
             by_user[candidate.event.user_id].append(candidate)
         current = self._current(sorted(by_user), outcome)
+        self.pauses.reach(points.AFTER_READ)
         # Dedup before encoding, so a replayed batch costs a read and nothing else.
         fresh: dict[str, list[Candidate]] = {}
         for user_id, items in by_user.items():
@@ -262,6 +267,7 @@ class BatchCore:
             if attempt:
                 self._refold(pending, outcome)
             writes = [p.write() for p in pending.values()]
+            self.pauses.reach(points.BEFORE_WRITE)
             started = time.perf_counter()
             try:
                 result = self.store.apply(writes) if writes else None
@@ -269,6 +275,7 @@ class BatchCore:
                 # Outcomes unknown: read these users from the store next time.
                 self.cache.drop(pending)
                 raise
+            self.pauses.reach(points.AFTER_WRITE)
             outcome.write_seconds += time.perf_counter() - started
             if result is None:
                 pending = {}
