@@ -53,7 +53,6 @@ def build_core(settings: Settings, encoder: Encoder, store: ProfileStore) -> Bat
         include_vectors=settings.include_vectors,
         items=store if isinstance(store, ItemCatalog) else None,
         profile_cache_size=settings.profile_cache_size,
-        estimate_catalogue=True,
         calibrate_background=settings.cluster_background is None,
     )
 

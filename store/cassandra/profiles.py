@@ -17,7 +17,7 @@ vectors written in the background and only once a profile has moved away from it
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import UTC
 from typing import TYPE_CHECKING, Any
 
@@ -167,6 +167,13 @@ class CassandraStore:
         }
 
     # -- writes ----------------------------------------------------------------------------
+
+    def claim(self, fences: Collection[str]) -> set[str]:
+        try:
+            return self.fences.claim(set(fences))
+        except driver_errors() as exc:
+            self.fences.forget()
+            raise self._error("fence claim", exc) from exc
 
     def apply(self, writes: Sequence[ProfileWrite]) -> ApplyResult:
         """Store each profile under its fence's timestamp; writes under a fence that was

@@ -124,7 +124,6 @@ class BatchCore:
         include_vectors: bool = True,
         items: ItemCatalog | None = None,
         profile_cache_size: int = 0,
-        estimate_catalogue: bool = False,
         calibrate_background: bool = False,
         clock: Callable[[], float] = time.time,
         pauses: PausePoints | None = None,
@@ -141,7 +140,6 @@ class BatchCore:
             encoder.model_id,
             params or InterestParams(),
             calibrate_background=calibrate_background,
-            estimate=estimate_catalogue or calibrate_background,
         )
         self._weigher = Weigher(encoder, self.calibration.params)
         self.cache = ProfileCache(profile_cache_size)
@@ -170,7 +168,8 @@ class BatchCore:
         by_user: dict[str, list[Candidate]] = defaultdict(list)
         for candidate in candidates:
             by_user[candidate.event.user_id].append(candidate)
-        current = self._current(sorted(by_user), outcome)
+        fences = {user_id: items[0].fence for user_id, items in by_user.items()}
+        current = self._current(fences, outcome)
         self.pauses.reach(points.AFTER_READ)
         # Dedup before encoding, so a replayed batch costs a read and nothing else.
         fresh: dict[str, list[Candidate]] = {}
@@ -190,33 +189,52 @@ class BatchCore:
         encoded = self._weigher.encode([c for items in fresh.values() for c in items], known)
         outcome.encode_seconds += encoded.seconds
         outcome.texts_encoded += encoded.encoded
-        self.calibration.observe(encoded.row_of, encoded.vectors)
         started = time.perf_counter()
         for user_id, events in self._weigher.weigh(fresh, encoded).items():
             self._fold_user(user_id, events, fresh[user_id][0].fence, current, outcome)
         outcome.fold_seconds += time.perf_counter() - started
         return outcome
 
-    def _current(self, user_ids: list[str], outcome: BatchOutcome) -> dict[str, UserProfile]:
-        """The profile each user is at now: pending, else cached, else stored (absent for
-        new users); erased users come back as empty profiles that know their erasure."""
-        found = {u: self.pending[u].profile for u in user_ids if u in self.pending}
-        cached, missing = self.cache.lookup(u for u in user_ids if u not in found)
+    def _current(self, fences: dict[str, str], outcome: BatchOutcome) -> dict[str, UserProfile]:
+        """The profile each user (-> its fence) is at now: pending, else cached, else stored
+        (absent for new users); erased users come back as empty profiles that know their
+        erasure.
+
+        Claim, then read: the users' fences are held before anything is read, so whatever
+        another writer (a new owner, `forget`) does after this point makes this writer's
+        flush lose and fold again. Under a fence claimed just now, nothing read before
+        counts: its users are read from the store, and their pending events re-folded.
+        """
+        claimed = self.store.claim(set(fences.values()))
+        self.pauses.reach(points.AFTER_CLAIM)
+        stale = {u for u, fence in fences.items() if fence in claimed}
+        rebase = {u: self.pending[u] for u in stale if u in self.pending}
+        if rebase:
+            self._refold(rebase, outcome)
+            for user_id in (stale & self.pending.keys()) - rebase.keys():
+                del self.pending[user_id]  # the other writer had applied all its events
+        found = {u: self.pending[u].profile for u in fences if u in self.pending}
+        cached, missing = self.cache.lookup(u for u in fences if u not in found and u not in stale)
         outcome.cached_reads += len(cached)
         found.update(cached)
+        missing += sorted(u for u in stale if u not in found)
         if missing:
             found.update(self._read(missing, outcome))
         return found
 
     def _read(self, user_ids: list[str], outcome: BatchOutcome) -> dict[str, UserProfile]:
+        """Stored profiles, each knowing its user's latest erasure (every read checks it:
+        events from before an erasure are never folded, whatever else was read)."""
         started = time.perf_counter()
         stored = self.store.get(user_ids)
-        erased = self.store.erased([u for u in user_ids if u not in stored])
+        erased = self.store.erased(user_ids)
         outcome.read_seconds += time.perf_counter() - started
         outcome.store_reads += len(user_ids)
-        self.cache.put(stored)
         for user_id, at in erased.items():
-            stored[user_id] = replace(self._new(user_id), forgotten_at=at)
+            profile = stored.get(user_id) or self._new(user_id)
+            if profile.forgotten_at is None or profile.forgotten_at < at:
+                stored[user_id] = replace(profile, forgotten_at=at)
+        self.cache.put(stored)
         return stored
 
     def _new(self, user_id: str) -> UserProfile:
@@ -304,7 +322,10 @@ class BatchCore:
         return outcome
 
     def _refold(self, pending: dict[str, Pending], outcome: BatchOutcome) -> None:
-        """Fold the pending events of users whose write was lost onto what is stored now."""
+        """Fold the pending events of users whose write was lost onto what is stored now,
+        read under a new claim of their fences."""
+        self.store.claim({entry.fence for entry in pending.values()})
+        self.pauses.reach(points.AFTER_CLAIM)
         stored = self._read(sorted(pending), outcome)
         for user_id, entry in pending.items():
             profile = stored.get(user_id) or self._new(user_id)
