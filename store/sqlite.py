@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 import numpy as np
 
 from interest_stream.store.base import ALL_FENCES, ApplyResult, ProfileWrite, StoredItem
-from interest_stream.streams.errors import ConfigurationError, StoreError
+from interest_stream.streams.errors import ConfigurationError, StoreError, StoreRefusedError
 from interest_stream.streams.model.codec import ProfileFormatError, decode_profile, encode_profile
 from interest_stream.streams.model.profile import UserProfile
 
@@ -117,7 +117,7 @@ class SqliteStore:
         try:
             return {user_id: decode_profile(state) for user_id, state in rows}
         except ProfileFormatError as exc:
-            raise StoreError(f"{self.path}: {exc}") from exc
+            raise StoreRefusedError(f"{self.path}: {exc}") from exc
 
     def erased(self, user_ids: Sequence[str]) -> dict[str, float]:
         rows = self._select_in(

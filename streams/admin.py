@@ -68,6 +68,9 @@ def topic_plan(settings: Settings, partitions: int | None = None) -> dict[str, d
     plan[settings.topic(settings.updates_topic)] = {**spec, "configs": dict(compacted)}
     plan[settings.topic(settings.items_topic)] = {**spec, "configs": dict(compacted)}
     plan[settings.topic(settings.dlq_topic)] = {**spec, "configs": dict(durable)}
+    # Events forwarded to their user's partition (streams/core/routing.py): co-partitioned
+    # with the inputs, kept like them.
+    plan[settings.topic(settings.repartition_topic)] = {**spec, "configs": dict(durable)}
     return plan
 
 
@@ -170,7 +173,7 @@ def _layout_problems(
     settings: Settings, topics: list[TopicReport], plan: Mapping[str, dict[str, Any]]
 ) -> tuple[str, ...]:
     problems = []
-    inputs = {settings.topic(name) for name in INPUT_TOPICS}
+    inputs = {settings.topic(name) for name in (*INPUT_TOPICS, settings.repartition_topic)}
     counts = {t.name: t.partitions for t in topics if t.name in inputs}
     wanted = next(iter(plan.values()))["num_partitions"]
     if any(count != wanted for count in counts.values()):
@@ -262,7 +265,7 @@ def forget_users(
 
     fences: dict[str, str] = {}
     if with_kafka:
-        from interest_stream.streams.kafka.clients import partition_of
+        from interest_stream.streams.core.routing import partition_of
         from interest_stream.streams.kafka.erasure import input_partitions
 
         count = input_partitions(settings)

@@ -181,4 +181,7 @@ class Fences:
         self._held.clear()
 
     def _error(self, action: str, exc: BaseException) -> StoreError:
-        return StoreError(f"Cassandra {action} ({self._keyspace}): {describe_error(exc)}")
+        return StoreError(
+            f"Cassandra {action} ({self._keyspace}): {describe_error(exc)}",
+            retriable=not refused(exc),
+        )

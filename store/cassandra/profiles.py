@@ -49,7 +49,7 @@ from interest_stream.store.cassandra.statements import (
     bind_vectors,
     vector_bytes,
 )
-from interest_stream.streams.errors import StoreError
+from interest_stream.streams.errors import StoreError, StoreRefusedError
 from interest_stream.streams.model.codec import ProfileFormatError, decode_profile, encode_profile
 from interest_stream.streams.model.profile import UserProfile
 
@@ -128,7 +128,10 @@ class CassandraStore:
             raise
 
     def _error(self, action: str, exc: BaseException) -> StoreError:
-        return StoreError(f"Cassandra {action} ({self.keyspace}): {describe_error(exc)}")
+        return StoreError(
+            f"Cassandra {action} ({self.keyspace}): {describe_error(exc)}",
+            retriable=not refused(exc),
+        )
 
     # -- reads -----------------------------------------------------------------------------
 
@@ -156,7 +159,9 @@ class CassandraStore:
             try:
                 found[user_id] = decode_profile(state, horizons=(short, long))
             except ProfileFormatError as exc:
-                raise StoreError(f"Cassandra ({self.keyspace}), user {user_id!r}: {exc}") from exc
+                raise StoreRefusedError(
+                    f"Cassandra ({self.keyspace}), user {user_id!r}: {exc}"
+                ) from exc
         return found
 
     def erased(self, user_ids: Sequence[str]) -> dict[str, float]:
@@ -211,7 +216,7 @@ class CassandraStore:
 
         profile = write.profile
         if profile.dim != self.dim:
-            raise StoreError(
+            raise StoreRefusedError(
                 f"profile of {profile.user_id!r} has {profile.dim} dimensions but"
                 f" {self.keyspace}.profiles stores vector<float, {self.dim}>"
             )

@@ -36,6 +36,7 @@ from interest_stream.streams.core.prepare import (
     validate,
 )
 from interest_stream.streams.core.profile_cache import ProfileCache
+from interest_stream.streams.core.routing import Forward, Routing
 from interest_stream.streams.errors import ModelMismatchError, StoreError
 from interest_stream.streams.model.horizons import InterestParams
 from interest_stream.streams.model.profile import (
@@ -65,6 +66,7 @@ class BatchOutcome:
     updates: list[ProfileUpdate] = field(default_factory=list)
     reannounced: list[ProfileUpdate] = field(default_factory=list)
     rejects: list[Rejection] = field(default_factory=list)
+    forwards: list[Forward] = field(default_factory=list)  # events for another partition
     folded: int = 0  # events folded into pending profiles
     applied: int = 0  # events in profiles a flush stored
     duplicates: int = 0
@@ -101,6 +103,9 @@ class Pending:
     base_domains: frozenset[str]
     events: list[WeightedEvent] = field(default_factory=list)
     applied: int = 0
+    # Only re-announced: a write of the stored version again, under the fence, so that an
+    # announcement read before a `forget` or a new owner's claim is never published.
+    reannounce: bool = False
 
     def write(self) -> ProfileWrite:
         domains = {e.domain for e in self.events if e.domain}
@@ -127,8 +132,10 @@ class BatchCore:
         calibrate_background: bool = False,
         clock: Callable[[], float] = time.time,
         pauses: PausePoints | None = None,
+        routing: Routing | None = None,
     ) -> None:
         self.encoder = encoder
+        self.routing = routing
         self.pauses = pauses or PausePoints()
         self.store = store
         self.items = items
@@ -144,7 +151,9 @@ class BatchCore:
         self._weigher = Weigher(encoder, self.calibration.params)
         self.cache = ProfileCache(profile_cache_size)
         self.pending: dict[str, Pending] = {}
-        self._reannounce: dict[str, UserProfile] = {}
+        # What flushes stored and did not return yet (a flush that raised keeps them for
+        # the retry, so a stored profile is always announced).
+        self._stored = BatchOutcome()
 
     @property
     def params(self) -> InterestParams:
@@ -160,6 +169,8 @@ class BatchCore:
         """Validate a batch and fold its new events into the pending profiles."""
         outcome = BatchOutcome()
         candidates, outcome.rejects = validate(records, self.rules, self._clock())
+        if self.routing is not None:
+            candidates = self._route(candidates, outcome)
         candidates, known = resolve_items(
             candidates, self.items, self.encoder.model_id, outcome.rejects
         )
@@ -182,7 +193,13 @@ class BatchCore:
             elif (
                 profile is not None and user_id not in self.pending and redelivered(profile, items)
             ):
-                self._reannounce[user_id] = profile
+                self.pending[user_id] = Pending(
+                    profile,
+                    profile.version,
+                    items[0].fence,
+                    frozenset(profile.domains),
+                    reannounce=True,
+                )
         outcome.users = len(fresh)
         if not fresh:
             return outcome
@@ -194,6 +211,21 @@ class BatchCore:
             self._fold_user(user_id, events, fresh[user_id][0].fence, current, outcome)
         outcome.fold_seconds += time.perf_counter() - started
         return outcome
+
+    def _route(self, candidates: list[Candidate], outcome: BatchOutcome) -> list[Candidate]:
+        """Keep the events that arrived on their user's partition; the others become
+        forwards to it (streams/core/routing.py), folded by that partition's owner."""
+        assert self.routing is not None
+        kept = []
+        for candidate in candidates:
+            target = self.routing.misplaced(candidate.event.user_id, candidate.origin)
+            if target is None:
+                kept.append(candidate)
+            else:
+                outcome.forwards.append(
+                    Forward(candidate.event.user_id, candidate.raw, candidate.origin, target)
+                )
+        return kept
 
     def _current(self, fences: dict[str, str], outcome: BatchOutcome) -> dict[str, UserProfile]:
         """The profile each user (-> its fence) is at now: pending, else cached, else stored
@@ -260,11 +292,11 @@ class BatchCore:
         if not result.applied:
             return
         outcome.folded += result.applied
-        self._reannounce.pop(user_id, None)  # its update announces it
         pending = self.pending.get(user_id)
         if pending is None:
             pending = Pending(profile, profile.version, fence, frozenset(profile.domains))
             self.pending[user_id] = pending
+        pending.reannounce = False  # its update announces it
         pending.profile = result.profile
         pending.events.extend(events)
         pending.applied += result.applied
@@ -272,12 +304,12 @@ class BatchCore:
     # -- flush -----------------------------------------------------------------------------
 
     def flush(self) -> BatchOutcome:
-        """Write every pending profile once (under its fence); returns the updates."""
-        outcome = BatchOutcome()
-        for profile in self._reannounce.values():
-            update = profile_update(profile, include_vectors=self.include_vectors)
-            outcome.reannounced.append(update)
-        self._reannounce.clear()
+        """Write every pending profile once (under its fence); returns the updates.
+
+        If it raises (StoreError), what it stored before is kept for the next flush to
+        return, and what it did not is still pending: calling it again goes on.
+        """
+        outcome = self._stored
         pending = dict(self.pending)
         for attempt in range(MAX_FENCE_RETRIES):
             if not pending:
@@ -302,11 +334,11 @@ class BatchCore:
             outcome.bytes_written += result.bytes_written
             for user_id in result.won:
                 stored = pending.pop(user_id)
+                del self.pending[user_id]
                 outcome.applied += stored.applied
                 self.cache.put({user_id: stored.profile})
-                outcome.updates.append(
-                    profile_update(stored.profile, include_vectors=self.include_vectors)
-                )
+                update = profile_update(stored.profile, include_vectors=self.include_vectors)
+                (outcome.reannounced if stored.reannounce else outcome.updates).append(update)
             if result.lost:
                 # Another writer claimed these users' partition (a rebalance, an erasure):
                 # anything cached may be stale. Re-read and fold the events again; dedup
@@ -314,11 +346,12 @@ class BatchCore:
                 outcome.lost_fences += len(result.lost)
                 self.cache.invalidate()
                 log.info("fence lost for %d users, re-reading them", len(result.lost))
-        self.pending = {}
         if pending:
             raise StoreError(
                 f"fences still lost after {MAX_FENCE_RETRIES} tries: {sorted(pending)[:5]}"
             )
+        self.pending = {}  # users the other writer had fully applied: nothing to write
+        self._stored = BatchOutcome()
         return outcome
 
     def _refold(self, pending: dict[str, Pending], outcome: BatchOutcome) -> None:
@@ -343,5 +376,5 @@ class BatchCore:
         """Forget pending profiles without writing them (their partitions were revoked:
         the events come again to whoever owns them now) and empty the cache."""
         self.pending.clear()
-        self._reannounce.clear()
+        self._stored = BatchOutcome()
         self.cache.invalidate()

@@ -11,6 +11,9 @@ what has happened just before them, so a test reads like the interleaving it dri
 
 from __future__ import annotations
 
+import logging
+import os
+import signal
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -44,6 +47,8 @@ POINTS = (
     BEFORE_TOMBSTONE,
 )
 
+log = logging.getLogger(__name__)
+
 HOLD_TIMEOUT_S = 60.0
 """A held thread goes on by itself after this long, so a failing test cannot hang CI."""
 
@@ -70,12 +75,20 @@ class Hold:
 class PausePoints:
     """The holds installed on one component (a batch core, a worker, a `forget` run)."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, crash_at: str | None = None) -> None:
+        """`crash_at` (fault injection, the FAULT_CRASH_AT setting): the process kills
+        itself with SIGKILL the first time it reaches that point, like `kill -9` there."""
+        if crash_at is not None and crash_at not in POINTS:
+            raise ValueError(f"unknown pause point {crash_at!r}; known: {', '.join(POINTS)}")
+        self._crash_at = crash_at
         self._holds: dict[str, Hold] = {}
         self._lock = threading.Lock()
 
     def reach(self, name: str) -> None:
         """Called by the product at point `name`: waits while a test holds it."""
+        if name == self._crash_at:
+            log.warning("fault injection: killing this process at %s", name)
+            os.kill(os.getpid(), signal.SIGKILL)
         if not self._holds:  # the production path: nothing installed
             return
         with self._lock:
