@@ -61,7 +61,7 @@ def build_core(
         profile_cache_size=settings.profile_cache_size,
         calibrate_background=settings.cluster_background is None,
         routing=None if partitions is None else Routing(partitions),
-        pauses=PausePoints(crash_at=settings.fault_crash_at),
+        pauses=PausePoints(crash_at=settings.fault_crash_at, hold_dir=settings.fault_hold_dir),
     )
 
 

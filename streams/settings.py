@@ -115,6 +115,9 @@ class Settings(BaseSettings):
         ]
         | None
     ) = None
+    # Fault injection for tests: a file named after a pause point in this folder holds the
+    # process there until the file is removed. Never set in production.
+    fault_hold_dir: Path | None = None
     include_vectors: bool = True
     kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
     kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None

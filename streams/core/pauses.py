@@ -15,9 +15,11 @@ import logging
 import os
 import signal
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 
 AFTER_CLAIM = "after-claim"
 """The fences of a batch's users are held; their profiles are not read yet."""
@@ -75,12 +77,16 @@ class Hold:
 class PausePoints:
     """The holds installed on one component (a batch core, a worker, a `forget` run)."""
 
-    def __init__(self, *, crash_at: str | None = None) -> None:
-        """`crash_at` (fault injection, the FAULT_CRASH_AT setting): the process kills
-        itself with SIGKILL the first time it reaches that point, like `kill -9` there."""
+    def __init__(self, *, crash_at: str | None = None, hold_dir: Path | None = None) -> None:
+        """Fault injection for tests of other processes (settings FAULT_CRASH_AT and
+        FAULT_HOLD_DIR): `crash_at`, the process kills itself with SIGKILL the first time
+        it reaches that point, like `kill -9` there; `hold_dir`, a file named after a point
+        in that folder holds every thread that reaches the point until the file is removed
+        (the process writes `<point>.reached` there when one arrives)."""
         if crash_at is not None and crash_at not in POINTS:
             raise ValueError(f"unknown pause point {crash_at!r}; known: {', '.join(POINTS)}")
         self._crash_at = crash_at
+        self._hold_dir = hold_dir
         self._holds: dict[str, Hold] = {}
         self._lock = threading.Lock()
 
@@ -89,6 +95,8 @@ class PausePoints:
         if name == self._crash_at:
             log.warning("fault injection: killing this process at %s", name)
             os.kill(os.getpid(), signal.SIGKILL)
+        if self._hold_dir is not None:
+            self._wait_for_file(self._hold_dir / name)
         if not self._holds:  # the production path: nothing installed
             return
         with self._lock:
@@ -98,6 +106,16 @@ class PausePoints:
             hold.arrivals += 1
         hold.reached_event.set()
         hold.released_event.wait(HOLD_TIMEOUT_S)
+
+    @staticmethod
+    def _wait_for_file(hold: Path) -> None:
+        if not hold.exists():
+            return
+        log.warning("fault injection: held at %s until %s is removed", hold.name, hold)
+        hold.with_name(hold.name + ".reached").touch()
+        deadline = time.monotonic() + HOLD_TIMEOUT_S
+        while hold.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
 
     def hold(self, name: str, *, times: int = 1) -> Hold:
         """Install a hold on `name` (the next `times` arrivals wait for `release`)."""
