@@ -119,6 +119,8 @@ def test_a_user_produced_by_librdkafka_and_forgotten_stays_forgotten(
                 servers["bootstrap"],
                 "--topic-prefix",
                 servers["prefix"],
+                "--group",
+                servers["prefix"] + "group",
             ],
             catch_exceptions=False,
         )
