@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from interest_stream.schemas.events import ValidationRules, parse_time_bound
@@ -179,6 +179,48 @@ class Settings(BaseSettings):
     updates_topic: str = Field("profile-updates", description="Topic of profile updates.")
     items_topic: str = Field("items", description="Topic of the item catalogue.")
     dlq_topic: str = Field("interest-stream-dlq", description="Topic of rejected records.")
+    repartition_topic: str = Field(
+        "events-by-user",
+        description="Topic that carries events a producer put on another partition than their"
+        " user's to their user's partition (streams/core/routing.py); co-partitioned with"
+        " the inputs.",
+    )
+    dlq_max_bytes: int = Field(
+        524_288,
+        ge=1024,
+        le=900_000,
+        description="A rejected record longer than this goes to the DLQ as its first this-many"
+        " bytes, with its size, topic, partition and offset (streams/core/dead_letters.py).",
+    )
+    # Kept below the poll interval, so a stuck flush never holds a rebalance longer.
+    retry_budget_s: float = Field(
+        300.0,
+        gt=0,
+        description="How long the worker retries a failing store or broker before it stops"
+        " with one line, seconds (below the poll interval).",
+    )
+    fault_crash_at: (
+        Literal[
+            "after-claim",
+            "after-read",
+            "before-write",
+            "after-write",
+            "before-publish",
+            "before-ack",
+            "before-erase",
+            "before-tombstone",
+        ]
+        | None
+    ) = Field(
+        None,
+        description="Tests only: the process kills itself (SIGKILL) the first time it reaches"
+        " this pause point (streams/core/pauses.py). Never set in production.",
+    )
+    fault_hold_dir: Path | None = Field(
+        None,
+        description="Tests only: a file named after a pause point in this folder holds the"
+        " process there until the file is removed. Never set in production.",
+    )
     include_vectors: bool = Field(True, description="Vectors in profile-update records.")
     kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
         "PLAINTEXT", description="How clients reach Kafka."
@@ -253,6 +295,16 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             parse_time_bound(value)  # a ValueError names what is wrong
         return value
+
+    @model_validator(mode="after")
+    def _retries_end_before_the_poll_interval(self) -> Settings:
+        if self.retry_budget_s >= self.kafka_max_poll_interval_s:
+            raise ValueError(
+                f"retry_budget_s ({self.retry_budget_s:g}) must be below"
+                f" kafka_max_poll_interval_s ({self.kafka_max_poll_interval_s:g}): a flush"
+                " retrying longer would hold the group's rebalances"
+            )
+        return self
 
     def validation_rules(self) -> ValidationRules:
         """The bounds incoming events are checked against.

@@ -89,10 +89,10 @@ def worker(
     # Refused credentials, unreachable servers and missing topics are one line here, not
     # a Faust or driver traceback after start-up.
     with drivers_quiet_while_connecting():
-        check_worker_topics(settings)
+        partitions = check_worker_topics(settings)
         store = app.open_store(settings)
     encoder = app.build_encoder(settings, encoder_kind)
-    core = app.build_core(settings, encoder, store)
+    core = app.build_core(settings, encoder, store, partitions=partitions)
     run_worker(settings, core, loglevel)
 
 
