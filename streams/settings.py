@@ -103,13 +103,13 @@ class Settings(BaseSettings):
     summary_size: int = Field(
         24, ge=1, description="Events kept in the summary the clusters come from."
     )
-    # None: estimated from the texts once per store and kept there (see model/clusters.py).
+    # None: the store's calibration (streams/core/calibration.py, model/clusters.py).
     cluster_background: float | None = Field(
         None,
         gt=-1,
         lt=1,
-        description="The catalogue's background cosine (two unrelated texts); unset: estimated"
-        " from the first 256 distinct texts and kept in the store.",
+        description="The catalogue's background cosine (two unrelated texts); unset: the"
+        " store's calibration (`interest-stream calibrate`), else the model's default.",
     )
     cluster_margin: float = Field(
         0.1,
