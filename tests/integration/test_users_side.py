@@ -16,6 +16,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from click.testing import CliRunner
@@ -223,6 +224,10 @@ def _run_example(
     for topic in ("clicks", "profile-updates"):
         code = code.replace(f'"{topic}"', f'"{pipeline["prefix"]}{topic}"')
     code = code.replace('"127.0.0.1:9092"', f'"{pipeline["bootstrap"]}"')
+    # Cassandra's port too (the examples say 9042; the servers may run on CASSANDRA_PORT).
+    cassandra_port = urlsplit(pipeline["store"]).port
+    code = code.replace("port=9042", f"port={cassandra_port}")
+    code = code.replace("127.0.0.1:9042/", f"127.0.0.1:{cassandra_port}/")
     # The keyspace in URLs and connect() calls, not the package name in imports.
     code = re.sub(r"(?<![\w.])interest_stream(?=[\"')])", pipeline["keyspace"], code)
     code = code.replace("consumer_timeout_ms=10_000", "consumer_timeout_ms=3_000")
