@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 from kafka import KafkaConsumer, KafkaProducer
 
+from interest_stream.encoders.base import Encoder
 from interest_stream.encoders.hashing import HashingEncoder
 from interest_stream.schemas.events import TOPIC_OF_TYPE
 from interest_stream.schemas.records import RawRecord
@@ -27,8 +28,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 __all__ = ["ROOT", "WorkerProcess"]
 
-# The oracle folds with the model's default cluster background; a worker would estimate its
-# own from the texts it sees first, so the workers of these tests are pinned to the same.
+# The oracle folds with the model's default cluster background, as a worker on a store
+# without a calibration does; pinned all the same, so that a calibrated store cannot differ.
 PINNED = {"INTEREST_STREAM_CLUSTER_BACKGROUND": str(InterestParams.cluster_background)}
 
 
@@ -108,10 +109,12 @@ def create_topics(bootstrap: str, prefix: str, partitions: int = 6) -> None:
     init_kafka(load_settings(brokers=bootstrap, topic_prefix=prefix, partitions=partitions))
 
 
-def oracle(events: Sequence[dict[str, Any]], tmp: Path, now: float) -> dict[str, UserProfile]:
+def oracle(
+    events: Sequence[dict[str, Any]], tmp: Path, now: float, encoder: Encoder | None = None
+) -> dict[str, UserProfile]:
     """Profiles from one clean embedded pass over the same events (the expected result)."""
     store = open_store(f"sqlite:///{tmp}/oracle.db")
-    core = BatchCore(encoder=HashingEncoder(), store=store, clock=lambda: now)
+    core = BatchCore(encoder=encoder or HashingEncoder(), store=store, clock=lambda: now)
     records = [RawRecord.at(json.dumps(e).encode(), "oracle", i) for i, e in enumerate(events, 1)]
     for start in range(0, len(records), 500):
         core.process(records[start : start + 500])
