@@ -22,6 +22,7 @@ from interest_stream.streams.cli import main
 from interest_stream.streams.demo import generate
 from tests.integration.harness import (
     WorkerProcess,
+    assert_matches_reference,
     assert_profiles_equal,
     consumer_lag,
     event_messages,
@@ -115,6 +116,7 @@ def test_frozen_killed_and_forgetting_workers_end_at_the_clean_pass(
         for worker in workers:
             worker.kill()
     assert_profiles_equal(expected, cluster["store"])
+    assert_matches_reference(kept_events, cluster["store"])
     store = open_store(cluster["store"])
     try:
         assert store.get(forgotten) == {}

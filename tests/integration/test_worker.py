@@ -24,6 +24,7 @@ from interest_stream.streams.demo import generate
 from tests.integration.harness import (
     ROOT,
     WorkerProcess,
+    assert_matches_reference,
     assert_profiles_equal,
     consumer_lag,
     event_messages,
@@ -110,6 +111,7 @@ def test_worker_matches_the_embedded_oracle(cluster: dict[str, str], tmp_path: P
     finally:
         worker.stop()
     assert_profiles_equal(expected, cluster["store"])
+    assert_matches_reference(events, cluster["store"])  # the oracle checked independently
     updates = read_topic(cluster["bootstrap"], cluster["prefix"] + "profile-updates", timeout_s=10)
     assert {m.key.decode() for m in updates} == set(expected)
     assert all(m.value for m in updates)
@@ -255,6 +257,7 @@ def test_kill_9_exactly_at_each_window_loses_nothing_and_applies_nothing_twice(
     finally:
         worker.stop()
     assert_profiles_equal(expected, cluster["store"])
+    assert_matches_reference(events, cluster["store"], onnx)
 
 
 def _restart(server: str) -> None:
