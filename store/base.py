@@ -20,8 +20,8 @@ Guarantees a backend must give, checked by the contract tests over every backend
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
-from dataclasses import dataclass
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 import numpy as np
@@ -60,6 +60,15 @@ class ProfileWrite:
 
 
 @dataclass(frozen=True)
+class ErasureRecord:
+    """When a user was erased and, per input source ("topic:partition"), the first offset
+    after the erasure (empty where no Kafka offsets were read: the time bounds it then)."""
+
+    at: float
+    before: Mapping[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class ApplyResult:
     """Which writes won and which were lost (fence claimed away, or version moved), and
     how many bytes the winners put into the store."""
@@ -77,8 +86,8 @@ class ProfileStore(Protocol):
         """Stored profiles of the given users; absent (and erased) users are left out."""
         ...
 
-    def erased(self, user_ids: Sequence[str]) -> dict[str, float]:
-        """For users that were erased: the time of their (latest) erasure, epoch seconds."""
+    def erased(self, user_ids: Sequence[str]) -> dict[str, ErasureRecord]:
+        """For users that were erased: their (latest) erasure."""
         ...
 
     def claim(self, fences: Collection[str]) -> set[str]:
@@ -95,6 +104,11 @@ class ProfileStore(Protocol):
         """Erase a user's profile and everything derived from it, fencing out the writer
         of `fence` (the user's partition), and record the erasure; True if there was a
         profile. Idempotent."""
+        ...
+
+    def bound_erasure(self, user_id: str, before: Mapping[str, int]) -> None:
+        """Record on the user's erasure the input offsets it bounds (read after the erasure:
+        per source, the first offset after it)."""
         ...
 
     def user_ids(self, limit: int | None = None) -> list[str]:
