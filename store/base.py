@@ -20,8 +20,8 @@ Guarantees a backend must give, checked by the contract tests over every backend
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
-from dataclasses import dataclass
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 import numpy as np
@@ -67,6 +67,18 @@ class ProfileWrite:
 
 
 @dataclass(frozen=True)
+class ErasureRecord:
+    """When a user was erased, and the input offsets that bound the erasure.
+
+    `before` maps each input source ("topic:partition") to the first offset after the
+    erasure; it is empty where no Kafka offsets were read, and the time bounds it then.
+    """
+
+    at: float
+    before: Mapping[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class ApplyResult:
     """Which writes won and which were lost, and what the winners cost.
 
@@ -93,14 +105,15 @@ class ProfileStore(Protocol):
         """
         ...
 
-    def erased(self, user_ids: Sequence[str]) -> dict[str, float]:
+    def erased(self, user_ids: Sequence[str]) -> dict[str, ErasureRecord]:
         """Tell which users were erased, and when.
 
         Args:
             user_ids: The users to look up.
 
         Returns:
-            For the erased ones, the time of their latest erasure in epoch seconds.
+            For the erased ones, their latest erasure: its time and the input offsets it
+            bounds.
         """
         ...
 
@@ -144,6 +157,16 @@ class ProfileStore(Protocol):
 
         Returns:
             True if there was a profile to erase.
+        """
+        ...
+
+    def bound_erasure(self, user_id: str, before: Mapping[str, int]) -> None:
+        """Record on the user's erasure the input offsets it bounds.
+
+        Args:
+            user_id: The erased user.
+            before: Per input source ("topic:partition"), the first offset after the
+                erasure (read right after it fenced the writers out).
         """
         ...
 

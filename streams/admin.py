@@ -265,8 +265,9 @@ def forget_users(
     announce it (a tombstone on profile-updates, once the workers have committed every
     record from before the erasure: see streams/kafka/erasure.py). The store fences out the
     worker that owns the user's partition, so its cached copy is read again before it
-    writes, and the erasure record makes it drop the user's events from before `at`
-    (replays, late ones)."""
+    writes, and the erasure record makes it drop the user's events from before the erasure
+    (replays, late ones): by their offsets in the input topics, read right after the
+    erasure; without Kafka, by their time (before `at`)."""
     from interest_stream.store.base import ALL_FENCES, partition_fence
 
     fences: dict[str, str] = {}
@@ -288,7 +289,13 @@ def forget_users(
             wait_for_workers,
         )
 
-        behind = wait_for_workers(settings, input_end_offsets(settings), wait_s)
+        # The erasure's bound in the inputs: read after the erasure fenced the writers out,
+        # so everything they stored of the user was below it.
+        ends = input_end_offsets(settings)
+        before = {f"{topic}:{partition}": end for (topic, partition), end in ends.items()}
+        for user_id in user_ids:
+            store.bound_erasure(user_id, before)
+        behind = wait_for_workers(settings, ends, wait_s)
         publish_tombstones(settings, user_ids)
     return [
         Erasure(user_id, had, fences.get(user_id, ALL_FENCES), with_kafka, behind)

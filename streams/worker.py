@@ -34,13 +34,14 @@ from typing import Any, TypeVar
 from interest_stream.schemas.events import INPUT_TOPICS
 from interest_stream.schemas.records import Provenance, RawRecord, Rejection
 from interest_stream.schemas.updates import ProfileUpdate
+from interest_stream.store.base import ProfileStore
 from interest_stream.streams.core import pauses as points
 from interest_stream.streams.core.batch import BatchCore, BatchOutcome
 from interest_stream.streams.core.dead_letters import dead_letter
 from interest_stream.streams.core.items import apply_items
 from interest_stream.streams.core.retry import RetryPolicy
-from interest_stream.streams.core.routing import Forward, forward_headers, original_topic
-from interest_stream.streams.errors import MissingExtraError, StoreError
+from interest_stream.streams.core.routing import Forward, first_arrival, forward_headers
+from interest_stream.streams.errors import ConfigurationError, MissingExtraError, StoreError
 from interest_stream.streams.metrics import WorkerMetrics
 from interest_stream.streams.settings import Settings
 
@@ -380,18 +381,20 @@ def _origin(message: Any, settings: Settings) -> Provenance:
     (the repartition topic) names the input topic it first arrived on."""
     prefix = settings.topic_prefix
     topic = str(message.topic)
-    routed = topic == settings.topic(settings.repartition_topic)
-    if routed:  # forward_headers wrote the input topic's name without the prefix
-        named = original_topic(_headers(message))
-    else:
+    source = f"{topic}:{message.partition}"
+    if topic != settings.topic(settings.repartition_topic):
         named = topic[len(prefix) :] if prefix and topic.startswith(prefix) else topic
+        return Provenance(source, message.offset, named, message.partition, message.key)
+    first = first_arrival(_headers(message))  # forward_headers wrote it
     return Provenance(
-        source=f"{topic}:{message.partition}",
+        source=source,
         offset=message.offset,
-        topic=named,
+        topic=first.topic,
         partition=message.partition,
         key=message.key,
-        routed=routed,
+        routed=True,
+        first_source=first.source,
+        first_offset=first.offset,
     )
 
 
@@ -400,6 +403,25 @@ def _headers(message: Any) -> list[tuple[str, bytes]]:
     if isinstance(headers, dict):
         return list(headers.items())
     return list(headers)
+
+
+PARTITIONS_SETTING = "input_partitions"
+
+
+def check_partition_count(store: ProfileStore, settings: Settings, partitions: int) -> None:
+    """The input topics' partition count is fixed per store: the first worker keeps it
+    there, and a worker that finds another count refuses to start. Users' owning
+    partitions (and so their fences) follow the count: after a change, a new owner's fence
+    could hand out timestamps below the old owner's last writes, and Cassandra would keep
+    the old cells over the new ones while the writes reported success."""
+    kept = store.keep_setting(PARTITIONS_SETTING, str(partitions))
+    if kept != str(partitions):
+        raise ConfigurationError(
+            f"the input topics on {settings.brokers} have {partitions} partitions, but the"
+            f" profiles in {settings.store_url} were written for {kept}: a user's partition"
+            " (and fence) depends on the count. Keep the topics at that count, or rebuild"
+            " the profiles into a new store from the events"
+        )
 
 
 def run_worker(settings: Settings, core: BatchCore, loglevel: str) -> None:

@@ -24,6 +24,7 @@ from interest_stream.streams.demo import generate
 from tests.integration.harness import (
     ROOT,
     WorkerProcess,
+    assert_matches_reference,
     assert_profiles_equal,
     consumer_lag,
     event_messages,
@@ -110,6 +111,7 @@ def test_worker_matches_the_embedded_oracle(cluster: dict[str, str], tmp_path: P
     finally:
         worker.stop()
     assert_profiles_equal(expected, cluster["store"])
+    assert_matches_reference(events, cluster["store"])  # the oracle checked independently
     updates = read_topic(cluster["bootstrap"], cluster["prefix"] + "profile-updates", timeout_s=10)
     assert {m.key.decode() for m in updates} == set(expected)
     assert all(m.value for m in updates)
@@ -205,16 +207,28 @@ def test_kill_9_between_coalesced_folds_and_their_flush_loses_nothing(
     assert_profiles_equal(expected, cluster["store"])
 
 
-@pytest.mark.parametrize("window", ["after-claim", "after-write", "before-publish", "before-ack"])
+@pytest.mark.parametrize(
+    ("window", "encoder"),
+    [
+        ("after-claim", "hashing"),
+        ("after-write", "hashing"),
+        ("before-publish", "hashing"),
+        ("before-ack", "hashing"),
+        ("after-write", "onnx"),  # the exported sentence encoder, as in production
+    ],
+)
 def test_kill_9_exactly_at_each_window_loses_nothing_and_applies_nothing_twice(
-    window: str, cluster: dict[str, str], tmp_path: Path
+    window: str, encoder: str, cluster: dict[str, str], tmp_path: Path
 ):
     """The worker kills itself (SIGKILL) the first time it reaches `window`: after claiming
     its fences, after storing profiles, before publishing their updates, or after the
     broker confirmed them but before the offsets are committed. A restarted worker ends at
     the single clean pass, with every stored version announced."""
+    from interest_stream.streams import app
+
     events = _workload(users=20, per_user=15, seed=21)
-    expected = oracle(events, tmp_path, time.time())
+    onnx = app.build_encoder(app.load_settings(), "onnx") if encoder == "onnx" else None
+    expected = oracle(events, tmp_path, time.time(), onnx)
     publish(cluster["bootstrap"], cluster["prefix"], event_messages(events))
     common: dict[str, Any] = {
         "bootstrap": cluster["bootstrap"],
@@ -222,6 +236,7 @@ def test_kill_9_exactly_at_each_window_loses_nothing_and_applies_nothing_twice(
         "store_url": cluster["store"],
         "log_path": tmp_path / "worker.log",
         "batch_size": 64,
+        "encoder": encoder,
     }
     crashing = WorkerProcess(env={"INTEREST_STREAM_FAULT_CRASH_AT": window}, **common).start()
     try:
@@ -242,6 +257,7 @@ def test_kill_9_exactly_at_each_window_loses_nothing_and_applies_nothing_twice(
     finally:
         worker.stop()
     assert_profiles_equal(expected, cluster["store"])
+    assert_matches_reference(events, cluster["store"], onnx)
 
 
 def _restart(server: str) -> None:

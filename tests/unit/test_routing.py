@@ -64,3 +64,20 @@ def test_a_kafka_record_without_a_key_is_rejected_with_the_reason(tmp_path: Path
     [rejection] = outcome.rejects
     assert rejection.reason.startswith("message key: missing")
     assert outcome.applied == 0 and outcome.forwards == []
+
+
+def test_a_worker_refuses_another_partition_count_than_the_store_was_written_for(
+    tmp_path: Path,
+):
+    import pytest
+
+    from interest_stream.streams.errors import ConfigurationError
+    from interest_stream.streams.settings import load_settings
+    from interest_stream.streams.worker import check_partition_count
+
+    store = open_store(f"sqlite:///{tmp_path}/p.db")
+    settings = load_settings(store_url=f"sqlite:///{tmp_path}/p.db")
+    check_partition_count(store, settings, 4)
+    check_partition_count(store, settings, 4)  # the same count: fine, again and again
+    with pytest.raises(ConfigurationError, match="have 6 partitions, but the profiles in"):
+        check_partition_count(store, settings, 6)
