@@ -18,6 +18,8 @@ from typing import Any, Literal
 from interest_stream.schemas.events import INPUT_TOPICS
 from interest_stream.store.base import ProfileStore
 from interest_stream.store.cassandra import LOCAL_REPLICATION, SchemaReport
+from interest_stream.streams.core import pauses as points
+from interest_stream.streams.core.pauses import PausePoints
 from interest_stream.streams.errors import (
     ConfigurationError,
     InterestStreamError,
@@ -260,6 +262,7 @@ def forget_users(
     at: float,
     with_kafka: bool = True,
     wait_s: float = 60.0,
+    pauses: PausePoints | None = None,
 ) -> list[Erasure]:
     """Erase each user's profile and everything derived from it, record the erasure, and
     announce it (a tombstone on profile-updates, once the workers have committed every
@@ -277,6 +280,8 @@ def forget_users(
 
         count = input_partitions(settings)
         fences = {u: partition_fence(partition_of(u.encode(), count)) for u in user_ids}
+    pauses = pauses or PausePoints()
+    pauses.reach(points.BEFORE_ERASE)
     erased = [
         (user_id, store.erase(user_id, fence=fences.get(user_id, ALL_FENCES), at=at, reason=reason))
         for user_id in user_ids
@@ -296,6 +301,7 @@ def forget_users(
         for user_id in user_ids:
             store.bound_erasure(user_id, before)
         behind = wait_for_workers(settings, ends, wait_s)
+        pauses.reach(points.BEFORE_TOMBSTONE)
         publish_tombstones(settings, user_ids)
     return [
         Erasure(user_id, had, fences.get(user_id, ALL_FENCES), with_kafka, behind)
