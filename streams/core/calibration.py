@@ -11,7 +11,7 @@ uncentred, +31% centred).
 
 Profiles must be a function of the events alone, so the estimate is never taken from
 whatever texts happen to arrive first. It is made by an explicit step (`calibrate`: the
-`interest-stream calibrate` command, `init --calibrate`, or the embedded `run` over its
+`interest-stream calibrate` command, or the embedded `run` over its
 whole input file before the first event) from a set of texts (an item catalogue or an event
 log), over a sample chosen by a hash of each text, so any order of the same texts gives the
 same values; the store keeps the first calibration made (versioned), and every writer
