@@ -42,6 +42,7 @@ from interest_stream.streams.model.profile import (
     fold_events,
     redelivered,
     select_new,
+    with_clusters,
 )
 
 log = logging.getLogger(__name__)
@@ -99,8 +100,14 @@ class Pending:
     base_domains: frozenset[str]
     events: list[WeightedEvent] = field(default_factory=list)
     applied: int = 0
+    clusters_due: InterestParams | None = None
+    """Set while `profile`'s clusters are stale (folded without clustering): `write`
+    rebuilds them once for all the folds since the last flush."""
 
     def write(self) -> ProfileWrite:
+        if self.clusters_due is not None:
+            self.profile = with_clusters(self.profile, self.clusters_due)
+            self.clusters_due = None
         domains = {e.domain for e in self.events if e.domain}
         now = set(self.profile.domains)
         changed = tuple(sorted(d for d in now if d in domains or d not in self.base_domains))
@@ -231,7 +238,10 @@ class BatchCore:
                 f"profile of {user_id!r} was built with {profile.model_id}, this process"
                 f" encodes with {self.encoder.model_id}; use the same encoder or a new store"
             )
-        result = fold_events(profile, events, self.params, updated_at=self._clock())
+        # Clusters are rebuilt once, when the flush writes the profile, not after every fold.
+        result = fold_events(
+            profile, events, self.params, updated_at=self._clock(), cluster=False
+        )
         outcome.duplicates += result.duplicates
         outcome.erased += result.erased
         if not result.applied:
@@ -243,6 +253,7 @@ class BatchCore:
             pending = Pending(profile, profile.version, fence, frozenset(profile.domains))
             self.pending[user_id] = pending
         pending.profile = result.profile
+        pending.clusters_due = self.params
         pending.events.extend(events)
         pending.applied += result.applied
 
