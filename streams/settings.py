@@ -37,6 +37,10 @@ class Settings(BaseSettings):
     # The SAI-indexed copy of a profile's vectors is rewritten when the profile has moved
     # away from it: cosine to the copy below this (1.0: on every change).
     ann_refresh_cosine: float = Field(0.99, ge=-1, le=1)
+    # ...and at most once per this many seconds per user (a busy user's changes within it
+    # become one write of the latest profile): a copy is at most this much (plus one round
+    # of writes) behind a profile that moved. 0: only the movement threshold applies.
+    ann_refresh_interval_s: float = Field(30.0, ge=0)
     # Off: the worker writes no ANN copies (every copy is a vector-index insert, the
     # largest cost of a write to a new user); nearest-user queries then see only the copies
     # written while it was on.
@@ -134,6 +138,7 @@ class Settings(BaseSettings):
             local_dc=self.cassandra_local_dc,
             max_in_flight=self.cassandra_max_in_flight,
             ann_refresh_cosine=self.ann_refresh_cosine,
+            ann_refresh_interval_s=self.ann_refresh_interval_s,
             ann_copies=self.ann_copies,
         )
 

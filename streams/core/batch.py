@@ -239,9 +239,7 @@ class BatchCore:
                 f" encodes with {self.encoder.model_id}; use the same encoder or a new store"
             )
         # Clusters are rebuilt once, when the flush writes the profile, not after every fold.
-        result = fold_events(
-            profile, events, self.params, updated_at=self._clock(), cluster=False
-        )
+        result = fold_events(profile, events, self.params, updated_at=self._clock(), cluster=False)
         outcome.duplicates += result.duplicates
         outcome.erased += result.erased
         if not result.applied:
