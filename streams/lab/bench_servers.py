@@ -250,3 +250,43 @@ def bench_soak_command(
             out.print(f"{name}: [{colour}]{verdict}[/{colour}]", highlight=False)
     if "not met" in figures["verdicts"].values():
         sys.exit(1)
+
+
+@click.command("ann")
+@click.option(
+    "--cassandra",
+    "cassandra_hosts",
+    default="127.0.0.1:9042",
+    show_default=True,
+    help="Cassandra contact point(s) host:port (a scratch keyspace is made and dropped).",
+)
+@click.option("--users", type=int, default=3000, show_default=True, help="ANN copies to write.")
+@click.option("--queries", type=int, default=200, show_default=True, help="Queries for recall.")
+@click.option(
+    "--similarity",
+    type=click.Choice(["schema", "cosine", "dot_product"]),
+    default="schema",
+    show_default=True,
+    help="schema: the indexes as the product creates them; else recreated with this function.",
+)
+@options.as_json("Print the figures as JSON.")
+def bench_ann_command(
+    cassandra_hosts: str, users: int, queries: int, similarity: str, as_json: bool
+) -> None:
+    """What the ANN copies' vector indexes cost Cassandra (CPU-s per 1,000 copies) and the
+    recall@10 of `similar` against an exact scan of the same vectors."""
+    from interest_stream.streams.lab.bench_ann import bench_ann
+
+    settings = app.load_settings(store_url=f"cassandra://{cassandra_hosts}/bench")
+    figures = bench_ann(settings, users=users, queries=queries, similarity=similarity)
+    if as_json:
+        out.print_json(json.dumps(figures))
+    else:
+        out.print(
+            f"{figures['similarity']}: {figures['users']:,} copies in"
+            f" {figures['write_seconds']} s ({figures['failed_writes']} failed), Cassandra"
+            f" {figures['cassandra_cpu_s_per_1000_copies']} CPU-s per 1,000 copies;"
+            f" recall@10 of similar vs an exact scan: {figures['recall_at_10']:.3f}"
+            f" ({figures['queries']} queries)",
+            highlight=False,
+        )
