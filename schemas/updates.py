@@ -74,7 +74,23 @@ def profile_update(
     """The update record announcing `profile`, read at `read_at` (default: its write)."""
     at = read_at if read_at is not None else profile.updated_at
     view = ProfileVectors.from_profile(profile, at=max(at, profile.state.long.t_ref or at))
-    return ProfileUpdate(
+    # Built without validation (model_construct): every field comes from a typed profile,
+    # and a worker builds one record per written profile, where validating 768 floats
+    # cost more than the rest of the record. `tolist` gives the same Python floats as
+    # float() of each float32 element, so the JSON is the same.
+    liked = [
+        ClusterSummary.model_construct(label=label, weight=round(float(weight), 6), size=c.size)
+        for label, weight, c in zip(view.labels, view.cluster_weights, profile.liked, strict=True)
+    ][:top_clusters]
+    disliked = [
+        ClusterSummary.model_construct(label=c.label, weight=round(float(weight), 6), size=c.size)
+        for weight, c in zip(
+            view.disliked_weights if view.disliked_weights is not None else (),
+            profile.disliked,
+            strict=True,
+        )
+    ]
+    return ProfileUpdate.model_construct(
         user_id=profile.user_id,
         version=profile.version,
         model_id=profile.model_id,
@@ -86,23 +102,9 @@ def profile_update(
         long_weight=round(view.long_weight, 6),
         short_weight=round(view.short_weight, 6),
         short_share=round(view.short_share, 6),
-        clusters=[
-            ClusterSummary(label=label, weight=round(float(weight), 6), size=c.size)
-            for label, weight, c in zip(
-                view.labels, view.cluster_weights, profile.liked, strict=True
-            )
-        ][:top_clusters],
-        disliked=[
-            ClusterSummary(label=c.label, weight=round(float(weight), 6), size=c.size)
-            for weight, c in zip(
-                view.disliked_weights if view.disliked_weights is not None else (),
-                profile.disliked,
-                strict=True,
-            )
-        ],
+        clusters=liked,
+        disliked=disliked,
         vectors_included=include_vectors,
-        short=[float(x) for x in view.short]
-        if include_vectors and view.short is not None
-        else None,
-        long=[float(x) for x in view.long] if include_vectors and view.long is not None else None,
+        short=view.short.tolist() if include_vectors and view.short is not None else None,
+        long=view.long.tolist() if include_vectors and view.long is not None else None,
     )

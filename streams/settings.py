@@ -54,6 +54,14 @@ class Settings(BaseSettings):
         description="The SAI-indexed copy of a profile's vectors is rewritten when its cosine to"
         " the profile falls below this; 1.0 rewrites on every change.",
     )
+    ann_refresh_interval_s: float = Field(
+        30.0,
+        ge=0,
+        description="...and at most once per this many seconds per user: a busy user's changes"
+        " within it become one write of the latest profile. A copy is within"
+        " `ANN_REFRESH_COSINE` of its profile, or at most this (plus one round of writes)"
+        " behind it; 0: only the cosine applies.",
+    )
     # Every copy is a vector-index insert, the largest cost of a write to a new user.
     ann_copies: bool = Field(
         True,
@@ -284,6 +292,7 @@ class Settings(BaseSettings):
             local_dc=self.cassandra_local_dc,
             max_in_flight=self.cassandra_max_in_flight,
             ann_refresh_cosine=self.ann_refresh_cosine,
+            ann_refresh_interval_s=self.ann_refresh_interval_s,
             ann_copies=self.ann_copies,
         )
 

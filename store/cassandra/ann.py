@@ -8,15 +8,22 @@ the copies whose indexed vectors the profile has moved away from (cosine below t
 threshold). Under load, offers for one user coalesce, so the index sees at most one
 write per user per round however fast profiles change.
 
-What this gives up: a copy may lag its profile by the writes still pending; a copy pending
-when the process dies is rewritten only with the user's next change (the profile itself
-is durable; its direction does not change without new events, since both horizons decay
-uniformly). `flush` waits for the pending copies; `close` flushes.
+A user's copy is also rewritten at most once per `min_interval_s`: a busy user's changes
+within the interval become one write of the latest profile when it is over. Together with
+the movement threshold this bounds how stale a copy may be: its vectors are within
+`min_cosine` of the profile's, or the profile changed less than `min_interval_s` (plus one
+round of writes) ago; `flush` writes what is pending at once, interval or not.
+
+What this gives up: a copy may lag its profile as above; a copy pending when the process
+dies is rewritten only with the user's next change (the profile itself is durable; its
+direction does not change without new events, since both horizons decay uniformly).
+`flush` waits for the pending copies; `close` flushes.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections import OrderedDict
@@ -79,11 +86,18 @@ class AnnRefresher:
         write: WriteCopies,
         *,
         min_cosine: float,
+        min_interval_s: float = 0.0,
         remembered: int = 50_000,
         round_size: int = 256,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._write = write
         self._min_cosine = min_cosine
+        self._min_interval = min_interval_s
+        self._clock = clock
+        # user -> when this process last wrote the user's copy (clock time), for the interval.
+        self._written_at: dict[str, float] = {}
+        self._flushing = 0
         self._remembered = remembered
         self._round_size = round_size
         self._cond = threading.Condition()
@@ -126,14 +140,20 @@ class AnnRefresher:
         with self._cond:
             self._pending.pop(user_id, None)
             self._indexed.pop(user_id, None)
+            self._written_at.pop(user_id, None)
             self._cond.wait_for(lambda: user_id not in self._in_flight, timeout=60)
 
     def flush(self, timeout: float = 60.0) -> bool:
         """Wait until every pending copy is written; False if `timeout` ran out first."""
         with self._cond:
-            return self._cond.wait_for(
-                lambda: not self._pending and not self._in_flight, timeout=timeout
-            )
+            self._flushing += 1  # pending copies are due now, whatever their interval
+            self._cond.notify_all()
+            try:
+                return self._cond.wait_for(
+                    lambda: not self._pending and not self._in_flight, timeout=timeout
+                )
+            finally:
+                self._flushing -= 1
 
     def close(self, timeout: float = 30.0) -> None:
         """Write what is pending (up to `timeout`), then stop the thread."""
@@ -158,16 +178,35 @@ class AnnRefresher:
             self._thread = threading.Thread(target=self._run, name="ann-refresher", daemon=True)
             self._thread.start()
 
+    def _due_in(self, user_id: str, now: float) -> float:
+        """Seconds until the user's copy may be written again (<= 0: now)."""
+        if self._flushing:
+            return 0.0
+        written = self._written_at.get(user_id)
+        return 0.0 if written is None else written + self._min_interval - now
+
     def _take(self) -> list[AnnCopy] | None:
         with self._cond:
-            self._cond.wait_for(lambda: self._pending or self._stopping)
-            if self._stopping:
-                return None
-            copies: list[AnnCopy] = []
-            while self._pending and len(copies) < self._round_size:
-                copies.append(self._pending.popitem(last=False)[1])
-            self._in_flight = {c.user_id for c in copies}
-            return copies
+            while True:
+                self._cond.wait_for(lambda: self._pending or self._stopping)
+                if self._stopping:
+                    return None
+                now = self._clock()
+                copies: list[AnnCopy] = []
+                wait = math.inf
+                for user_id in list(self._pending):
+                    if len(copies) >= self._round_size:
+                        break
+                    due_in = self._due_in(user_id, now)
+                    if due_in <= 0:
+                        copies.append(self._pending.pop(user_id))
+                    else:
+                        wait = min(wait, due_in)
+                if copies:
+                    self._in_flight = {c.user_id for c in copies}
+                    return copies
+                # Nothing due yet: sleep until the first is, or a flush or new offer comes.
+                self._cond.wait(timeout=wait)
 
     def _run(self) -> None:
         pause = 0.0
@@ -204,5 +243,7 @@ class AnnRefresher:
         short, long = (None if v is None else v.astype(np.float16) for v in copy.vectors)
         self._indexed[copy.user_id] = (short, long)
         self._indexed.move_to_end(copy.user_id)
+        self._written_at[copy.user_id] = self._clock()
         while len(self._indexed) > self._remembered:
-            self._indexed.popitem(last=False)
+            forgotten, _ = self._indexed.popitem(last=False)
+            self._written_at.pop(forgotten, None)

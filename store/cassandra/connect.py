@@ -47,6 +47,7 @@ class CassandraOptions:
     local_dc: str | None = None
     max_in_flight: int = 64
     ann_refresh_cosine: float = 0.99
+    ann_refresh_interval_s: float = 30.0
     ann_copies: bool = True
 
 

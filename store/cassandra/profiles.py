@@ -89,7 +89,11 @@ class CassandraStore:
         self._session = session
         # One bound for every thread of this store (batches and the ANN refresher).
         self._requests = Requests(session, options.max_in_flight)
-        self._ann = AnnRefresher(self._write_ann_copies, min_cosine=options.ann_refresh_cosine)
+        self._ann = AnnRefresher(
+            self._write_ann_copies,
+            min_cosine=options.ann_refresh_cosine,
+            min_interval_s=options.ann_refresh_interval_s,
+        )
         self._ann_copies = options.ann_copies
         dim = table_dim(cluster, self.keyspace)
         if dim is None:

@@ -45,6 +45,7 @@ from interest_stream.streams.model.profile import (
     fold_events,
     redelivered,
     select_new,
+    with_clusters,
 )
 
 log = logging.getLogger(__name__)
@@ -106,8 +107,14 @@ class Pending:
     # Only re-announced: a write of the stored version again, under the fence, so that an
     # announcement read before a `forget` or a new owner's claim is never published.
     reannounce: bool = False
+    clusters_due: InterestParams | None = None
+    """Set while `profile`'s clusters are stale (folded without clustering): `write`
+    rebuilds them once for all the folds since the last flush."""
 
     def write(self) -> ProfileWrite:
+        if self.clusters_due is not None:
+            self.profile = with_clusters(self.profile, self.clusters_due)
+            self.clusters_due = None
         domains = {e.domain for e in self.events if e.domain}
         now = set(self.profile.domains)
         changed = tuple(sorted(d for d in now if d in domains or d not in self.base_domains))
@@ -288,7 +295,8 @@ class BatchCore:
                 f"profile of {user_id!r} was built with {profile.model_id}, this process"
                 f" encodes with {self.encoder.model_id}; use the same encoder or a new store"
             )
-        result = fold_events(profile, events, self.params, updated_at=self._clock())
+        # Clusters are rebuilt once, when the flush writes the profile, not after every fold.
+        result = fold_events(profile, events, self.params, updated_at=self._clock(), cluster=False)
         outcome.duplicates += result.duplicates
         outcome.erased += result.erased
         if not result.applied:
@@ -300,6 +308,7 @@ class BatchCore:
             self.pending[user_id] = pending
         pending.reannounce = False  # its update announces it
         pending.profile = result.profile
+        pending.clusters_due = self.params
         pending.events.extend(events)
         pending.applied += result.applied
 

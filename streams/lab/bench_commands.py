@@ -14,7 +14,11 @@ from rich.markup import escape
 from interest_stream.streams import app
 from interest_stream.streams.cli import options
 from interest_stream.streams.cli.output import console, out
-from interest_stream.streams.lab.bench_servers import bench_pipeline_command, bench_soak_command
+from interest_stream.streams.lab.bench_servers import (
+    bench_ann_command,
+    bench_pipeline_command,
+    bench_soak_command,
+)
 
 
 @click.group()
@@ -262,3 +266,4 @@ def bench_sentiment_command(
 
 bench.add_command(bench_pipeline_command)
 bench.add_command(bench_soak_command)
+bench.add_command(bench_ann_command)

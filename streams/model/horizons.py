@@ -127,7 +127,8 @@ def fold_horizon(
     carry = 1.0 if state.t_ref is None else math.exp(-decay * (t_ref - state.t_ref))
     # exp of a non-positive number: old events underflow to 0, never to inf or nan.
     factors = weights * np.exp(-decay * (t_ref - times))
-    decayed_sum = state.decayed_sum * carry + factors @ vectors.astype(np.float64)
+    # asarray: no copy when the caller already holds float64 rows (one copy for both horizons).
+    decayed_sum = state.decayed_sum * carry + factors @ np.asarray(vectors, dtype=np.float64)
     return HorizonState(decayed_sum, state.weight * carry + float(factors.sum()), t_ref)
 
 

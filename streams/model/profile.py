@@ -163,13 +163,29 @@ def _replayed(offsets: Mapping[str, int], event: Delivered) -> bool:
     return event.offset is not None and high_water is not None and event.offset <= high_water
 
 
-def _fold_state(
-    state: InterestState, events: Sequence[WeightedEvent], params: InterestParams
-) -> InterestState:
-    vectors = np.stack([e.vector for e in events])
-    times = np.array([e.ts for e in events], dtype=np.float64)
-    weights = np.array([e.weight for e in events], dtype=np.float64)
-    return state.fold(vectors, times, weights, params)
+@dataclass(frozen=True, slots=True)
+class _Columns:
+    """The events of one fold as arrays, built once and shared by the user's horizons,
+    its domains and its summary entries (rows in the events' order)."""
+
+    vectors: npt.NDArray[np.float64]
+    times: npt.NDArray[np.float64]
+    weights: npt.NDArray[np.float64]
+
+    @classmethod
+    def of(cls, events: Sequence[WeightedEvent]) -> _Columns:
+        return cls(
+            np.stack([e.vector for e in events]).astype(np.float64),
+            np.array([e.ts for e in events], dtype=np.float64),
+            np.array([e.weight for e in events], dtype=np.float64),
+        )
+
+    def fold(
+        self, state: InterestState, params: InterestParams, rows: list[int] | None = None
+    ) -> InterestState:
+        if rows is None:
+            return state.fold(self.vectors, self.times, self.weights, params)
+        return state.fold(self.vectors[rows], self.times[rows], self.weights[rows], params)
 
 
 def _recent_ids(
@@ -200,14 +216,18 @@ def _offsets(current: Mapping[str, int], events: Sequence[WeightedEvent]) -> dic
 def _fold_domains(
     current: Mapping[str, InterestState],
     events: Sequence[WeightedEvent],
+    columns: _Columns,
     dim: int,
     params: InterestParams,
 ) -> dict[str, InterestState]:
     domains = dict(current)
-    for domain in sorted({e.domain for e in events if e.domain}):
-        in_domain = [e for e in events if e.domain == domain]
+    rows_of: dict[str, list[int]] = {}
+    for row, event in enumerate(events):
+        if event.domain:
+            rows_of.setdefault(event.domain, []).append(row)
+    for domain in sorted(rows_of):
         previous = domains.get(domain, InterestState.empty(dim))
-        domains[domain] = _fold_state(previous, in_domain, params)
+        domains[domain] = columns.fold(previous, params, rows_of[domain])
     return _bounded_domains(domains, params)
 
 
@@ -263,8 +283,14 @@ def fold_events(
     params: InterestParams,
     *,
     updated_at: float,
+    cluster: bool = True,
 ) -> FoldOutcome:
-    """Apply not-yet-seen events to a profile; returns the new profile (version + 1 if changed)."""
+    """Apply not-yet-seen events to a profile; returns the new profile (version + 1 if changed).
+
+    With `cluster=False` the clusters are left as they were, stale: a caller that folds
+    several batches before storing the profile clusters once, with `with_clusters`, when
+    it stores (clusters are a pure function of the summary and the reference time, so the
+    result is the same as clustering after every fold)."""
     fresh, duplicates = select_new(profile, events)
     erased = 0
     if profile.forgotten_at is not None or profile.erased_before:
@@ -272,12 +298,38 @@ def fold_events(
         erased, fresh = len(fresh) - len(kept), kept
     if not fresh:
         return FoldOutcome(profile, 0, duplicates, erased)
-    interests = _fold_state(profile.state, fresh, params)
-    new_entries = [SummaryEntry.of(e.event_id, e.ts, e.weight, e.text, e.vector) for e in fresh]
+    columns = _Columns.of(fresh)
+    interests = columns.fold(profile.state, params)
+    new_entries = SummaryEntry.many(
+        [e.event_id for e in fresh],
+        [e.ts for e in fresh],
+        [e.weight for e in fresh],
+        [e.text for e in fresh],
+        np.stack([e.vector for e in fresh]),
+    )
     summary = merge_summary(profile.summary, new_entries, params.summary_size, params.long_decay)
+    updated = replace(
+        profile,
+        version=profile.version + 1,
+        updated_at=updated_at,
+        event_count=profile.event_count + len(fresh),
+        interests=interests,
+        domains=_fold_domains(profile.domains, fresh, columns, profile.dim, params),
+        summary=summary,
+        applied_offsets=_offsets(profile.applied_offsets, fresh),
+        recent_ids=_recent_ids(profile.recent_ids, fresh, params),
+        half_lives=(params.short_half_life_s, params.long_half_life_s),
+    )
+    if cluster:
+        updated = with_clusters(updated, params)
+    return FoldOutcome(updated, len(fresh), duplicates, erased)
+
+
+def with_clusters(profile: UserProfile, params: InterestParams) -> UserProfile:
+    """The profile with its clusters rebuilt from its summary (see `fold_events`)."""
     clusters = cluster_summary(
-        summary,
-        t_ref=interests.long.t_ref,
+        profile.summary,
+        t_ref=profile.state.long.t_ref,
         decay=params.long_decay,
         dim=profile.dim,
         max_clusters=params.max_clusters,
@@ -285,17 +337,4 @@ def fold_events(
         background=params.cluster_background,
         margin=params.cluster_margin,
     )
-    updated = replace(
-        profile,
-        version=profile.version + 1,
-        updated_at=updated_at,
-        event_count=profile.event_count + len(fresh),
-        interests=interests,
-        domains=_fold_domains(profile.domains, fresh, profile.dim, params),
-        summary=summary,
-        clusters=clusters,
-        applied_offsets=_offsets(profile.applied_offsets, fresh),
-        recent_ids=_recent_ids(profile.recent_ids, fresh, params),
-        half_lives=(params.short_half_life_s, params.long_half_life_s),
-    )
-    return FoldOutcome(updated, len(fresh), duplicates, erased)
+    return replace(profile, clusters=clusters)

@@ -19,6 +19,7 @@ import hashlib
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 import numpy.typing as npt
@@ -31,8 +32,13 @@ LABEL_CHARS = 64
 FloatMatrix = npt.NDArray[np.float64]
 
 
+@lru_cache(maxsize=1 << 16)
 def event_key(event_id: str) -> int:
-    """A stable 64-bit key of an event id (blake2b): identity and tie-break, 8 bytes."""
+    """A stable 64-bit key of an event id (blake2b): identity and tie-break, 8 bytes.
+
+    Cached: one event's key is asked for by dedup in the batch core, again by the fold's
+    own dedup, by the summary and by the recent ids; the cache makes that one hash. Its
+    size covers a few batches of distinct ids, so memory stays bounded."""
     return int.from_bytes(hashlib.blake2b(event_id.encode(), digest_size=8).digest(), "little")
 
 
@@ -93,6 +99,28 @@ class SummaryEntry:
     ) -> SummaryEntry:
         code, scales = quantize(vector)
         return cls(event_key(event_id), ts, weight, label_excerpt(text), code, float(scales[0]))
+
+    @classmethod
+    def many(
+        cls,
+        event_ids: Sequence[str],
+        times: Sequence[float],
+        weights: Sequence[float],
+        texts: Sequence[str],
+        vectors: npt.ArrayLike,
+    ) -> list[SummaryEntry]:
+        """`of` for many events with one quantization of all their rows (the same bytes
+        as one at a time: quantization works row by row)."""
+        if not event_ids:
+            return []
+        code, scales = quantize(vectors)
+        width = len(code) // len(event_ids)
+        return [
+            cls(event_key(i), t, w, label_excerpt(x), code[k * width : (k + 1) * width], s)
+            for k, (i, t, w, x, s) in enumerate(
+                zip(event_ids, times, weights, texts, scales.tolist(), strict=True)
+            )
+        ]
 
     def rank(self, decay: float) -> float:
         """log|w| + λ·t: larger is kept; independent of any reference time."""

@@ -112,7 +112,15 @@ def test_schema_renders_keyspace_replication_and_dimension() -> None:
     assert all("IF NOT EXISTS" in s and "$" not in s and "--" not in s for s in statements)
     # profiles, profile_domains, profile_ann (short, long each), items (vector)
     assert sum(s.count("vector<float, 8>") for s in statements) == 7
-    assert sum("StorageAttachedIndex" in s and "'cosine'" in s for s in statements) == 3
+    # The profiles' unit copies by dot product (same ranking, half the insert cost), the
+    # items by cosine.
+    indexes = [s for s in statements if "StorageAttachedIndex" in s]
+    assert [("profile_ann" in s, "'dot_product'" in s) for s in indexes] == [
+        (True, True),
+        (True, True),
+        (False, False),
+    ]
+    assert sum("'cosine'" in s for s in indexes) == 1
     with pytest.raises(ConfigurationError):
         replication_map({"class": "SimpleStrategy', 'x': '1"})
 

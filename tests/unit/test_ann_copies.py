@@ -134,3 +134,54 @@ def test_close_stops_the_thread_and_flush_times_out_while_blocked():
     writer.gate.set()
     refresher.close()
     assert refresher.pending == 0 and refresher.written == 1
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_users_copy_is_rewritten_at_most_once_per_interval_then_the_latest_wins():
+    writer = Recorder()
+    clock = FakeClock()
+    refresher = AnnRefresher(writer, min_cosine=1.01, min_interval_s=30.0, clock=clock)
+    profile = _profile("u", [1])
+    refresher.offer([(profile, 1)])
+    deadline = threading.Event()
+    for _ in range(100):  # the first copy of a user is due at once
+        if refresher.written == 1:
+            break
+        deadline.wait(0.05)
+    assert writer.written() == [("u", profile.version)]
+    versions = []
+    for step in range(3):  # within the interval: held back, coalesced
+        profile = _profile("u", [step + 3], base=profile)
+        versions.append(profile.version)
+        refresher.offer([(profile, 1)])
+    deadline.wait(0.3)
+    assert refresher.written == 1 and refresher.pending == 1
+    clock.now += 30.0
+    refresher.offer([(_profile("v", [2]), 1)])  # any wake-up finds u due now
+    for _ in range(100):
+        if refresher.written == 3:
+            break
+        deadline.wait(0.05)
+    refresher.close()
+    assert [v for user, v in writer.written() if user == "u"] == [1, versions[-1]]
+
+
+def test_flush_writes_copies_held_back_by_the_interval():
+    writer = Recorder()
+    clock = FakeClock()
+    refresher = AnnRefresher(writer, min_cosine=1.01, min_interval_s=3600.0, clock=clock)
+    profile = _profile("u", [1])
+    refresher.offer([(profile, 1)])
+    assert refresher.flush(5)
+    later = _profile("u", [5], base=profile)
+    refresher.offer([(later, 1)])
+    assert refresher.flush(5)  # due at once, an hour early
+    refresher.close()
+    assert writer.written() == [("u", profile.version), ("u", later.version)]

@@ -24,8 +24,33 @@ def cpu_seconds(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / _TICKS
 
 
-def server_pids() -> dict[str, list[int]]:
-    """Local Kafka and Cassandra JVMs, by the main class on their command line."""
+def _listening_inodes(ports: set[int]) -> set[str]:
+    """Socket inodes listening (TCP state 0A) on any of `ports`, IPv4 and IPv6."""
+    inodes: set[str] = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) in ports:
+                inodes.add(fields[9])
+    return inodes
+
+
+def _listens(pid: int, inodes: set[str]) -> bool:
+    try:
+        links = [os.readlink(fd) for fd in Path(f"/proc/{pid}/fd").iterdir()]
+    except OSError:
+        return False
+    return any(link[8:-1] in inodes for link in links if link.startswith("socket:["))
+
+
+def server_pids(ports: set[int] | None = None) -> dict[str, list[int]]:
+    """Local Kafka and Cassandra JVMs, by the main class on their command line; with
+    `ports`, only those listening on one of them (a shared machine may run other people's
+    servers, whose CPU is not this measurement's)."""
     found: dict[str, list[int]] = {name: [] for name in SERVERS}
     for entry in Path("/proc").iterdir() if Path("/proc").is_dir() else []:
         if not entry.name.isdigit():
@@ -37,14 +62,17 @@ def server_pids() -> dict[str, list[int]]:
         for name, main_class in SERVERS.items():
             if main_class in command:
                 found[name].append(int(entry.name))
+    if ports:
+        inodes = _listening_inodes(ports)
+        found = {name: [p for p in pids if _listens(p, inodes)] for name, pids in found.items()}
     return found
 
 
 class CpuMeter:
     """CPU seconds used between `start()` and `stop()` by each named process group."""
 
-    def __init__(self, worker_pid: int | None) -> None:
-        self.pids = {name: pids for name, pids in server_pids().items() if pids}
+    def __init__(self, worker_pid: int | None, ports: set[int] | None = None) -> None:
+        self.pids = {name: pids for name, pids in server_pids(ports).items() if pids}
         if worker_pid is not None:
             self.pids["worker"] = [worker_pid]
         self.pids["benchmark"] = [os.getpid()]

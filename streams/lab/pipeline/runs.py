@@ -18,10 +18,10 @@ import numpy.typing as npt
 
 from interest_stream.encoders.base import Encoder
 from interest_stream.schemas.events import TOPIC_OF_TYPE
-from interest_stream.store.cassandra.connect import Requests
+from interest_stream.store.cassandra.connect import Requests, parse_url
 from interest_stream.store.cassandra.statements import vector_bytes
 from interest_stream.streams.errors import InterestStreamError
-from interest_stream.streams.lab.pipeline.cpu import CpuMeter
+from interest_stream.streams.lab.pipeline.cpu import SERVERS, CpuMeter
 from interest_stream.streams.lab.pipeline.freshness import wait_for
 from interest_stream.streams.lab.pipeline.scratch import Scratch
 from interest_stream.streams.lab.worker_process import WorkerProcess, WorkerTotals
@@ -45,6 +45,12 @@ def encoder_alone(
         "events_per_s": round(events / seconds, 1),
     }
     return figures, vectors.astype(np.float32)
+
+
+def server_ports(settings: Settings, store_url: str) -> set[int]:
+    """The ports of the Kafka brokers and Cassandra nodes a measurement uses."""
+    ports = {int(b.rsplit(":", 1)[1]) for b in settings.brokers.split(",") if ":" in b}
+    return ports | {parse_url(store_url).port}
 
 
 def _per_thousand(cpu: Mapping[str, float], events: int) -> dict[str, float]:
@@ -75,7 +81,7 @@ def drain(
             env=env,
         ).start()
         try:
-            meter = CpuMeter(worker.pid)
+            meter = CpuMeter(worker.pid, server_ports(settings, scratch.store_url))
             expected = len(events)
             # Timed from the first record consumed (the worker's start-up and group join
             # are not the pipeline's work) to the last event applied.
@@ -87,6 +93,11 @@ def drain(
             cpu = meter.stop()
         finally:
             worker.stop()
+        # ANN copies are written in the background, some (the refresh interval) after the
+        # last event was applied; the worker's graceful stop writes what is still pending.
+        # The servers' CPU is counted through the stop, so those inserts are in the figures.
+        after = meter.stop()
+        cpu |= {name: seconds for name, seconds in after.items() if name in SERVERS}
         counted = expected
         return {
             "events": expected,
