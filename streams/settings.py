@@ -29,6 +29,9 @@ class Settings(BaseSettings):
     cassandra_username: str | None = None
     cassandra_password: SecretStr | None = None
     cassandra_ssl_cafile: Path | None = None
+    # A password (Cassandra's, or Kafka's with SASL PLAIN) sent over an unencrypted
+    # connection is refused unless this is on: for a network you trust end to end.
+    allow_plaintext_password: bool = False
     cassandra_consistency: Literal["LOCAL_QUORUM", "QUORUM", "LOCAL_ONE", "ONE", "ALL"] = (
         "LOCAL_QUORUM"
     )
@@ -101,6 +104,23 @@ class Settings(BaseSettings):
     kafka_max_poll_interval_s: float = Field(600.0, gt=0)
     web_enabled: bool = False
     web_port: int = 6066
+    # profile-updates compaction bounds, set by `init`: an erased user's earlier updates
+    # are compacted away at most this long after the tombstone (segment.ms too, since the
+    # active segment is never compacted), and the tombstone itself is kept this long.
+    updates_max_compaction_lag_s: float = Field(DAY, gt=0)
+    updates_delete_retention_s: float = Field(DAY, ge=0)
+
+    # Identities `init` grants their least privileges to (unset: none granted to that one):
+    # Kafka users and Cassandra roles of the worker, the rankers' reader, `forget` and the
+    # producers; the reader may use consumer groups starting with `reader_group_prefix`.
+    worker_kafka_user: str | None = None
+    reader_kafka_user: str | None = None
+    eraser_kafka_user: str | None = None
+    producer_kafka_user: str | None = None
+    worker_cassandra_role: str | None = None
+    reader_cassandra_role: str | None = None
+    eraser_cassandra_role: str | None = None
+    reader_group_prefix: str = "profile-reader"
 
     def interest_params(self) -> InterestParams:
         return InterestParams(
@@ -130,6 +150,7 @@ class Settings(BaseSettings):
             username=self.cassandra_username,
             password=self.cassandra_password,
             ssl_cafile=self.cassandra_ssl_cafile,
+            allow_plaintext_password=self.allow_plaintext_password,
             consistency=self.cassandra_consistency,
             local_dc=self.cassandra_local_dc,
             max_in_flight=self.cassandra_max_in_flight,
@@ -151,6 +172,24 @@ class Settings(BaseSettings):
             max_future_skew_s=self.max_future_skew_s,
             min_epoch_s=parse_time_bound(self.min_event_time),
         )
+
+    def kafka_mechanism(self) -> str:
+        """The SASL mechanism of the SASL protocols (SCRAM-SHA-512 unless configured);
+        ConfigurationError for PLAIN over an unencrypted connection, which would send the
+        password in clear, unless `allow_plaintext_password` says so."""
+        mechanism = self.kafka_sasl_mechanism or "SCRAM-SHA-512"
+        protocol = self.kafka_security_protocol
+        if (
+            mechanism == "PLAIN"
+            and protocol == "SASL_PLAINTEXT"
+            and not self.allow_plaintext_password
+        ):
+            raise ConfigurationError(
+                f"Kafka SASL PLAIN over {protocol} would send the password of user"
+                f" {self.kafka_username!r} in clear: use SASL_SSL (or SCRAM), or set"
+                f" {env_name('allow_plaintext_password')}=true on a network you trust"
+            )
+        return mechanism
 
     def topic(self, name: str) -> str:
         """Topic name with the configured prefix (tests and multi-tenant clusters use one)."""
