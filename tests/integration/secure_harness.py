@@ -144,6 +144,8 @@ def secure_pipeline(
     env: dict[str, str | None] = {
         "INTEREST_STREAM_STORE_URL": f"{store_url}/{keyspace}",
         "INTEREST_STREAM_TOPIC_PREFIX": prefix,
+        # init grants the worker this group alone (the lab's worker process uses it)
+        "INTEREST_STREAM_CONSUMER_GROUP": f"{prefix}group",
     }
     worker = WorkerProcess(
         bootstrap=secure["INTEREST_STREAM_BROKERS"],
@@ -152,6 +154,7 @@ def secure_pipeline(
         log_path=tmp / "worker.log",
         batch_size=16,
         env=identity_vars("worker"),
+        group=f"{prefix}group",
     )
     pipeline = SecurePipeline(secure, env, prefix, keyspace, tmp, worker)
     try:
@@ -159,9 +162,8 @@ def secure_pipeline(
         assert init.returncode == 0, init.stdout + init.stderr
         assert f"topic {prefix}clicks: created" in init.stdout
         assert f"cassandra {keyspace}.profiles: created" in init.stdout
-        assert f"granted kafka User:interest-stream-worker: READ on group {'interest-stream'}" in (
-            init.stdout
-        ), init.stdout
+        worker_group = f"granted kafka User:interest-stream-worker: READ on group {prefix}group"
+        assert worker_group in init.stdout, init.stdout
         assert f"granted cassandra profile_reader: SELECT on {keyspace}.profiles" in init.stdout
         now_ms = int(time.time() * 1000)
         events = [

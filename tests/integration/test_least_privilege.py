@@ -41,7 +41,7 @@ COMMANDS = [
     (
         "reader",
         "join the worker's group",
-        ("watch", "--group", "interest-stream", "--max", "1", "--timeout", "20"),
+        ("watch", "--group", "WORKER_GROUP", "--max", "1", "--timeout", "20"),
         "GroupAuthorizationFailed",
     ),
     ("worker", "run init (topics, configs)", ("init", "--no-cassandra"), "Authorization"),
@@ -93,7 +93,8 @@ def test_a_command_outside_the_identitys_duty_is_refused_in_one_line(
     secure, tmp = secure_pipeline.secure, secure_pipeline.tmp
     events = tmp / "privilege-events.jsonl"
     events.write_text(json.dumps({**EVENT, "ts": int(time.time() * 1000)}) + "\n")
-    args = [str(events) if arg == "EVENTS" else arg for arg in command]
+    named = {"EVENTS": str(events), "WORKER_GROUP": f"{secure_pipeline.prefix}group"}
+    args = [named.get(arg, arg) for arg in command]
     stdin = json.dumps({**EVENT, "ts": int(time.time() * 1000)}) + "\n"
     result = cli(secure, identity, *args, env=secure_pipeline.env, stdin=stdin, cwd=tmp)
     error = one_line_error(result)
@@ -244,7 +245,7 @@ def test_a_kafka_action_outside_the_identitys_duty_is_refused(
 
 @pytest.mark.parametrize(
     ("identity", "group"),
-    [("reader", "interest-stream"), ("worker", "profile-reader-x"), ("eraser", "any-group")],
+    [("reader", "WORKER_GROUP"), ("worker", "profile-reader-x"), ("eraser", "any-group")],
 )
 def test_a_consumer_group_outside_the_identitys_own_is_refused(
     secure_pipeline: SecurePipeline, identity: str, group: str
@@ -254,6 +255,7 @@ def test_a_consumer_group_outside_the_identitys_own_is_refused(
     from kafka.errors import GroupAuthorizationFailedError, TopicAuthorizationFailedError
 
     topic = secure_pipeline.prefix + ("profile-updates" if identity == "reader" else "clicks")
+    group = group.replace("WORKER_GROUP", f"{secure_pipeline.prefix}group")
     with pytest.raises((GroupAuthorizationFailedError, TopicAuthorizationFailedError)) as refused:
         _read(secure_pipeline.secure, identity, topic, group=group)
     if identity == "reader":
