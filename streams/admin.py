@@ -133,7 +133,7 @@ def _create_missing(client: Any, plan: Mapping[str, dict[str, Any]], timeout_s: 
     return created
 
 
-def _cleanup_policies(client: Any, names: list[str]) -> dict[str, str]:
+def _cleanup_policies(client: Any, settings: Settings, names: list[str]) -> dict[str, str]:
     from kafka.admin import ConfigResource, ConfigResourceType
 
     resources = [
@@ -142,10 +142,23 @@ def _cleanup_policies(client: Any, names: list[str]) -> dict[str, str]:
     ]
     # "all", not the default "modified": a topic on the broker default has no modified value.
     described = client.describe_configs(resources, config_filter="all")["topic"]
+    for name in names:
+        _require_configs(settings, name, described.get(name))
     return {
-        name: described.get(name, {}).get("cleanup.policy", {}).get("value", "delete")
-        for name in names
+        name: described[name].get("cleanup.policy", {}).get("value", "delete") for name in names
     }
+
+
+def _require_configs(settings: Settings, name: str, configs: Mapping[str, Any] | None) -> None:
+    """kafka-python drops DescribeConfigs' per-topic errors: a topic described with no
+    config at all (every topic has them) was refused, which must not read as defaults."""
+    if not configs:
+        user = settings.kafka_username
+        who = f"user {user!r}" if user else "this client"
+        raise TopicSetupError(
+            f"Kafka returned no configs of topic {name}: {who} may not DESCRIBE_CONFIGS it"
+            " (TopicAuthorizationFailed): run init with the administering identity"
+        )
 
 
 def init_kafka(
@@ -161,7 +174,7 @@ def init_kafka(
     try:
         created = _create_missing(client, plan, timeout_s)
         described = {t["name"]: t for t in client.describe_topics(list(plan))}
-        policies = _cleanup_policies(client, list(plan))
+        policies = _cleanup_policies(client, settings, list(plan))
         configured = _set_erasure_bounds(client, settings)
         grants = grant_kafka(settings, client)
     except KafkaError as exc:
@@ -200,14 +213,17 @@ def _set_erasure_bounds(client: Any, settings: Settings) -> tuple[str, ...]:
     name = settings.topic(settings.updates_topic)
     wanted = erasure_bounds(settings)
     resource = ConfigResource(ConfigResourceType.TOPIC, name, configs=dict.fromkeys(wanted))
-    found = client.describe_configs([resource], config_filter="all")["topic"].get(name, {})
+    found = client.describe_configs([resource], config_filter="all")["topic"].get(name)
+    _require_configs(settings, name, found)
+    assert found is not None
     changed = {
         key: value for key, value in wanted.items() if found.get(key, {}).get("value") != value
     }
     if not changed:
         return ()
     update = ConfigResource(ConfigResourceType.TOPIC, name, configs=changed)
-    result = client.alter_configs([update], incremental=True)["topic"].get(name)
+    result = client.alter_configs([update], incremental=True, raise_on_unknown=False)
+    result = result.get("topic", {}).get(name)
     if result != "OK":  # kafka-python: "OK" or the error as text
         raise TopicSetupError(f"cannot set {', '.join(changed)} on {name}: {result}")
     return tuple(f"{name}: {key}={value}" for key, value in changed.items())
