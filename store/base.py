@@ -3,13 +3,14 @@
 Guarantees a backend must give, checked by the contract tests over every backend:
 
 - `get` returns exactly what the last winning write stored.
-- Writes are fenced. A writer names a fence with each write: the Kafka partition its
-  user's events come from (every event of a user arrives on one partition), or `EMBEDDED`.
-  The first write under a fence claims it; once another writer (a worker that took the
-  partition over in a rebalance, or `erase`) has claimed the fence since, this writer's
-  writes under it are lost and reported in `ApplyResult.lost`: the caller drops what it
-  cached, reads again and re-folds, and its next write claims the fence anew. A write under
-  a fence that was claimed away can therefore never overwrite the new holder's writes.
+- Writes are fenced, and a writer claims, then reads. A writer names a fence with each
+  write: the Kafka partition its user's events come from, or `EMBEDDED`. Before it reads
+  the profiles it will write, it claims their fences (`claim`); a write under a fence it
+  does not hold (never claimed, or claimed since by another writer: a worker that took the
+  partition over in a rebalance, or `erase`) is lost and reported in `ApplyResult.lost`:
+  the caller drops what it cached, claims again, reads again and re-folds. A write is
+  therefore always folded onto a read made under the writer's current claim, and can never
+  overwrite what a later claimant wrote or erased.
 - A backend may also refuse a write whose `expected_version` is no longer the stored one
   (SQLite does; Cassandra relies on the fence alone, which is enough when the fence is the
   user's partition).
@@ -19,7 +20,7 @@ Guarantees a backend must give, checked by the contract tests over every backend
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -78,6 +79,12 @@ class ProfileStore(Protocol):
 
     def erased(self, user_ids: Sequence[str]) -> dict[str, float]:
         """For users that were erased: the time of their (latest) erasure, epoch seconds."""
+        ...
+
+    def claim(self, fences: Collection[str]) -> set[str]:
+        """Hold `fences` before reading the profiles under them: fences this writer holds
+        are kept, the others are claimed now (fencing out their holders); returns those,
+        whose users must be read from the store, not from anything cached before."""
         ...
 
     def apply(self, writes: Sequence[ProfileWrite]) -> ApplyResult:

@@ -5,10 +5,10 @@ Erased data is not left behind: the file is created readable by its owner only (
 gives its -wal and -shm files the same mode), `secure_delete` overwrites deleted rows and
 freed pages with zeros, and after an erasure or an item deletion the WAL is checkpointed
 and truncated, so no earlier copy of the deleted pages stays in it.
-Fences are a table of epochs: the first write under a fence takes the next epoch, and a
-later write under it wins only while the epoch is still this store's; the stored version
-must also still be the expected one (a conditional UPDATE/INSERT whose row count says who
-won), which protects two embedded writers sharing one file.
+Fences are a table of epochs: a writer claims a fence (the next epoch) before it reads the
+profiles under it, and a write under it wins only while the epoch is still this store's; the
+stored version must also still be the expected one (a conditional UPDATE/INSERT whose row
+count says who won), which protects two embedded writers sharing one file.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 import numpy as np
 
 from interest_stream.store.base import ALL_FENCES, ApplyResult, ProfileWrite, StoredItem
-from interest_stream.streams.errors import ConfigurationError, StoreError
+from interest_stream.streams.errors import ConfigurationError, StoreError, StoreRefusedError
 from interest_stream.streams.model.codec import ProfileFormatError, decode_profile, encode_profile
 from interest_stream.streams.model.profile import UserProfile
 
@@ -132,7 +132,7 @@ class SqliteStore:
         try:
             return {user_id: decode_profile(state) for user_id, state in rows}
         except ProfileFormatError as exc:
-            raise StoreError(f"{self.path}: {exc}") from exc
+            raise StoreRefusedError(f"{self.path}: {exc}") from exc
 
     def erased(self, user_ids: Sequence[str]) -> dict[str, float]:
         rows = self._select_in(
@@ -140,20 +140,39 @@ class SqliteStore:
         )
         return {user_id: float(at) for user_id, at in rows}
 
+    def claim(self, fences: Collection[str]) -> set[str]:
+        claimed = {fence for fence in fences if fence not in self._epochs}
+        if not claimed:
+            return claimed
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+            epochs = {}
+            for fence in sorted(claimed):
+                row = self._db.execute(
+                    "SELECT epoch FROM fences WHERE name = ?", (fence,)
+                ).fetchone()
+                epochs[fence] = (row[0] if row else 0) + 1
+                self._db.execute(
+                    "INSERT OR REPLACE INTO fences VALUES (?, ?)", (fence, epochs[fence])
+                )
+            self._db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+            raise StoreError(f"cannot write {self.path}: {exc}") from exc
+        self._epochs.update(epochs)
+        return claimed
+
     def _hold(self, fence: str) -> bool:
-        """Inside a transaction: claim `fence` if this store does not hold it; False if it
-        held it and another writer has claimed it since (its writes now lose)."""
+        """Inside a transaction: whether this store still holds `fence` (claimed by `claim`
+        and not claimed away since); a write under a fence not held loses."""
         row = self._db.execute("SELECT epoch FROM fences WHERE name = ?", (fence,)).fetchone()
         stored = row[0] if row else 0
         mine = self._epochs.get(fence)
-        if mine is not None:
-            if stored == mine:
-                return True
-            del self._epochs[fence]  # claimed away: lose now, claim again next time
-            return False
-        self._db.execute("INSERT OR REPLACE INTO fences VALUES (?, ?)", (fence, stored + 1))
-        self._epochs[fence] = stored + 1
-        return True
+        if mine is not None and stored == mine:
+            return True
+        self._epochs.pop(fence, None)  # claimed away: lose now, claim again before reading
+        return False
 
     def apply(self, writes: Sequence[ProfileWrite]) -> ApplyResult:
         won: list[str] = []

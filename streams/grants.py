@@ -8,8 +8,8 @@ never `erasures` but to read it); the reader (rankers, `profile …`, `watch`) r
 profile tables, `items`, `settings` (the catalogue's mean vector scores are centred on)
 and `profile-updates`, with consumer groups under its own prefix, and nothing else (not
 the inputs, not the DLQ, not `erasures`); the eraser (`forget`) deletes a user's rows,
-records the erasure and writes the tombstone; producers write the input and `items`
-topics. Every Kafka ACL names one topic (LITERAL) or one group prefix (PREFIXED), never
+records the erasure, reads how far the workers' group has come and writes the
+tombstone; producers write the input and `items` topics. Every Kafka ACL names one topic (LITERAL) or one group prefix (PREFIXED), never
 `*`; every Cassandra permission names one table. An identity left unset in the settings
 is granted nothing. Grants are idempotent: granting again changes nothing.
 """
@@ -95,6 +95,7 @@ ERASER_TABLES = {
 def kafka_grants(settings: Settings) -> list[KafkaGrant]:
     """The ACLs of every identity the settings name, on the (prefixed) topics of `init`."""
     inputs = [settings.topic(name) for name in INPUT_TOPICS]
+    repartition = settings.topic(settings.repartition_topic)
     items = settings.topic(settings.items_topic)
     updates = settings.topic(settings.updates_topic)
     dlq = settings.topic(settings.dlq_topic)
@@ -105,18 +106,24 @@ def kafka_grants(settings: Settings) -> list[KafkaGrant]:
         if user:
             grants.extend(KafkaGrant(user, "TOPIC", n, "LITERAL", operations) for n in names)
 
-    def group(user: str | None, name: str, pattern: Pattern) -> None:
+    def group(user: str | None, name: str, pattern: Pattern, operations: tuple[str, ...]) -> None:
         if user:
             if not name:
                 raise ConfigurationError("a consumer group (prefix) to grant must not be empty")
-            grants.append(KafkaGrant(user, "GROUP", name, pattern, ("READ",)))
+            grants.append(KafkaGrant(user, "GROUP", name, pattern, operations))
 
+    # The worker forwards events that arrived on another partition than their user's
+    # through the repartition topic, which it reads too.
     topics(settings.worker_kafka_user, [*inputs, items], read)
+    topics(settings.worker_kafka_user, [repartition], ("READ", "WRITE", "DESCRIBE"))
     topics(settings.worker_kafka_user, [updates, dlq], write)
-    group(settings.worker_kafka_user, settings.consumer_group, "LITERAL")
+    group(settings.worker_kafka_user, settings.consumer_group, "LITERAL", ("READ",))
     topics(settings.reader_kafka_user, [updates], read)
-    group(settings.reader_kafka_user, settings.reader_group_prefix, "PREFIXED")
-    topics(settings.eraser_kafka_user, inputs, describe)
+    group(settings.reader_kafka_user, settings.reader_group_prefix, "PREFIXED", ("READ",))
+    # forget reads the inputs' end offsets and the workers' committed ones (DESCRIBE on
+    # their group: neither joining it nor committing), then writes the tombstones.
+    topics(settings.eraser_kafka_user, [*inputs, repartition], describe)
+    group(settings.eraser_kafka_user, settings.consumer_group, "LITERAL", describe)
     topics(settings.eraser_kafka_user, [updates], write)
     topics(settings.producer_kafka_user, [*inputs, items], write)
     return grants

@@ -17,7 +17,7 @@ vectors written in the background and only once a profile has moved away from it
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import UTC
 from typing import TYPE_CHECKING, Any
 
@@ -49,7 +49,7 @@ from interest_stream.store.cassandra.statements import (
     bind_vectors,
     vector_bytes,
 )
-from interest_stream.streams.errors import StoreError
+from interest_stream.streams.errors import StoreError, StoreRefusedError
 from interest_stream.streams.model.codec import ProfileFormatError, decode_profile, encode_profile
 from interest_stream.streams.model.profile import UserProfile
 
@@ -128,7 +128,10 @@ class CassandraStore:
             raise
 
     def _error(self, action: str, exc: BaseException) -> StoreError:
-        return StoreError(f"Cassandra {action} ({self.keyspace}): {describe_error(exc)}")
+        return StoreError(
+            f"Cassandra {action} ({self.keyspace}): {describe_error(exc)}",
+            retriable=not refused(exc),
+        )
 
     # -- reads -----------------------------------------------------------------------------
 
@@ -156,7 +159,9 @@ class CassandraStore:
             try:
                 found[user_id] = decode_profile(state, horizons=(short, long))
             except ProfileFormatError as exc:
-                raise StoreError(f"Cassandra ({self.keyspace}), user {user_id!r}: {exc}") from exc
+                raise StoreRefusedError(
+                    f"Cassandra ({self.keyspace}), user {user_id!r}: {exc}"
+                ) from exc
         return found
 
     def erased(self, user_ids: Sequence[str]) -> dict[str, float]:
@@ -167,6 +172,13 @@ class CassandraStore:
         }
 
     # -- writes ----------------------------------------------------------------------------
+
+    def claim(self, fences: Collection[str]) -> set[str]:
+        try:
+            return self.fences.claim(set(fences))
+        except driver_errors() as exc:
+            self.fences.forget()
+            raise self._error("fence claim", exc) from exc
 
     def apply(self, writes: Sequence[ProfileWrite]) -> ApplyResult:
         """Store each profile under its fence's timestamp; writes under a fence that was
@@ -204,7 +216,7 @@ class CassandraStore:
 
         profile = write.profile
         if profile.dim != self.dim:
-            raise StoreError(
+            raise StoreRefusedError(
                 f"profile of {profile.user_id!r} has {profile.dim} dimensions but"
                 f" {self.keyspace}.profiles stores vector<float, {self.dim}>"
             )

@@ -47,6 +47,7 @@ def test_the_worker_reads_inputs_writes_outputs_and_uses_its_group_alone() -> No
         ("TOPIC", "LITERAL", "x-reviews"): {"READ", "DESCRIBE"},
         ("TOPIC", "LITERAL", "x-queries"): {"READ", "DESCRIBE"},
         ("TOPIC", "LITERAL", "x-items"): {"READ", "DESCRIBE"},
+        ("TOPIC", "LITERAL", "x-events-by-user"): {"READ", "WRITE", "DESCRIBE"},
         ("TOPIC", "LITERAL", "x-profile-updates"): {"WRITE", "DESCRIBE"},
         ("TOPIC", "LITERAL", "x-interest-stream-dlq"): {"WRITE", "DESCRIBE"},
         ("GROUP", "LITERAL", "g"): {"READ"},
@@ -65,6 +66,8 @@ def test_the_eraser_and_the_producers() -> None:
         ("TOPIC", "LITERAL", "x-clicks"): {"DESCRIBE"},
         ("TOPIC", "LITERAL", "x-reviews"): {"DESCRIBE"},
         ("TOPIC", "LITERAL", "x-queries"): {"DESCRIBE"},
+        ("TOPIC", "LITERAL", "x-events-by-user"): {"DESCRIBE"},
+        ("GROUP", "LITERAL", "g"): {"DESCRIBE"},  # the workers' offsets: no join, no commit
         ("TOPIC", "LITERAL", "x-profile-updates"): {"WRITE", "DESCRIBE"},
     }
     assert {name for _, _, name in _kafka("p")} == {"x-clicks", "x-reviews", "x-queries", "x-items"}
