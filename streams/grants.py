@@ -2,16 +2,17 @@
 Cassandra, and `init`'s granting of it.
 
 Four identities besides `init`'s own (which creates topics, keyspace and these grants):
-the worker reads the input and `items` topics, writes `profile-updates` and the DLQ, uses
-its own consumer group, and reads and writes only the tables it keeps (no schema rights,
-never `erasures` but to read it); the reader (rankers, `profile …`, `watch`) reads the
-profile tables, `items`, `settings` (the catalogue's mean vector scores are centred on)
-and `profile-updates`, with consumer groups under its own prefix, and nothing else (not
-the inputs, not the DLQ, not `erasures`); the eraser (`forget`) deletes a user's rows,
-records the erasure, reads how far the workers' group has come and writes the
-tombstone; producers write the input and `items` topics. Every Kafka ACL names one topic (LITERAL) or one group prefix (PREFIXED), never
-`*`; every Cassandra permission names one table. An identity left unset in the settings
-is granted nothing. Grants are idempotent: granting again changes nothing.
+the worker reads the input, repartition and `items` topics, writes the repartition topic,
+`profile-updates` and the DLQ, uses its own consumer group, and reads and writes only the
+tables it keeps (no schema rights, never `erasures` but to read it); the reader (rankers,
+`profile …`, `watch`) reads the profile tables, `items`, `settings` (the catalogue's mean
+vector scores are centred on) and `profile-updates`, with consumer groups under its own
+prefix, and nothing else (not the inputs, not the DLQ, not `erasures`); the eraser
+(`forget`) deletes a user's rows, records the erasure, reads how far the workers' group
+has come and writes the tombstone; producers write the input and `items` topics. Every
+Kafka ACL names one topic or one group (LITERAL) or the reader's group prefix (PREFIXED),
+never `*`; every Cassandra permission names one table. An identity left unset in the
+settings is granted nothing. Grants are idempotent: granting again changes nothing.
 """
 
 from __future__ import annotations
