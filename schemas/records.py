@@ -20,6 +20,8 @@ class Provenance:
     partition: int | None = None
     key: bytes | None = None
     routed: bool = False  # forwarded to its user's partition (streams/core/routing.py)
+    first_source: str | None = None  # where a forwarded record first arrived, and its
+    first_offset: int | None = None  # offset there (an erasure's bound is about those)
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,16 +14,23 @@ count says who won), which protects two embedded writers sharing one file.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import sqlite3
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import numpy as np
 
-from interest_stream.store.base import ALL_FENCES, ApplyResult, ProfileWrite, StoredItem
+from interest_stream.store.base import (
+    ALL_FENCES,
+    ApplyResult,
+    ErasureRecord,
+    ProfileWrite,
+    StoredItem,
+)
 from interest_stream.streams.errors import ConfigurationError, StoreError, StoreRefusedError
 from interest_stream.streams.model.codec import ProfileFormatError, decode_profile, encode_profile
 from interest_stream.streams.model.profile import UserProfile
@@ -45,7 +52,8 @@ _SCHEMA = (
     """CREATE TABLE IF NOT EXISTS erasures (
         user_id   TEXT PRIMARY KEY,
         erased_at REAL NOT NULL,
-        reason    TEXT NOT NULL
+        reason    TEXT NOT NULL,
+        before    TEXT
     )""",
     """CREATE TABLE IF NOT EXISTS items (
         item_id  TEXT PRIMARY KEY,
@@ -90,6 +98,9 @@ class SqliteStore:
             self._check_layout()
             for statement in _SCHEMA:
                 self._db.execute(statement)
+            erasure_columns = {row[1] for row in self._db.execute("PRAGMA table_info(erasures)")}
+            if "before" not in erasure_columns:  # a file of this layout from before the bounds
+                self._db.execute("ALTER TABLE erasures ADD COLUMN before TEXT")
             self._db.execute("INSERT OR IGNORE INTO meta VALUES ('layout', ?)", (LAYOUT,))
         except (sqlite3.Error, OSError) as exc:
             raise StoreError(f"cannot open SQLite store {path}: {exc}") from exc
@@ -134,11 +145,23 @@ class SqliteStore:
         except ProfileFormatError as exc:
             raise StoreRefusedError(f"{self.path}: {exc}") from exc
 
-    def erased(self, user_ids: Sequence[str]) -> dict[str, float]:
+    def erased(self, user_ids: Sequence[str]) -> dict[str, ErasureRecord]:
         rows = self._select_in(
-            "SELECT user_id, erased_at FROM erasures WHERE user_id IN ({})", user_ids
+            "SELECT user_id, erased_at, before FROM erasures WHERE user_id IN ({})", user_ids
         )
-        return {user_id: float(at) for user_id, at in rows}
+        return {
+            user_id: ErasureRecord(float(at), json.loads(before) if before else {})
+            for user_id, at, before in rows
+        }
+
+    def bound_erasure(self, user_id: str, before: Mapping[str, int]) -> None:
+        try:
+            self._db.execute(
+                "UPDATE erasures SET before = ? WHERE user_id = ?",
+                (json.dumps(dict(before), sort_keys=True), user_id),
+            )
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot write {self.path}: {exc}") from exc
 
     def claim(self, fences: Collection[str]) -> set[str]:
         claimed = {fence for fence in fences if fence not in self._epochs}
@@ -235,7 +258,7 @@ class SqliteStore:
                 self._epochs.pop(fence, None)
             cursor = self._db.execute("DELETE FROM profiles WHERE user_id = ?", (user_id,))
             self._db.execute(
-                "INSERT OR REPLACE INTO erasures VALUES (?, ?, ?)", (user_id, at, reason)
+                "INSERT OR REPLACE INTO erasures VALUES (?, ?, ?, NULL)", (user_id, at, reason)
             )
             self._db.execute("COMMIT")
         except sqlite3.Error as exc:

@@ -18,6 +18,8 @@ from typing import Any, Literal
 from interest_stream.schemas.events import INPUT_TOPICS
 from interest_stream.store.base import ProfileStore
 from interest_stream.store.cassandra import LOCAL_REPLICATION, SchemaReport
+from interest_stream.streams.core import pauses as points
+from interest_stream.streams.core.pauses import PausePoints
 from interest_stream.streams.errors import (
     ConfigurationError,
     InterestStreamError,
@@ -339,13 +341,15 @@ def forget_users(
     at: float,
     with_kafka: bool = True,
     wait_s: float = 60.0,
+    pauses: PausePoints | None = None,
 ) -> list[Erasure]:
     """Erase each user's profile and everything derived from it, record the erasure, and
     announce it (a tombstone on profile-updates, once the workers have committed every
     record from before the erasure: see streams/kafka/erasure.py). The store fences out the
     worker that owns the user's partition, so its cached copy is read again before it
-    writes, and the erasure record makes it drop the user's events from before `at`
-    (replays, late ones)."""
+    writes, and the erasure record makes it drop the user's events from before the erasure
+    (replays, late ones): by their offsets in the input topics, read right after the
+    erasure; without Kafka, by their time (before `at`)."""
     from interest_stream.store.base import ALL_FENCES, partition_fence
 
     fences: dict[str, str] = {}
@@ -355,6 +359,8 @@ def forget_users(
 
         count = input_partitions(settings)
         fences = {u: partition_fence(partition_of(u.encode(), count)) for u in user_ids}
+    pauses = pauses or PausePoints()
+    pauses.reach(points.BEFORE_ERASE)
     erased = [
         (user_id, store.erase(user_id, fence=fences.get(user_id, ALL_FENCES), at=at, reason=reason))
         for user_id in user_ids
@@ -367,7 +373,14 @@ def forget_users(
             wait_for_workers,
         )
 
-        behind = wait_for_workers(settings, input_end_offsets(settings), wait_s)
+        # The erasure's bound in the inputs: read after the erasure fenced the writers out,
+        # so everything they stored of the user was below it.
+        ends = input_end_offsets(settings)
+        before = {f"{topic}:{partition}": end for (topic, partition), end in ends.items()}
+        for user_id in user_ids:
+            store.bound_erasure(user_id, before)
+        behind = wait_for_workers(settings, ends, wait_s)
+        pauses.reach(points.BEFORE_TOMBSTONE)
         publish_tombstones(settings, user_ids)
     return [
         Erasure(user_id, had, fences.get(user_id, ALL_FENCES), with_kafka, behind)

@@ -61,8 +61,13 @@ def build_core(
         profile_cache_size=settings.profile_cache_size,
         calibrate_background=settings.cluster_background is None,
         routing=None if partitions is None else Routing(partitions),
-        pauses=PausePoints(crash_at=settings.fault_crash_at, hold_dir=settings.fault_hold_dir),
+        pauses=pause_points(settings),
     )
+
+
+def pause_points(settings: Settings) -> PausePoints:
+    """The pause points of a process, with the fault injection the settings ask for."""
+    return PausePoints(crash_at=settings.fault_crash_at, hold_dir=settings.fault_hold_dir)
 
 
 def half_life(value: str | None) -> float | None:

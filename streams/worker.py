@@ -40,7 +40,7 @@ from interest_stream.streams.core.batch import BatchCore, BatchOutcome
 from interest_stream.streams.core.dead_letters import dead_letter
 from interest_stream.streams.core.items import apply_items
 from interest_stream.streams.core.retry import RetryPolicy
-from interest_stream.streams.core.routing import Forward, forward_headers, original_topic
+from interest_stream.streams.core.routing import Forward, first_arrival, forward_headers
 from interest_stream.streams.errors import ConfigurationError, MissingExtraError, StoreError
 from interest_stream.streams.metrics import WorkerMetrics
 from interest_stream.streams.settings import Settings
@@ -381,18 +381,20 @@ def _origin(message: Any, settings: Settings) -> Provenance:
     (the repartition topic) names the input topic it first arrived on."""
     prefix = settings.topic_prefix
     topic = str(message.topic)
-    routed = topic == settings.topic(settings.repartition_topic)
-    if routed:  # forward_headers wrote the input topic's name without the prefix
-        named = original_topic(_headers(message))
-    else:
+    source = f"{topic}:{message.partition}"
+    if topic != settings.topic(settings.repartition_topic):
         named = topic[len(prefix) :] if prefix and topic.startswith(prefix) else topic
+        return Provenance(source, message.offset, named, message.partition, message.key)
+    first = first_arrival(_headers(message))  # forward_headers wrote it
     return Provenance(
-        source=f"{topic}:{message.partition}",
+        source=source,
         offset=message.offset,
-        topic=named,
+        topic=first.topic,
         partition=message.partition,
         key=message.key,
-        routed=routed,
+        routed=True,
+        first_source=first.source,
+        first_offset=first.offset,
     )
 
 

@@ -17,14 +17,20 @@ vectors written in the background and only once a profile has moved away from it
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import UTC
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
 
-from interest_stream.store.base import ALL_FENCES, ApplyResult, ProfileWrite, StoredItem
+from interest_stream.store.base import (
+    ALL_FENCES,
+    ApplyResult,
+    ErasureRecord,
+    ProfileWrite,
+    StoredItem,
+)
 from interest_stream.store.cassandra.ann import AnnCopy, AnnRefresher
 from interest_stream.store.cassandra.connect import (
     CassandraOptions,
@@ -164,12 +170,18 @@ class CassandraStore:
                 ) from exc
         return found
 
-    def erased(self, user_ids: Sequence[str]) -> dict[str, float]:
+    def erased(self, user_ids: Sequence[str]) -> dict[str, ErasureRecord]:
         rows = self._read_in(self._statements.read_erasures, user_ids, "erasures")
         # The driver returns naive datetimes in UTC.
         return {
-            user_id: at.replace(tzinfo=UTC).timestamp() for user_id, at in rows if at is not None
+            user_id: ErasureRecord(at.replace(tzinfo=UTC).timestamp(), dict(before or {}))
+            for user_id, at, before in rows
+            if at is not None
         }
+
+    def bound_erasure(self, user_id: str, before: Mapping[str, int]) -> None:
+        statement = self._statements.bound_erasure.bind((dict(before), user_id))
+        self._write_retried([(user_id, statement)])
 
     # -- writes ----------------------------------------------------------------------------
 

@@ -105,6 +105,7 @@ def forget(
             at=time.time(),
             with_kafka=with_kafka,
             wait_s=wait_s,
+            pauses=app.pause_points(settings),
         )
     finally:
         store.close()

@@ -262,10 +262,12 @@ class BatchCore:
         erased = self.store.erased(user_ids)
         outcome.read_seconds += time.perf_counter() - started
         outcome.store_reads += len(user_ids)
-        for user_id, at in erased.items():
+        for user_id, erasure in erased.items():
             profile = stored.get(user_id) or self._new(user_id)
-            if profile.forgotten_at is None or profile.forgotten_at < at:
-                stored[user_id] = replace(profile, forgotten_at=at)
+            forgotten_at = max(profile.forgotten_at or erasure.at, erasure.at)
+            stored[user_id] = replace(
+                profile, forgotten_at=forgotten_at, erased_before=dict(erasure.before)
+            )
         self.cache.put(stored)
         return stored
 

@@ -62,15 +62,28 @@ def forward_headers(forward: Forward) -> list[tuple[str, bytes]]:
     `routed_origin`)."""
     origin = forward.origin
     return [
+        ("source.name", origin.source.encode()),
         ("source.topic", (origin.topic or "").encode()),
         ("source.partition", str(origin.partition).encode()),
         ("source.offset", str(origin.offset).encode()),
     ]
 
 
-def original_topic(headers: Sequence[tuple[str, bytes]] | None) -> str | None:
-    """The input topic a forwarded event first arrived on, from its headers."""
-    for name, value in headers or ():
-        if name == "source.topic":
-            return value.decode("utf-8", "replace") or None
-    return None
+@dataclass(frozen=True, slots=True)
+class FirstArrival:
+    """Where a forwarded event first arrived, read back from its headers."""
+
+    topic: str | None  # without the deployment's topic prefix
+    source: str | None  # "topic:partition", prefixed, as dedup and erasures name sources
+    offset: int | None
+
+
+def first_arrival(headers: Sequence[tuple[str, bytes]] | None) -> FirstArrival:
+    """What `forward_headers` wrote (None for what is missing or unreadable)."""
+    found = {name: value.decode("utf-8", "replace") for name, value in headers or ()}
+    offset = found.get("source.offset", "")
+    return FirstArrival(
+        found.get("source.topic") or None,
+        found.get("source.name") or None,
+        int(offset) if offset.isdigit() else None,
+    )

@@ -168,7 +168,11 @@ def test_erase_removes_the_profile_records_it_and_fences_the_holder(opener: Open
     assert admin.erase("gone", fence=FENCE, at=1.8e9, reason="user request") is False
     assert sorted(writer.get(["gone", "kept"])) == ["kept"]
     assert "gone" not in writer.user_ids()
-    assert writer.erased(["gone", "kept"]) == {"gone": pytest.approx(1.8e9)}
+    erased = writer.erased(["gone", "kept"])
+    assert list(erased) == ["gone"] and erased["gone"].at == pytest.approx(1.8e9)
+    assert erased["gone"].before == {}
+    admin.bound_erasure("gone", {"t-clicks:3": 41, "t-reviews:3": 0})
+    assert writer.erased(["gone"])["gone"].before == {"t-clicks:3": 41, "t-reviews:3": 0}
     # The worker that held the partition must read again before it writes there.
     late = replace(_profile("kept", seed=5), version=9)
     assert writer.apply([_write(late, 1)]).lost == ("kept",)
@@ -176,7 +180,7 @@ def test_erase_removes_the_profile_records_it_and_fences_the_holder(opener: Open
 
 def test_erasing_an_unknown_user_records_it_too(store: ProfileStore):
     assert store.erase("never-seen", fence=EMBEDDED, at=1.7e9, reason="request") is False
-    assert store.erased(["never-seen"]) == {"never-seen": pytest.approx(1.7e9)}
+    assert store.erased(["never-seen"])["never-seen"].at == pytest.approx(1.7e9)
 
 
 def test_user_ids_lists_sorted(store: ProfileStore):

@@ -26,6 +26,7 @@ from interest_stream.streams.cli import main
 from interest_stream.streams.core.routing import partition_of
 from tests.integration.harness import (
     WorkerProcess,
+    consumer_lag,
     create_topics,
     event_messages,
     publish,
@@ -174,3 +175,58 @@ def test_a_record_too_large_to_copy_whole_goes_to_the_dlq_as_a_reference(
     assert headers["original.bytes"] == str(len(big))
     assert "not JSON" in headers["reason"] and "read it whole from clicks:0" in headers["reason"]
     assert big.startswith(letter.value) and 0 < len(letter.value) < 1_000_000
+
+
+def test_an_erasure_is_bound_to_the_input_offsets_not_to_the_clocks(
+    servers: dict[str, str], tmp_path: Path
+) -> None:
+    from interest_stream.streams.model.summary import event_key
+
+    user = "clock-ahead"
+    now_ms = int(time.time() * 1000)
+    before = _clicks(user, 3, now_ms - 3_600_000, "old")
+    before.append({**_clicks(user, 1, now_ms + 240_000, "ahead")[0]})  # a clock 4 min ahead
+    publish(servers["bootstrap"], servers["prefix"], event_messages(before))
+    result = CliRunner().invoke(
+        main,
+        [
+            "forget",
+            user,
+            "--store",
+            servers["store"],
+            "--brokers",
+            servers["bootstrap"],
+            "--topic-prefix",
+            servers["prefix"],
+            "--group",
+            servers["prefix"] + "group",
+            "--wait",
+            "0",
+        ],  # no worker runs yet
+        catch_exceptions=False,
+    )
+    assert result.exit_code == 0, result.output
+    backfill = _clicks(user, 1, now_ms - 1_800_000, "backfill")  # after it, stamped earlier
+    publish(servers["bootstrap"], servers["prefix"], event_messages(backfill))
+    worker = WorkerProcess(
+        bootstrap=servers["bootstrap"],
+        prefix=servers["prefix"],
+        store_url=servers["store"],
+        log_path=tmp_path / "worker.log",
+    ).start()
+    try:
+        topics = [servers["prefix"] + t for t in ("clicks", "reviews", "queries")]
+        wait_until(
+            lambda: consumer_lag(servers["bootstrap"], servers["prefix"] + "group", topics) == 0,
+            120,
+            "every record acknowledged",
+            worker.log_tail,
+        )
+    finally:
+        worker.stop()
+    store = open_store(servers["store"])
+    try:
+        profile = store.get([user])[user]
+    finally:
+        store.close()
+    assert set(profile.recent_ids) == {event_key(backfill[0]["event_id"])}

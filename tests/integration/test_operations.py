@@ -147,7 +147,7 @@ def test_one_minute_soak_runs_clean(cluster: dict[str, str], tmp_path: Path) -> 
             "--warmup-minutes",
             "0.25",
             # A rate this 2-core machine sustains with the real encoder next to both
-            # servers; the 15-minute soak at 200/s is in the README.
+            # servers; the 15-minute soak at 200/s is in docs/benchmarks.md.
             "--rate",
             "100",
             "--json",

@@ -64,10 +64,12 @@ def test_replaying_the_same_records_changes_nothing(tmp_path: Path):
     before = {u: p.version for u, p in _profiles(core).items()}
     outcome = core.process(records)
     assert outcome.applied == 0 and outcome.duplicates == len(records)
-    assert outcome.texts_encoded == 0 and outcome.writes == 0 and outcome.updates == []
+    assert outcome.texts_encoded == 0 and outcome.updates == []
     assert {u: p.version for u, p in _profiles(core).items()} == before
     # A redelivery may follow a crash between the write and the publish: the stored
-    # profiles are announced again, at the versions they have.
+    # profiles are announced again, at the versions they have, each through a write of
+    # that version under the fence (so a `forget` or a new owner in between stops it).
+    assert outcome.writes == len(before)
     assert {(u.user_id, u.version) for u in outcome.reannounced} == set(before.items())
 
 

@@ -276,3 +276,32 @@ def test_kafka_deliveries_under_the_production_dedup_bound_give_the_same_profile
         profile = fold_events(profile, delivery[start:end], PRODUCTION, updated_at=0.0).profile
     _assert_same(once.profile, profile)
     assert profile.event_count == len(canonical)
+
+
+def test_an_erasure_bounded_by_offsets_ignores_the_event_clocks():
+    from dataclasses import replace
+
+    erased = replace(
+        UserProfile.new("u", "m", DIM),
+        forgotten_at=T0,
+        erased_before={"p-clicks:2": 100},
+    )
+    vector = np.ones(DIM, np.float32) / math.sqrt(DIM)
+
+    def click(i: int, ts: float, offset: int, **first: object) -> WeightedEvent:
+        return WeightedEvent(
+            f"c{i}", ts, 1.0, "t", vector, source="p-clicks:2", offset=offset, **first
+        )
+
+    events = [
+        click(1, T0 + 240, 99),  # produced before the erasure, its clock 4 minutes ahead
+        click(2, T0 - 3600, 100),  # produced after it, stamped an hour earlier (a backfill)
+        # Forwarded from another partition: its first arrival counts, not the forward's.
+        click(3, T0 + 10, 7, first_source="p-clicks:2", first_offset=98),
+        # A source the erasure did not see (a file): its time counts.
+        WeightedEvent("f1", T0 - 1, 1.0, "t", vector, source="file:x", offset=1),
+        WeightedEvent("f2", T0 + 1, 1.0, "t", vector, source="file:x", offset=2),
+    ]
+    outcome = fold_events(erased, events, PRODUCTION, updated_at=0.0)
+    assert outcome.erased == 3 and outcome.applied == 2
+    assert outcome.profile.event_count == 2
