@@ -1,6 +1,10 @@
 """SQLite profile store: the embedded default, one file, no server.
 
 WAL mode so readers (`profile get`) never block the writer; one transaction per `apply`.
+Erased data is not left behind: the file is created readable by its owner only (SQLite
+gives its -wal and -shm files the same mode), `secure_delete` overwrites deleted rows and
+freed pages with zeros, and after an erasure or an item deletion the WAL is checkpointed
+and truncated, so no earlier copy of the deleted pages stays in it.
 Fences are a table of epochs: a writer claims a fence (the next epoch) before it reads the
 profiles under it, and a write under it wins only while the epoch is still this store's; the
 stored version must also still be the expected one (a conditional UPDATE/INSERT whose row
@@ -9,7 +13,9 @@ count says who won), which protects two embedded writers sharing one file.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import sqlite3
 from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
@@ -67,6 +73,13 @@ def path_from_url(url: str) -> Path:
     return Path(parts.path[1:])
 
 
+def _create_private(path: Path) -> None:
+    """Create the database file with mode 0600 unless it exists (an existing file keeps
+    its mode: the operator chose it). Not through the umask, which is per process."""
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+
+
 class SqliteStore:
     """`ProfileStore` (and `ItemCatalog`) over one SQLite file."""
 
@@ -76,7 +89,9 @@ class SqliteStore:
         try:
             if path.parent != Path(""):
                 path.parent.mkdir(parents=True, exist_ok=True)
+            _create_private(path)
             self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            self._db.execute("PRAGMA secure_delete=ON")
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute("PRAGMA busy_timeout=10000")
@@ -250,7 +265,23 @@ class SqliteStore:
             if self._db.in_transaction:
                 self._db.execute("ROLLBACK")
             raise StoreError(f"cannot erase in {self.path}: {exc}") from exc
+        self._truncate_wal()
         return cursor.rowcount == 1
+
+    def _truncate_wal(self) -> None:
+        """Copy the WAL into the file and truncate it: the WAL still holds the pages as
+        they were before a delete. A reader in the middle of a transaction can keep the
+        checkpoint from finishing (SQLite waits for it up to busy_timeout)."""
+        try:
+            busy, _, _ = self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot checkpoint {self.path}: {exc}") from exc
+        if busy:
+            raise StoreError(
+                f"{self.path}: deleted, but a reader kept the WAL from being truncated (the"
+                " deleted rows' earlier pages stay in it until the next checkpoint): run the"
+                " command again, it is idempotent"
+            )
 
     def user_ids(self, limit: int | None = None) -> list[str]:
         query = "SELECT user_id FROM profiles ORDER BY user_id"
@@ -305,6 +336,8 @@ class SqliteStore:
             cursor = self._db.execute("DELETE FROM items WHERE item_id=?", (item_id,))
         except sqlite3.Error as exc:
             raise StoreError(f"cannot write {self.path}: {exc}") from exc
+        if cursor.rowcount == 1:
+            self._truncate_wal()
         return cursor.rowcount == 1
 
     def close(self) -> None:

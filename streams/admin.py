@@ -52,6 +52,10 @@ class KafkaInitReport:
     brokers: str
     topics: tuple[TopicReport, ...]
     problems: tuple[str, ...] = field(default=())
+    configured: tuple[str, ...] = field(default=())
+    """Configs init set on an existing topic (the erasure bounds of profile-updates)."""
+    grants: tuple[str, ...] = field(default=())
+    """The ACLs granted to the identities the settings name."""
 
 
 def topic_plan(settings: Settings, partitions: int | None = None) -> dict[str, dict[str, Any]]:
@@ -67,13 +71,27 @@ def topic_plan(settings: Settings, partitions: int | None = None) -> dict[str, d
     # Compacted: the topic keeps the latest update per user, and an erased user's
     # tombstone removes it.
     compacted = {**COMPACTED, **durable}
-    plan[settings.topic(settings.updates_topic)] = {**spec, "configs": dict(compacted)}
+    updates = {**compacted, **erasure_bounds(settings)}
+    plan[settings.topic(settings.updates_topic)] = {**spec, "configs": updates}
     plan[settings.topic(settings.items_topic)] = {**spec, "configs": dict(compacted)}
     plan[settings.topic(settings.dlq_topic)] = {**spec, "configs": dict(durable)}
     # Events forwarded to their user's partition (streams/core/routing.py): co-partitioned
     # with the inputs, kept like them.
     plan[settings.topic(settings.repartition_topic)] = {**spec, "configs": dict(durable)}
     return plan
+
+
+def erasure_bounds(settings: Settings) -> dict[str, str]:
+    """The profile-updates configs that bound how long an erased user's earlier updates
+    stay on the brokers' disks: compaction is due at most `max.compaction.lag.ms` after a
+    record is written, and since the active segment is never compacted, segments roll at
+    least as often; the tombstone itself is removed `delete.retention.ms` after that."""
+    lag_ms = str(round(settings.updates_max_compaction_lag_s * 1000))
+    return {
+        "max.compaction.lag.ms": lag_ms,
+        "segment.ms": lag_ms,
+        "delete.retention.ms": str(round(settings.updates_delete_retention_s * 1000)),
+    }
 
 
 def admin_client(settings: Settings, *, timeout_s: float = 15.0) -> Any:
@@ -120,7 +138,7 @@ def _create_missing(client: Any, plan: Mapping[str, dict[str, Any]], timeout_s: 
     return created
 
 
-def _cleanup_policies(client: Any, names: list[str]) -> dict[str, str]:
+def _cleanup_policies(client: Any, settings: Settings, names: list[str]) -> dict[str, str]:
     from kafka.admin import ConfigResource, ConfigResourceType
 
     resources = [
@@ -129,10 +147,23 @@ def _cleanup_policies(client: Any, names: list[str]) -> dict[str, str]:
     ]
     # "all", not the default "modified": a topic on the broker default has no modified value.
     described = client.describe_configs(resources, config_filter="all")["topic"]
+    for name in names:
+        _require_configs(settings, name, described.get(name))
     return {
-        name: described.get(name, {}).get("cleanup.policy", {}).get("value", "delete")
-        for name in names
+        name: described[name].get("cleanup.policy", {}).get("value", "delete") for name in names
     }
+
+
+def _require_configs(settings: Settings, name: str, configs: Mapping[str, Any] | None) -> None:
+    """kafka-python drops DescribeConfigs' per-topic errors: a topic described with no
+    config at all (every topic has them) was refused, which must not read as defaults."""
+    if not configs:
+        user = settings.kafka_username
+        who = f"user {user!r}" if user else "this client"
+        raise TopicSetupError(
+            f"Kafka returned no configs of topic {name}: {who} may not DESCRIBE_CONFIGS it"
+            " (TopicAuthorizationFailed): run init with the administering identity"
+        )
 
 
 def init_kafka(
@@ -141,12 +172,16 @@ def init_kafka(
     """Create the pipeline's topics that are missing and report the layout of all of them."""
     from kafka.errors import KafkaError
 
+    from interest_stream.streams.grants import grant_kafka
+
     plan = topic_plan(settings, partitions)
     client = admin_client(settings, timeout_s=timeout_s)
     try:
         created = _create_missing(client, plan, timeout_s)
         described = {t["name"]: t for t in client.describe_topics(list(plan))}
-        policies = _cleanup_policies(client, list(plan))
+        policies = _cleanup_policies(client, settings, list(plan))
+        configured = _set_erasure_bounds(client, settings)
+        grants = grant_kafka(settings, client)
     except KafkaError as exc:
         raise TopicSetupError(f"Kafka at {settings.brokers}: {exc}") from exc
     finally:
@@ -167,8 +202,36 @@ def init_kafka(
             )
         )
     return KafkaInitReport(
-        settings.brokers, tuple(topics), _layout_problems(settings, topics, plan)
+        settings.brokers,
+        tuple(topics),
+        _layout_problems(settings, topics, plan),
+        configured,
+        tuple(str(grant) for grant in grants),
     )
+
+
+def _set_erasure_bounds(client: Any, settings: Settings) -> tuple[str, ...]:
+    """Set the erasure bounds on profile-updates where they differ (a topic made before
+    them, or with other settings): changing them moves no data, so init may."""
+    from kafka.admin import ConfigResource, ConfigResourceType
+
+    name = settings.topic(settings.updates_topic)
+    wanted = erasure_bounds(settings)
+    resource = ConfigResource(ConfigResourceType.TOPIC, name, configs=dict.fromkeys(wanted))
+    found = client.describe_configs([resource], config_filter="all")["topic"].get(name)
+    _require_configs(settings, name, found)
+    assert found is not None
+    changed = {
+        key: value for key, value in wanted.items() if found.get(key, {}).get("value") != value
+    }
+    if not changed:
+        return ()
+    update = ConfigResource(ConfigResourceType.TOPIC, name, configs=changed)
+    result = client.alter_configs([update], incremental=True, raise_on_unknown=False)
+    result = result.get("topic", {}).get(name)
+    if result != "OK":  # kafka-python: "OK" or the error as text
+        raise TopicSetupError(f"cannot set {', '.join(changed)} on {name}: {result}")
+    return tuple(f"{name}: {key}={value}" for key, value in changed.items())
 
 
 def _layout_problems(
@@ -229,6 +292,22 @@ def init_cassandra(
     finally:
         cluster.shutdown()
     return schema
+
+
+def grant_cassandra_roles(settings: Settings) -> tuple[str, ...]:
+    """GRANT the roles the settings name their tables in the store's keyspace (after
+    `init_cassandra`: the tables must exist), as the identity of the settings."""
+    from interest_stream.store.cassandra import connect, parse_url
+    from interest_stream.streams.grants import cassandra_grants, grant_cassandra
+
+    target = parse_url(settings.store_url)
+    if not cassandra_grants(settings, target.keyspace):
+        return ()
+    cluster, session = connect(target, settings.cassandra_options())
+    try:
+        return tuple(str(g) for g in grant_cassandra(settings, session, target.keyspace))
+    finally:
+        cluster.shutdown()
 
 
 def replication_options(

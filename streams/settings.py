@@ -36,7 +36,15 @@ class Settings(BaseSettings):
         None, description="Cassandra password authentication: its password."
     )
     cassandra_ssl_cafile: Path | None = Field(
-        None, description="TLS to Cassandra, the certificate chain verified against this CA."
+        None,
+        description="TLS to Cassandra, the certificate chain and the node's host name (IP SAN)"
+        " verified against this CA.",
+    )
+    allow_plaintext_password: bool = Field(
+        False,
+        description="Send a password over an unencrypted connection (Cassandra without"
+        " `CASSANDRA_SSL_CAFILE`, Kafka SASL `PLAIN` over `SASL_PLAINTEXT`); refused otherwise."
+        " For a network you trust end to end.",
     )
     cassandra_consistency: Literal["LOCAL_QUORUM", "QUORUM", "LOCAL_ONE", "ONE", "ALL"] = Field(
         "LOCAL_QUORUM", description="Consistency of reads and writes (fence LWTs use LOCAL_SERIAL)."
@@ -249,6 +257,50 @@ class Settings(BaseSettings):
     )
     web_enabled: bool = Field(False, description="Faust's web server (bound to 127.0.0.1 when on).")
     web_port: int = Field(6066, description="Port of Faust's web server.")
+    # The erasure bounds of profile-updates, set by `init` (admin.erasure_bounds).
+    updates_max_compaction_lag_s: float = Field(
+        DAY,
+        gt=0,
+        description="`init` sets `max.compaction.lag.ms` and `segment.ms` of `profile-updates` to"
+        " this: an erased user's earlier updates are compacted away this long after they were"
+        " written, plus the log cleaner's backoff, once the partition has a later record.",
+    )
+    updates_delete_retention_s: float = Field(
+        DAY,
+        ge=0,
+        description="`init` sets `delete.retention.ms` of `profile-updates`: how long a"
+        " tombstone itself stays after compaction (consumers that were away longer miss it).",
+    )
+    # Identities by duty (streams/grants.py); read by `init` only.
+    worker_kafka_user: str | None = Field(
+        None, description="Kafka user of the worker: `init` grants it its ACLs (unset: none)."
+    )
+    reader_kafka_user: str | None = Field(
+        None,
+        description="Kafka user of the readers (`watch`, update consumers): `init` grants it"
+        " READ on `profile-updates` and groups prefixed `READER_GROUP_PREFIX`.",
+    )
+    eraser_kafka_user: str | None = Field(
+        None, description="Kafka user of `forget`: `init` grants it its ACLs."
+    )
+    producer_kafka_user: str | None = Field(
+        None, description="Kafka user of the producers: `init` grants it WRITE on the inputs."
+    )
+    worker_cassandra_role: str | None = Field(
+        None, description="Cassandra role of the worker: `init` grants it its tables."
+    )
+    reader_cassandra_role: str | None = Field(
+        None,
+        description="Cassandra role of the rankers and `profile …`: `init` grants it SELECT on"
+        " the profile tables, `items` and `settings`.",
+    )
+    eraser_cassandra_role: str | None = Field(
+        None, description="Cassandra role of `forget`: `init` grants it its tables."
+    )
+    reader_group_prefix: str = Field(
+        "profile-reader",
+        description="Consumer groups the reader's Kafka user may use (a PREFIXED ACL).",
+    )
 
     def interest_params(self) -> InterestParams:
         """The interest model's parameters.
@@ -288,6 +340,7 @@ class Settings(BaseSettings):
             username=self.cassandra_username,
             password=self.cassandra_password,
             ssl_cafile=self.cassandra_ssl_cafile,
+            allow_plaintext_password=self.allow_plaintext_password,
             consistency=self.cassandra_consistency,
             local_dc=self.cassandra_local_dc,
             max_in_flight=self.cassandra_max_in_flight,
@@ -325,6 +378,27 @@ class Settings(BaseSettings):
             max_future_skew_s=self.max_future_skew_s,
             min_epoch_s=parse_time_bound(self.min_event_time),
         )
+
+    def kafka_mechanism(self) -> str:
+        """The SASL mechanism of the SASL protocols (SCRAM-SHA-512 unless configured).
+
+        Raises:
+            ConfigurationError: PLAIN over an unencrypted connection, which would send the
+                password in clear, unless `allow_plaintext_password` says so.
+        """
+        mechanism = self.kafka_sasl_mechanism or "SCRAM-SHA-512"
+        protocol = self.kafka_security_protocol
+        if (
+            mechanism == "PLAIN"
+            and protocol == "SASL_PLAINTEXT"
+            and not self.allow_plaintext_password
+        ):
+            raise ConfigurationError(
+                f"Kafka SASL PLAIN over {protocol} would send the password of user"
+                f" {self.kafka_username!r} in clear: use SASL_SSL (or SCRAM), or set"
+                f" {env_name('allow_plaintext_password')}=true on a network you trust"
+            )
+        return mechanism
 
     def topic(self, name: str) -> str:
         """Prefix a topic name (tests and multi-tenant clusters use a prefix).

@@ -69,7 +69,7 @@ def _credentials(settings: Settings) -> Any:
     return faust.SASLCredentials(
         username=settings.kafka_username,
         password=password,
-        mechanism=settings.kafka_sasl_mechanism or "SCRAM-SHA-512",
+        mechanism=settings.kafka_mechanism(),
         ssl_context=context,
     )
 

@@ -6,7 +6,7 @@ import pytest
 
 from interest_stream.encoders.base import Encoder
 
-pytest_plugins = ["tests.integration.conftest_servers"]
+pytest_plugins = ["tests.integration.conftest_servers", "tests.integration.secure_harness"]
 
 
 @pytest.fixture(scope="session")

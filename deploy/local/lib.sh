@@ -399,8 +399,9 @@ start_kafka() {
           -t "$cid" -c "$d/conf/server.properties" --ignore-formatted
         if [ "$I_SECURE" = 1 ]; then
           local u
-          for u in "$KAFKA_ADMIN_USER:$KAFKA_ADMIN_PASSWORD" "$KAFKA_APP_USER:$KAFKA_APP_PASSWORD" \
-            "$KAFKA_READER_USER:$KAFKA_READER_PASSWORD"; do
+          for u in "$KAFKA_ADMIN_USER:$KAFKA_ADMIN_PASSWORD" "$KAFKA_INIT_USER:$KAFKA_INIT_PASSWORD" \
+            "$KAFKA_WORKER_USER:$KAFKA_WORKER_PASSWORD" "$KAFKA_READER_USER:$KAFKA_READER_PASSWORD" \
+            "$KAFKA_ERASER_USER:$KAFKA_ERASER_PASSWORD" "$KAFKA_PRODUCER_USER:$KAFKA_PRODUCER_PASSWORD"; do
             printf '%s\n' --add-scram "'SCRAM-SHA-512=[name=${u%%:*},password=${u#*:}]'"
           done
         fi

@@ -43,6 +43,7 @@ class CassandraOptions:
     username: str | None = None
     password: SecretStr | None = None
     ssl_cafile: Path | None = None
+    allow_plaintext_password: bool = False
     consistency: Consistency = "LOCAL_QUORUM"
     local_dc: str | None = None
     max_in_flight: int = 64
@@ -163,9 +164,11 @@ def _ssl_context(options: CassandraOptions) -> ssl.SSLContext | None:
         raise ConfigurationError(
             f"cannot use Cassandra CA file {options.ssl_cafile}: {exc}"
         ) from exc
-    # The driver reaches peers by the IP addresses the cluster gossips, which node
-    # certificates rarely name: verify the chain against the CA, not the host name.
-    context.check_hostname = False
+    # Host names checked too: the driver then verifies each node's certificate against
+    # the address it connects to (the contact points, then the addresses the cluster
+    # gossips), so node certificates must name those addresses (IP SANs). Without the
+    # check any certificate from the CA would do, another server's included.
+    context.check_hostname = True
     context.verify_mode = ssl.CERT_REQUIRED
     return context
 
@@ -177,6 +180,12 @@ def _auth_provider(options: CassandraOptions) -> Any:
         raise ConfigurationError(
             "INTEREST_STREAM_CASSANDRA_USERNAME is set but INTEREST_STREAM_CASSANDRA_PASSWORD"
             " is not"
+        )
+    if options.ssl_cafile is None and not options.allow_plaintext_password:
+        raise ConfigurationError(
+            f"the Cassandra password of {options.username!r} would travel in clear: set"
+            " INTEREST_STREAM_CASSANDRA_SSL_CAFILE (TLS), or"
+            " INTEREST_STREAM_ALLOW_PLAINTEXT_PASSWORD=true on a network you trust"
         )
     from cassandra.auth import PlainTextAuthProvider
 

@@ -181,7 +181,12 @@ def init(
     layout the worker cannot use (input topics with unequal partition counts, an update
     topic that is not compacted) is reported and makes the command exit with status 1.
     """
-    from interest_stream.streams.admin import init_cassandra, init_kafka, replication_options
+    from interest_stream.streams.admin import (
+        grant_cassandra_roles,
+        init_cassandra,
+        init_kafka,
+        replication_options,
+    )
 
     settings = app.load_settings(
         brokers=brokers,
@@ -202,7 +207,8 @@ def init(
     if with_cassandra:
         replication = replication_options(keyspace_rf, _datacenters(keyspace_dc))
         schema = init_cassandra(settings, replication=replication)
-        report["cassandra"] = {"store": settings.store_url, **asdict(schema)}
+        grants = grant_cassandra_roles(settings)
+        report["cassandra"] = {"store": settings.store_url, **asdict(schema), "grants": grants}
     if as_json:
         out.print_json(json.dumps(report))
     else:
@@ -221,6 +227,10 @@ def _print_init(report: dict[str, Any]) -> None:
             f" cleanup.policy={topic['cleanup_policy']})",
             highlight=False,
         )
+    for line in report.get("kafka", {}).get("configured", []):
+        out.print(f"topic {line}: set", highlight=False)
+    for line in report.get("kafka", {}).get("grants", []):
+        out.print(f"granted {line}", highlight=False)
     if "cassandra" in report:
         schema = report["cassandra"]
         for name in schema["created"]:
@@ -233,6 +243,8 @@ def _print_init(report: dict[str, Any]) -> None:
             f" vectors of {schema['dim']} dimensions",
             highlight=False,
         )
+        for line in schema["grants"]:
+            out.print(f"granted {line}", highlight=False)
     if not report:
         out.print("nothing to do: --no-kafka and no Cassandra store")
 

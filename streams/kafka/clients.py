@@ -58,8 +58,10 @@ def security_options(settings: Settings) -> dict[str, Any]:
     """kafka-python keyword arguments for the configured security protocol."""
     protocol = settings.kafka_security_protocol
     options: dict[str, Any] = {"security_protocol": protocol}
-    if protocol in ("SSL", "SASL_SSL") and settings.kafka_ssl_cafile is not None:
-        options["ssl_cafile"] = str(settings.kafka_ssl_cafile)
+    if protocol in ("SSL", "SASL_SSL"):
+        options["ssl_check_hostname"] = True  # kafka-python's default, stated: never off
+        if settings.kafka_ssl_cafile is not None:
+            options["ssl_cafile"] = str(settings.kafka_ssl_cafile)
     if protocol.startswith("SASL"):
         if settings.kafka_username is None or settings.kafka_password is None:
             raise ConfigurationError(
@@ -68,8 +70,8 @@ def security_options(settings: Settings) -> dict[str, Any]:
             )
         _hide_password_from_debug_logs()
         options.update(
-            # The worker's default too: SCRAM-SHA-512 unless configured otherwise.
-            sasl_mechanism=settings.kafka_sasl_mechanism or "SCRAM-SHA-512",
+            # The worker's too: SCRAM-SHA-512 unless configured, never PLAIN in clear.
+            sasl_mechanism=settings.kafka_mechanism(),
             sasl_plain_username=settings.kafka_username,
             sasl_plain_password=settings.kafka_password.get_secret_value(),
         )
@@ -98,7 +100,11 @@ def ssl_context(settings: Settings) -> ssl.SSLContext:
 def aiokafka_security(settings: Settings) -> dict[str, Any]:
     """aiokafka keyword arguments for the configured security protocol (aiokafka takes an
     SSL context where kafka-python takes a CA file)."""
-    options = {k: v for k, v in security_options(settings).items() if k != "ssl_cafile"}
+    options = {
+        k: v
+        for k, v in security_options(settings).items()
+        if k not in ("ssl_cafile", "ssl_check_hostname")
+    }
     if settings.kafka_security_protocol.endswith("SSL"):
         options["ssl_context"] = ssl_context(settings)
     return options
@@ -200,10 +206,17 @@ def require_topics(settings: Settings, consumer: Any, topics: Iterable[str]) -> 
         raise unreachable(settings, exc) from exc
     missing = sorted(set(topics) - existing)
     if missing:
+        # Brokers list only the topics a user may DESCRIBE: a missing one may be hidden.
+        hidden = (
+            f" or user {settings.kafka_username!r} may not see it"
+            if settings.kafka_username
+            else ""
+        )
         raise BrokerError(
-            f"topic {missing[0]} does not exist on {settings.brokers}"
+            f"topic {missing[0]} does not exist on {settings.brokers}{hidden}"
             + (f" (nor {', '.join(missing[1:])})" if len(missing) > 1 else "")
             + ": run `interest-stream init` (with the same --topic-prefix) first"
+            + (", or grant the user its ACLs" if hidden else "")
         )
 
 

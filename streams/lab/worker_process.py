@@ -51,6 +51,7 @@ SECURITY_FIELDS = (
     "cassandra_password",
     "cassandra_ssl_cafile",
     "cassandra_local_dc",
+    "allow_plaintext_password",
 )
 
 

@@ -22,6 +22,8 @@ brought up by their fixtures when they are not running yet (and brought down aga
 the session / module in that case); a topology that does not come up fails the test:
 
 - ``secure_servers`` -> the variables of ``$LOCAL_SERVERS_HOME/secure/credentials.env``
+  (the super users); ``identity_env(name)`` -> those of one identity's env file beside it
+  (init, worker, reader, eraser, producer)
 - ``three_nodes`` -> a ``Topology``: the variables of ``$LOCAL_SERVERS_HOME/nodes/cluster.env``
   and whether the fixture started it (it then purges it afterwards)
 """
@@ -232,6 +234,11 @@ def secure_servers() -> Iterator[dict[str, str]]:
     finally:
         if started:
             local_script("down", "--secure")
+
+
+def identity_env(name: str) -> dict[str, str]:
+    """The variables of one identity's env file of the secure servers (init.env, ...)."""
+    return read_env_file(servers_home() / "secure" / f"{name}.env")
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,13 @@ def test_single_broker_plan_has_compacted_outputs_and_no_isr_setting() -> None:
         "p-events-by-user",
     }
     assert {spec["num_partitions"] for spec in plan.values()} == {4}
-    assert plan["p-profile-updates"]["configs"] == {"cleanup.policy": "compact"}
+    assert plan["p-profile-updates"]["configs"] == {
+        "cleanup.policy": "compact",
+        # an erased user's earlier updates are compacted away within a day by default
+        "max.compaction.lag.ms": "86400000",
+        "segment.ms": "86400000",
+        "delete.retention.ms": "86400000",
+    }
     assert plan["p-items"]["configs"] == {"cleanup.policy": "compact"}
     assert plan["p-clicks"]["configs"] == {}
 
@@ -30,3 +36,13 @@ def test_three_replicas_need_two_in_sync_for_every_topic() -> None:
         assert spec["replication_factor"] == 3, name
         assert spec["configs"]["min.insync.replicas"] == "2", name
     assert plan["profile-updates"]["configs"]["cleanup.policy"] == "compact"
+
+
+def test_the_erasure_bounds_of_profile_updates_follow_the_settings() -> None:
+    plan = topic_plan(
+        load_settings(updates_max_compaction_lag_s=3600, updates_delete_retention_s=600)
+    )
+    configs = plan["profile-updates"]["configs"]
+    assert configs["max.compaction.lag.ms"] == configs["segment.ms"] == "3600000"
+    assert configs["delete.retention.ms"] == "600000"
+    assert "max.compaction.lag.ms" not in plan["items"]["configs"]
