@@ -16,7 +16,11 @@ __all__ = ["ApplyResult", "ProfileStore", "ProfileWrite", "open_store"]
 
 
 def open_store(
-    url: str, *, cassandra: CassandraOptions | None = None, create_schema: bool = False
+    url: str,
+    *,
+    cassandra: CassandraOptions | None = None,
+    create_schema: bool = False,
+    erasure_key: str | None = None,
 ) -> ProfileStore:
     """Open the backend the URL names; `cassandra` carries auth, TLS and limits for a
     cassandra:// URL. `create_schema` (tests, local use) creates a missing Cassandra schema."""
@@ -24,7 +28,7 @@ def open_store(
     if scheme == "sqlite":
         from interest_stream.store.sqlite import SqliteStore
 
-        return SqliteStore.from_url(url)
+        return SqliteStore.from_url(url, erasure_key=erasure_key)
     if scheme == "cassandra":
         from interest_stream.store.cassandra import CassandraStore
 

@@ -20,7 +20,10 @@ Guarantees a backend must give, checked by the contract tests over every backend
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+import hashlib
+import hmac
+import secrets
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
@@ -36,6 +39,64 @@ EMBEDDED = "embedded"
 ALL_FENCES = "*"
 """Names every fence at once: an erasure that cannot tell the user's partition fences out
 all writers (each re-reads before its next write)."""
+
+
+ERASURE_REASONS = ("user-request", "legal-obligation", "retention-expired", "test", "other")
+"""What an erasure record says of why: a code, never free text (which could name people)."""
+
+ERASURE_KEY_SETTING = "erasure_key"
+"""Where a store keeps the key of its erasure records when the settings give none."""
+
+
+def erasure_subject(user_id: str, key: bytes) -> str:
+    """What an erasure record keeps of a user id: a keyed hash (HMAC-SHA256, hex).
+
+    Enough to drop the user's replayed events, and no list of who asked to be forgotten.
+
+    Args:
+        user_id: The erased user.
+        key: The erasure records' key (`erasure_key`).
+
+    Returns:
+        64 hex digits.
+    """
+    return hmac.new(key, user_id.encode(), hashlib.sha256).hexdigest()
+
+
+def erasure_key(configured: str | None, keep_setting: Callable[[str, str], str]) -> bytes:
+    """The erasure records' key.
+
+    The configured secret (ERASURE_KEY), else a random key the store keeps for every
+    process that uses it (then whoever reads the store's settings can test a given id:
+    set ERASURE_KEY in production).
+
+    Args:
+        configured: ERASURE_KEY, if set.
+        keep_setting: The store's `keep_setting`.
+
+    Returns:
+        The key's bytes.
+    """
+    if configured:
+        return configured.encode()
+    return keep_setting(ERASURE_KEY_SETTING, secrets.token_hex(32)).encode()
+
+
+def check_reason(reason: str) -> str:
+    """Check an erasure's reason code.
+
+    Args:
+        reason: One of `ERASURE_REASONS`.
+
+    Returns:
+        `reason`.
+
+    Raises:
+        ValueError: Naming the codes, for any other value.
+    """
+    if reason not in ERASURE_REASONS:
+        raise ValueError(f"erasure reason {reason!r}: one of {', '.join(ERASURE_REASONS)}")
+    return reason
 
 
 def partition_fence(partition: int) -> str:
@@ -153,7 +214,8 @@ class ProfileStore(Protocol):
             fence: The user's fence (its partition), claimed so that its writer re-reads
                 before writing again; `ALL_FENCES` when it is not known.
             at: Time of the erasure, epoch seconds: older events are never applied again.
-            reason: Why, kept with the erasure record.
+            reason: Why, one of `ERASURE_REASONS`. The record keeps the user id only as
+                its keyed hash (`erasure_subject`), with this code.
 
         Returns:
             True if there was a profile to erase.

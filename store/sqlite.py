@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import sqlite3
 from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
@@ -30,6 +31,9 @@ from interest_stream.store.base import (
     ErasureRecord,
     ProfileWrite,
     StoredItem,
+    check_reason,
+    erasure_key,
+    erasure_subject,
 )
 from interest_stream.streams.errors import ConfigurationError, StoreError, StoreRefusedError
 from interest_stream.streams.model.codec import ProfileFormatError, decode_profile, encode_profile
@@ -73,6 +77,10 @@ def path_from_url(url: str) -> Path:
     return Path(parts.path[1:])
 
 
+_SUBJECT = re.compile(r"[0-9a-f]{64}")
+"""An erasure record's key (a hex HMAC-SHA256), as opposed to a plain user id."""
+
+
 def _create_private(path: Path) -> None:
     """Create the database file with mode 0600 unless it exists (an existing file keeps
     its mode: the operator chose it). Not through the umask, which is per process."""
@@ -83,9 +91,11 @@ def _create_private(path: Path) -> None:
 class SqliteStore:
     """`ProfileStore` (and `ItemCatalog`) over one SQLite file."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, erasure_key: str | None = None) -> None:
         self.path = path
         self._epochs: dict[str, int] = {}  # fences this store holds, by the epoch it took
+        self._configured_key = erasure_key
+        self._key: bytes | None = None
         try:
             if path.parent != Path(""):
                 path.parent.mkdir(parents=True, exist_ok=True)
@@ -101,13 +111,14 @@ class SqliteStore:
             erasure_columns = {row[1] for row in self._db.execute("PRAGMA table_info(erasures)")}
             if "before" not in erasure_columns:  # a file of this layout from before the bounds
                 self._db.execute("ALTER TABLE erasures ADD COLUMN before TEXT")
+            self._hash_plain_erasures()
             self._db.execute("INSERT OR IGNORE INTO meta VALUES ('layout', ?)", (LAYOUT,))
         except (sqlite3.Error, OSError) as exc:
             raise StoreError(f"cannot open SQLite store {path}: {exc}") from exc
 
     @classmethod
-    def from_url(cls, url: str) -> SqliteStore:
-        return cls(path_from_url(url))
+    def from_url(cls, url: str, *, erasure_key: str | None = None) -> SqliteStore:
+        return cls(path_from_url(url), erasure_key=erasure_key)
 
     def _check_layout(self) -> None:
         tables = {name for (name,) in self._db.execute("SELECT name FROM sqlite_master")}
@@ -145,20 +156,38 @@ class SqliteStore:
         except ProfileFormatError as exc:
             raise StoreRefusedError(f"{self.path}: {exc}") from exc
 
+    def _hash_plain_erasures(self) -> None:
+        """Erasure records of an earlier version kept the user id itself: key them by its
+        keyed hash, as every record is now (once per file)."""
+        rows = self._db.execute("SELECT user_id FROM erasures").fetchall()
+        plain = [user_id for (user_id,) in rows if not _SUBJECT.fullmatch(user_id)]
+        for user_id in plain:
+            self._db.execute(
+                "UPDATE OR REPLACE erasures SET user_id = ? WHERE user_id = ?",
+                (self._subject(user_id), user_id),
+            )
+
+    def _subject(self, user_id: str) -> str:
+        """The erasure records' key for `user_id` (see store/base.py)."""
+        if self._key is None:
+            self._key = erasure_key(self._configured_key, self.keep_setting)
+        return erasure_subject(user_id, self._key)
+
     def erased(self, user_ids: Sequence[str]) -> dict[str, ErasureRecord]:
+        subjects = {self._subject(u): u for u in user_ids}
         rows = self._select_in(
-            "SELECT user_id, erased_at, before FROM erasures WHERE user_id IN ({})", user_ids
+            "SELECT user_id, erased_at, before FROM erasures WHERE user_id IN ({})", list(subjects)
         )
         return {
-            user_id: ErasureRecord(float(at), json.loads(before) if before else {})
-            for user_id, at, before in rows
+            subjects[subject]: ErasureRecord(float(at), json.loads(before) if before else {})
+            for subject, at, before in rows
         }
 
     def bound_erasure(self, user_id: str, before: Mapping[str, int]) -> None:
         try:
             self._db.execute(
                 "UPDATE erasures SET before = ? WHERE user_id = ?",
-                (json.dumps(dict(before), sort_keys=True), user_id),
+                (json.dumps(dict(before), sort_keys=True), self._subject(user_id)),
             )
         except sqlite3.Error as exc:
             raise StoreError(f"cannot write {self.path}: {exc}") from exc
@@ -243,6 +272,8 @@ class SqliteStore:
         return ApplyResult(tuple(won), tuple(lost), written)
 
     def erase(self, user_id: str, *, fence: str, at: float, reason: str) -> bool:
+        subject = self._subject(user_id)
+        check_reason(reason)
         try:
             self._db.execute("BEGIN IMMEDIATE")
             # Fence out the writer of the user's partition: its cached copy is stale now.
@@ -258,7 +289,7 @@ class SqliteStore:
                 self._epochs.pop(fence, None)
             cursor = self._db.execute("DELETE FROM profiles WHERE user_id = ?", (user_id,))
             self._db.execute(
-                "INSERT OR REPLACE INTO erasures VALUES (?, ?, ?, NULL)", (user_id, at, reason)
+                "INSERT OR REPLACE INTO erasures VALUES (?, ?, ?, NULL)", (subject, at, reason)
             )
             self._db.execute("COMMIT")
         except sqlite3.Error as exc:

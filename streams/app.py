@@ -39,8 +39,12 @@ def build_encoder(settings: Settings, kind: EncoderKind = "onnx") -> Encoder:
 
 def open_store(settings: Settings, *, create_schema: bool = False) -> ProfileStore:
     """The store `settings.store_url` names, with the Cassandra options of the settings."""
+    key = settings.erasure_key.get_secret_value() if settings.erasure_key else None
     return open_store_url(
-        settings.store_url, cassandra=settings.cassandra_options(), create_schema=create_schema
+        settings.store_url,
+        cassandra=settings.cassandra_options(),
+        create_schema=create_schema,
+        erasure_key=key,
     )
 
 

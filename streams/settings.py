@@ -35,6 +35,12 @@ class Settings(BaseSettings):
     cassandra_password: SecretStr | None = Field(
         None, description="Cassandra password authentication: its password."
     )
+    erasure_key: SecretStr | None = Field(
+        None,
+        description="The secret that keys erasure records: a record keeps only an HMAC of"
+        " the user id under it. Unset: a random key kept in the store's settings (then"
+        " whoever can read those can test a given id).",
+    )
     cassandra_ssl_cafile: Path | None = Field(
         None,
         description="TLS to Cassandra, the certificate chain and the node's host name (IP SAN)"
@@ -347,6 +353,7 @@ class Settings(BaseSettings):
             ann_refresh_cosine=self.ann_refresh_cosine,
             ann_refresh_interval_s=self.ann_refresh_interval_s,
             ann_copies=self.ann_copies,
+            erasure_key=self.erasure_key,
         )
 
     @field_validator("min_event_time", mode="before")
@@ -381,6 +388,9 @@ class Settings(BaseSettings):
 
     def kafka_mechanism(self) -> str:
         """The SASL mechanism of the SASL protocols (SCRAM-SHA-512 unless configured).
+
+        Returns:
+            The mechanism's name, as Kafka clients take it.
 
         Raises:
             ConfigurationError: PLAIN over an unencrypted connection, which would send the

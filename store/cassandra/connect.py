@@ -50,6 +50,7 @@ class CassandraOptions:
     ann_refresh_cosine: float = 0.99
     ann_refresh_interval_s: float = 30.0
     ann_copies: bool = True
+    erasure_key: SecretStr | None = None  # keys the erasure records (store/base.py)
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,9 @@ from interest_stream.store.base import (
     ErasureRecord,
     ProfileWrite,
     StoredItem,
+    check_reason,
+    erasure_key,
+    erasure_subject,
 )
 from interest_stream.store.cassandra.ann import AnnCopy, AnnRefresher
 from interest_stream.store.cassandra.connect import (
@@ -95,6 +98,10 @@ class CassandraStore:
             min_interval_s=options.ann_refresh_interval_s,
         )
         self._ann_copies = options.ann_copies
+        self._configured_key = (
+            options.erasure_key.get_secret_value() if options.erasure_key is not None else None
+        )
+        self._key: bytes | None = None
         dim = table_dim(cluster, self.keyspace)
         if dim is None:
             raise StoreError(
@@ -174,17 +181,24 @@ class CassandraStore:
                 ) from exc
         return found
 
+    def _subject(self, user_id: str) -> str:
+        """The erasure records' key for `user_id` (see store/base.py)."""
+        if self._key is None:
+            self._key = erasure_key(self._configured_key, self.keep_setting)
+        return erasure_subject(user_id, self._key)
+
     def erased(self, user_ids: Sequence[str]) -> dict[str, ErasureRecord]:
-        rows = self._read_in(self._statements.read_erasures, user_ids, "erasures")
+        subjects = {self._subject(u): u for u in user_ids}
+        rows = self._read_in(self._statements.read_erasures, list(subjects), "erasures")
         # The driver returns naive datetimes in UTC.
         return {
-            user_id: ErasureRecord(at.replace(tzinfo=UTC).timestamp(), dict(before or {}))
-            for user_id, at, before in rows
-            if at is not None
+            subjects[subject]: ErasureRecord(at.replace(tzinfo=UTC).timestamp(), dict(before or {}))
+            for subject, at, before in rows
+            if at is not None and subject in subjects
         }
 
     def bound_erasure(self, user_id: str, before: Mapping[str, int]) -> None:
-        statement = self._statements.bound_erasure.bind((dict(before), user_id))
+        statement = self._statements.bound_erasure.bind((dict(before), self._subject(user_id)))
         self._write_retried([(user_id, statement)])
 
     # -- writes ----------------------------------------------------------------------------
@@ -339,6 +353,8 @@ class CassandraStore:
         """Delete the user's profile, domain rows and ANN copies at a timestamp claimed
         from the user's fence (so no write of the current holder can land after them), and
         record the erasure."""
+        subject = self._subject(user_id)
+        check_reason(reason)
         self._ann.forget(user_id)  # no copy of this user may be queued behind the delete
         existed = user_id in self.get([user_id])
         try:
@@ -352,7 +368,7 @@ class CassandraStore:
             (user_id, self._statements.erase_ann.bind((stamp, user_id))),
             (
                 user_id,
-                self._statements.record_erasure.bind((user_id, round(at * 1000), reason)),
+                self._statements.record_erasure.bind((subject, round(at * 1000), reason)),
             ),
         ]
         self._write_retried(statements)

@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 from rich.markup import escape
 
+from interest_stream.store.base import ERASURE_REASONS
 from interest_stream.streams import app
 from interest_stream.streams.cli import options
 from interest_stream.streams.cli.group import main
@@ -39,9 +40,10 @@ def _read_user_ids(path: Path) -> list[str]:
 )
 @click.option(
     "--reason",
-    default="user request",
+    type=click.Choice(ERASURE_REASONS),
+    default="user-request",
     show_default=True,
-    help="Why, recorded with the erasure.",
+    help="Why, recorded with the erasure as a code (never free text).",
 )
 @click.option(
     "--kafka/--no-kafka",
@@ -78,7 +80,8 @@ def forget(
     as_json: bool,
 ) -> None:
     """Erase USER_IDS: profile, per-domain rows, ANN copies and cached copies in running
-    workers; record the erasure (user, time, reason); publish a tombstone.
+    workers; record the erasure (a keyed hash of the user id, the time, a reason code);
+    publish a tombstone.
 
     Events of an erased user from before the erasure are dropped if they are replayed or
     arrive late; events after it start a new profile. Safe to run again.

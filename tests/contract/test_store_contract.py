@@ -164,8 +164,8 @@ def test_one_writer_keeps_its_fence_across_writes(store: ProfileStore):
 def test_erase_removes_the_profile_records_it_and_fences_the_holder(opener: Opener):
     writer, admin = opener(), opener()
     _apply(writer, [_write(_profile("gone")), _write(_profile("kept"))])
-    assert admin.erase("gone", fence=FENCE, at=1.8e9, reason="user request") is True
-    assert admin.erase("gone", fence=FENCE, at=1.8e9, reason="user request") is False
+    assert admin.erase("gone", fence=FENCE, at=1.8e9, reason="user-request") is True
+    assert admin.erase("gone", fence=FENCE, at=1.8e9, reason="user-request") is False
     assert sorted(writer.get(["gone", "kept"])) == ["kept"]
     assert "gone" not in writer.user_ids()
     erased = writer.erased(["gone", "kept"])
@@ -178,8 +178,31 @@ def test_erase_removes_the_profile_records_it_and_fences_the_holder(opener: Open
     assert writer.apply([_write(late, 1)]).lost == ("kept",)
 
 
+def test_an_erasure_record_keeps_a_keyed_hash_and_a_reason_code(opener: Opener):
+    from interest_stream.store.base import ERASURE_KEY_SETTING, erasure_subject
+
+    store = opener()
+    store.erase("alice@example.com", fence=EMBEDDED, at=1.7e9, reason="legal-obligation")
+    assert "alice@example.com" in store.erased(["alice@example.com", "bob"])
+    assert "alice@example.com" in opener().erased(["alice@example.com"])  # the same key
+    key = store.setting(ERASURE_KEY_SETTING)
+    assert key is not None and len(key) == 64
+    # Nothing in the erasure records names the user: only the keyed hash.
+    if hasattr(store, "_db"):
+        rows = store._db.execute("SELECT user_id, reason FROM erasures").fetchall()
+    else:
+        rows = list(
+            store._session.execute(f"SELECT user_id, reason FROM {store.keyspace}.erasures")
+        )
+    assert [tuple(r) for r in rows] == [
+        (erasure_subject("alice@example.com", key.encode()), "legal-obligation")
+    ]
+    with pytest.raises(ValueError, match="one of user-request"):
+        store.erase("carol", fence=EMBEDDED, at=1.7e9, reason="she asked nicely")
+
+
 def test_erasing_an_unknown_user_records_it_too(store: ProfileStore):
-    assert store.erase("never-seen", fence=EMBEDDED, at=1.7e9, reason="request") is False
+    assert store.erase("never-seen", fence=EMBEDDED, at=1.7e9, reason="user-request") is False
     assert store.erased(["never-seen"])["never-seen"].at == pytest.approx(1.7e9)
 
 

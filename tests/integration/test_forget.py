@@ -123,7 +123,7 @@ def test_a_forgotten_user_stays_forgotten_through_a_full_replay(
                 "--group",
                 topic_prefix + "group",
                 "--reason",
-                "erasure request #42",
+                "legal-obligation",
             ],
             catch_exceptions=False,
         )
