@@ -5,11 +5,12 @@ reads through the `ProfileStore` protocol, so the Cassandra store's prepared, to
 reads serve it. `get`/`get_many` give `ProfileVectors` (long, short, centroids, weights,
 labels); `contextual` the attention-weighted profile for a context; `score`/`rank` the
 weighted cosine of the model's scoring (the same function behind `interest-stream profile
-score|rank`); `similar` the nearest users (the store's ANN index where it has one, exact
-brute force otherwise). Texts are encoded with the exported sentence encoder, loaded on
-first use (a client that only reads vectors never pays for it); vectors built by another
-model are refused rather than compared. A client holds a store connection: close it, or
-use it as a context manager.
+score|rank`), with the weights of the configured scoring profile (setting SCORING_PROFILE,
+written by `interest-stream evaluate --fit`) or the shipped defaults; `similar` the
+nearest users (the store's ANN index where it has one, exact brute force otherwise).
+Texts are encoded with the exported sentence encoder, loaded on first use (a client that
+only reads vectors never pays for it); vectors built by another model are refused rather
+than compared. A client holds a store connection: close it, or use it as a context manager.
 """
 
 from __future__ import annotations
@@ -149,7 +150,11 @@ class ProfileClient:
     ) -> None:
         self.store = store
         self.settings = settings
-        self.weights = weights or ScoreWeights()
+        # Explicit weights win; then the configured scoring profile (`evaluate --fit`);
+        # then the shipped defaults.
+        if weights is None:
+            weights = settings.score_weights() if settings is not None else ScoreWeights()
+        self.weights = weights
         self._encoder = encoder
         self._centers: dict[str, npt.NDArray[np.float32] | None] = {}
 

@@ -15,8 +15,10 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from interest_stream.schemas.events import ValidationRules, parse_time_bound
 from interest_stream.store.cassandra.connect import CassandraOptions
+from interest_stream.streams.core.scoring_profile import ScoringProfile, load_scoring_profile
 from interest_stream.streams.errors import ConfigurationError
 from interest_stream.streams.model.horizons import DAY, HOUR, InterestParams
+from interest_stream.streams.model.scoring import ScoreWeights
 
 
 class Settings(BaseSettings):
@@ -71,6 +73,12 @@ class Settings(BaseSettings):
     # catch unit mistakes (seconds sent as milliseconds land in January 1970).
     min_event_time: str = "1970-01-01T00:00:00Z"
 
+    # A scoring profile file written by `interest-stream evaluate --fit`: fitted score
+    # weights, temperature, beta and context mode for `profile score|rank` and the Python
+    # client, and the half-lives the fit chose for writers (when no half-life is set
+    # explicitly). None: the shipped defaults.
+    scoring_profile: Path | None = None
+
     # Batching: a batch is up to `batch_size` events or `batch_wait_ms`; the worker folds
     # batches into memory and writes each touched user once per flush, at most every
     # `flush_interval_ms` (sooner when it has caught up with its partitions).
@@ -102,10 +110,35 @@ class Settings(BaseSettings):
     web_enabled: bool = False
     web_port: int = 6066
 
+    def scoring(self) -> ScoringProfile | None:
+        """The configured scoring profile, read now (call once at start-up), or None."""
+        if self.scoring_profile is None:
+            return None
+        return load_scoring_profile(self.scoring_profile)
+
+    def score_weights(self) -> ScoreWeights:
+        """Score weights from the scoring profile when one is configured, else the defaults."""
+        profile = self.scoring()
+        return profile.weights if profile is not None else ScoreWeights()
+
+    def half_lives(self) -> tuple[float, float]:
+        """(short, long) half-lives for writers: a half-life set explicitly wins, then the
+        scoring profile's fitted one, then the default."""
+        short, long = self.short_half_life_s, self.long_half_life_s
+        explicit = self.model_fields_set
+        profile = self.scoring()
+        if profile is not None:
+            if "short_half_life_s" not in explicit and profile.short_half_life_s is not None:
+                short = profile.short_half_life_s
+            if "long_half_life_s" not in explicit and profile.long_half_life_s is not None:
+                long = profile.long_half_life_s
+        return short, long
+
     def interest_params(self) -> InterestParams:
+        short, long = self.half_lives()
         return InterestParams(
-            short_half_life_s=self.short_half_life_s,
-            long_half_life_s=self.long_half_life_s,
+            short_half_life_s=short,
+            long_half_life_s=long,
             type_weights={
                 "click": self.weight_click,
                 "query": self.weight_query,
