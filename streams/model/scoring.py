@@ -256,6 +256,28 @@ def _clusters_of(profile: ProfileVectors) -> list[Cluster]:
     ]
 
 
+def attended_cosines(
+    similarities: npt.NDArray[np.float64],
+    gram: npt.NDArray[np.float64],
+    temperature: float,
+    log_prior: npt.NDArray[np.float64] | None = None,
+) -> npt.NDArray[np.float64]:
+    """cos(x, ctx(x)) for unit rows x, from s_k = x·c_k (n, k) and the centroids' Gram
+    matrix G = C Cᵀ (k, k): with a = softmax(s/τ + prior), ctx(x) = Σ_k a_k c_k, so
+    x·ctx = a·s and ‖ctx‖² = aᵀ G a. The same cosine as forming ctx(x) in the vector
+    space, at O(k²) a candidate instead of O(k·dim): what lets evaluation score every
+    temperature without touching the vectors again."""
+    logits = similarities / temperature
+    if log_prior is not None:
+        logits = logits + log_prior[None, :]
+    attention = np.exp(logits - logits.max(axis=1, keepdims=True))
+    attention /= attention.sum(axis=1, keepdims=True)
+    along = (attention * similarities).sum(axis=1)
+    norms = np.sqrt(np.maximum(((attention @ gram) * attention).sum(axis=1), 0.0))
+    cosines: npt.NDArray[np.float64] = along / np.where(norms > 0, norms, 1.0)
+    return cosines
+
+
 def _contextual_cosines(
     matrix: npt.NDArray[np.float64],
     centroids: npt.NDArray[np.float64],
@@ -264,17 +286,7 @@ def _contextual_cosines(
 ) -> npt.NDArray[np.float64]:
     """cos(x, ctx(x)) for every row x at once: ctx(x) = Σ_k softmax(x·c_k/τ + prior_k)·c_k
     (prior_k = 0 in "attention" mode, log of the cluster's mass share in "mass" mode)."""
-    logits = matrix @ centroids.T / temperature
-    if log_prior is not None:
-        logits = logits + log_prior[None, :]
-    attention = np.exp(logits - logits.max(axis=1, keepdims=True))
-    attention /= attention.sum(axis=1, keepdims=True)
-    mixed = attention @ centroids
-    norms = np.linalg.norm(mixed, axis=1)
-    cosines: npt.NDArray[np.float64] = (matrix * mixed).sum(axis=1) / np.where(
-        norms > 0, norms, 1.0
-    )
-    return cosines
+    return attended_cosines(matrix @ centroids.T, centroids @ centroids.T, temperature, log_prior)
 
 
 def mass_prior(cluster_weights: npt.ArrayLike) -> npt.NDArray[np.float64]:

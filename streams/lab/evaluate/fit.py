@@ -38,15 +38,16 @@ from interest_stream.streams.lab.evaluate.config import EvalConfig, FloatMatrix
 from interest_stream.streams.lab.evaluate.data import Corpus
 from interest_stream.streams.lab.evaluate.metrics import per_user_metrics
 from interest_stream.streams.lab.evaluate.profiles import user_vectors
-from interest_stream.streams.lab.evaluate.ranking import Popularity, target_ranks
+from interest_stream.streams.lab.evaluate.ranking import Popularity
 from interest_stream.streams.lab.evaluate.split import UserSplit
 from interest_stream.streams.model.horizons import DAY, HOUR
 from interest_stream.streams.model.scoring import (
     CONTEXT_MODES,
     ProfileVectors,
     ScoreWeights,
+    attended_cosines,
     combine_parts,
-    context_cosines,
+    mass_prior,
     scoring_space,
 )
 
@@ -137,27 +138,47 @@ class PartsScorer:
         self.share = np.array([[p.short_share] for p in self.profiles])
         popularity = Popularity.of(events, corpus, config)
         self.popularity = np.stack([popularity.before(s.cut) for s in splits])
+        # x·c_k of every candidate and cluster, and each user's Gram matrix: the contextual
+        # part for any temperature and mode is then O(k²) a candidate (attended_cosines).
+        self._similarities: list[FloatMatrix | None] = []
+        self._grams: list[FloatMatrix | None] = []
+        for profile in self.profiles:
+            centroids = profile.centroids.astype(np.float64)
+            found = len(centroids) > 0
+            self._similarities.append(self.matrix @ centroids.T if found else None)
+            self._grams.append(centroids @ centroids.T if found else None)
         self._contexts: dict[tuple[float, str], FloatMatrix] = {}
-        self.seen = (
-            np.array([r for r, s in enumerate(splits) for i in s.seen if i in corpus.item_row]),
-            np.array([corpus.item_row[i] for s in splits for i in s.seen if i in corpus.item_row]),
-        )
-        self.target_rows = np.array([r for r, s in enumerate(splits) for _ in s.targets])
-        self.target_cols = np.array([j for s in splits for j in range(len(s.targets))])
-        self.target_items = np.array([corpus.item_row[t] for s in splits for t in s.targets])
+        self._seen = [
+            np.array([corpus.item_row[i] for i in s.seen if i in corpus.item_row], dtype=np.int64)
+            for s in splits
+        ]
+        self._targets = [
+            np.array([corpus.item_row[t] for t in s.targets], dtype=np.int64) for s in splits
+        ]
         self.width = max(len(s.targets) for s in splits)
         self.tie_order = tie_order
         self.users = users
 
     def context(self, weights: ScoreWeights) -> FloatMatrix:
+        """The contextual part for every user at this temperature and mode (cached)."""
         key = (weights.temperature, weights.context_mode)
         if key not in self._contexts:
-            self._contexts[key] = np.stack(
-                [context_cosines(p, self.matrix, weights) for p in self.profiles]
-            )
+            rows = np.full(self.long.shape, np.nan)
+            for row, profile in enumerate(self.profiles):
+                similarities, gram = self._similarities[row], self._grams[row]
+                if similarities is None or gram is None:
+                    continue
+                prior = (
+                    mass_prior(profile.cluster_weights) if weights.context_mode == "mass" else None
+                )
+                rows[row] = attended_cosines(similarities, gram, weights.temperature, prior)
+            self._contexts[key] = rows
         return self._contexts[key]
 
-    def per_user(self, weights: ScoreWeights, ks: Sequence[int]) -> dict[str, FloatMatrix]:
+    def ranks(self, weights: ScoreWeights) -> FloatMatrix:
+        """Rank of each user's targets among all items, seen items excluded, ties broken by
+        the fixed random item order: what `ranking.target_ranks` gives, user by user (no
+        (targets x items) copy of the scores)."""
         total = combine_parts(
             self.long,
             self.short,
@@ -168,11 +189,25 @@ class PartsScorer:
             popularity=self.popularity,
         )
         total = np.nan_to_num(total, nan=-1.0)
-        total[self.seen] = -np.inf
-        found = target_ranks(total, self.target_rows, self.target_items, self.tie_order)
         ranks = np.full((self.users, self.width), np.inf)
-        ranks[self.target_rows, self.target_cols] = found
-        return per_user_metrics(ranks, ks)
+        for row in range(self.users):
+            scores = total[row]
+            scores[self._seen[row]] = -np.inf
+            targets = self._targets[row]
+            own = scores[targets][:, None]
+            above = (scores[None, :] > own).sum(axis=1)
+            tied = scores[None, :] == own
+            ties = tied.sum(axis=1) > 1
+            if ties.any():
+                earlier = tied[ties] & (
+                    self.tie_order[None, :] < self.tie_order[targets[ties]][:, None]
+                )
+                above[ties] += earlier.sum(axis=1)
+            ranks[row, : len(targets)] = 1.0 + above
+        return ranks
+
+    def per_user(self, weights: ScoreWeights, ks: Sequence[int]) -> dict[str, FloatMatrix]:
+        return per_user_metrics(self.ranks(weights), ks)
 
     def value(self, weights: ScoreWeights, fit: FitConfig) -> float:
         return float(self.per_user(weights, [fit.k])[fit.metric].mean())
