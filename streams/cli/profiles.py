@@ -55,13 +55,13 @@ def _weights(
     temperature: float | None,
 ) -> ScoreWeights:
     """The client's weights (scoring profile or defaults) with the flags given on top."""
-    given = {
-        "long": long_weight,
-        "short": short_weight,
-        "context": context_weight,
-        "temperature": temperature,
-    }
-    return replace(base, **{k: v for k, v in given.items() if v is not None})
+    return replace(
+        base,
+        long=base.long if long_weight is None else long_weight,
+        short=base.short if short_weight is None else short_weight,
+        context=base.context if context_weight is None else context_weight,
+        temperature=base.temperature if temperature is None else temperature,
+    )
 
 
 def _score_options(command: Callable[..., Any]) -> Callable[..., Any]:

@@ -175,3 +175,11 @@ def test_cli_fit_writes_a_profile_that_rank_reads(tmp_path: Path, monkeypatch: p
     )
     assert ranked.exit_code == 0, ranked.output
     assert json.loads(ranked.output)["weights"] == metrics["fit"]["weights"]
+
+
+def test_the_curve_is_drawn(fitted: Evaluation, tmp_path: Path):
+    from interest_stream.streams.lab.evaluate.plots import write_plots
+
+    written = write_plots(fitted, tmp_path)
+    assert tmp_path / "fit_curve.png" in written
+    assert (tmp_path / "fit_curve.png").stat().st_size > 10_000

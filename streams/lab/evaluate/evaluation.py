@@ -364,8 +364,10 @@ def evaluate(
         center = catalogue.center.astype(np.float64)
         fit_result = fit_scoring(val, corpus, log.events, config, center, tie_order, fit, stage)
         stage("measuring the fitted score on the test split")
+        default_pair = (config.params.short_half_life_s, config.params.long_half_life_s)
+        folded = vectors if fit_result.half_lives == default_pair and vectors.views else None
         tested = PartsScorer(
-            test, corpus, log.events, config, center, tie_order, fit_result.half_lives
+            test, corpus, log.events, config, center, tie_order, fit_result.half_lives, folded
         )
         per_user["fitted"] = tested.per_user(fit_result.weights, config.ks)
         results = (*results, StrategyResult("fitted", _estimates(per_user["fitted"], draws)))

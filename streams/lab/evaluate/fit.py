@@ -16,8 +16,10 @@ The search, seeded and deterministic:
    improvement is kept, the step shrinks after a run of failures;
 3. half-lives, which change how profiles are folded (so each pair costs a fold of every
    user's history with clusters): successive halving over a list of pairs, each scored
-   with the best weights on a quarter, then half, then all of the validation users;
-   if a pair other than the default wins, a short refinement of the weights follows.
+   with the best weights on an eighth, a quarter, then half of the validation users, the
+   better half and the default going on each round; a leader other than the default is
+   confirmed on all users, and if it beats the default there a short refinement of the
+   weights at that pair follows.
 Every evaluation is one point of the curve reported in metrics.json (and fit_curve.png).
 """
 
@@ -37,7 +39,7 @@ from interest_stream.streams.errors import ConfigurationError
 from interest_stream.streams.lab.evaluate.config import EvalConfig, FloatMatrix
 from interest_stream.streams.lab.evaluate.data import Corpus
 from interest_stream.streams.lab.evaluate.metrics import per_user_metrics
-from interest_stream.streams.lab.evaluate.profiles import user_vectors
+from interest_stream.streams.lab.evaluate.profiles import UserVectors, user_vectors
 from interest_stream.streams.lab.evaluate.ranking import Popularity
 from interest_stream.streams.lab.evaluate.split import UserSplit
 from interest_stream.streams.model.horizons import DAY, HOUR
@@ -108,13 +110,17 @@ class PartsScorer:
         center: FloatMatrix,
         tie_order: npt.NDArray[np.int64],
         half_lives: tuple[float, float],
+        vectors: UserVectors | None = None,
     ) -> None:
-        params = replace(
-            config.params, short_half_life_s=half_lives[0], long_half_life_s=half_lives[1]
-        )
-        vectors = user_vectors(
-            splits, corpus, config, params=params, with_clusters=True, catalogue_center=center
-        )
+        """`vectors`: the splits' profiles when already folded with these half-lives and
+        clusters (evaluate's own test profiles), else they are folded here."""
+        if vectors is None or len(vectors.views) != len(splits):
+            params = replace(
+                config.params, short_half_life_s=half_lives[0], long_half_life_s=half_lives[1]
+            )
+            vectors = user_vectors(
+                splits, corpus, config, params=params, with_clusters=True, catalogue_center=center
+            )
         items = corpus.item_vectors
         self.matrix = scoring_space(vectors.views[0], items, center)[0]
         self.profiles: list[ProfileVectors] = [v.centered(center) for v in vectors.views]
@@ -266,7 +272,7 @@ def _random(rng: np.random.Generator) -> ScoreWeights:
             context=float(parts[2]) + 1e-3,
             temperature=float(rng.choice(TEMPERATURES)),
             dislike=float(rng.uniform(0.0, DISLIKE_MAX / 2)),
-            beta=float(math.exp(rng.uniform(*(math.log(b) for b in BETA_RANGE)))),
+            beta=float(math.exp(rng.uniform(math.log(BETA_RANGE[0]), math.log(BETA_RANGE[1])))),
             context_mode=str(rng.choice(CONTEXT_MODES)),
         )
     )
@@ -328,12 +334,18 @@ def _refine(
 ) -> tuple[ScoreWeights, float]:
     best, best_value, step, misses = start, start_value, 0.5, 0
     tried = {best}
-    for _ in range(steps):
+    evaluated = 0
+    # `steps` evaluations; repeats are not evaluated again (bounded, should the space
+    # around the best run out of new neighbours).
+    for _ in range(steps * 5):
+        if evaluated >= steps:
+            break
         candidate = _neighbour(best, rng, step)
         if candidate in tried:  # a repeat costs nothing and teaches nothing: shrink
             misses += 1
         else:
             tried.add(candidate)
+            evaluated += 1
             value = scorer.value(candidate, fit)
             if value > best_value:
                 best, best_value, misses = candidate, value, 0
@@ -412,12 +424,15 @@ def fit_scoring(
                         long_d=p[1] / DAY,
                     )
                 )
-            # Ties keep the default pair: a change must earn its place.
-            pairs = sorted(pairs, key=lambda p: (-values[p], p != default_pair))
-            pairs = pairs[: max(1, math.ceil(len(pairs) / 2))]
+            # The better half goes on, and the default pair always does (on a few users
+            # a pair's figure is noisy: the default stays the reference to beat). Ties
+            # keep the default: a change must earn its place.
+            ranked = sorted(pairs, key=lambda p: (-values[p], p != default_pair))
+            kept = ranked[: max(1, math.ceil(len(pairs) / 2))]
+            pairs = kept if default_pair in kept else [*kept, default_pair]
             for key in [k for k in scorers if k[1] == count < len(users)]:
                 del scorers[key]  # smaller subsets are not scored again
-        leader = pairs[0]
+        leader = max(pairs, key=lambda p: (values[p], p == default_pair))
         if leader != default_pair:
             on_stage("half-lives: confirming the leader on all validation users")
             confirmed = scorer_for(leader, len(users)).value(best, fit)
