@@ -44,12 +44,19 @@ test-data: $(STAMP) encoder
 # mypy reads the installed names (interest_stream.*) through links to the four folders.
 TYPECHECK := .typecheck/interest_stream
 
+# Every shell script: deploy/**/*.sh, the deploy/local commands and CI's entry point.
+SHELL_SCRIPTS = $(sort $(shell find deploy -name '*.sh' -not -path '*/.cache/*') \
+	$(shell grep -lE '^\#!/usr/bin/env (ba)?sh' deploy/local/* .ci/*))
+
 lint: $(STAMP)
 	@mkdir -p $(TYPECHECK)
 	@for d in streams encoders store schemas; do ln -sfn ../../$$d $(TYPECHECK)/$$d; done
 	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/mypy && $(BIN)/lint-imports
+	$(BIN)/shellcheck --external-sources --source-path=SCRIPTDIR $(SHELL_SCRIPTS)
+	$(BIN)/mkdocs build --strict --quiet
 
-servers-up:
+# The readiness probes use kafka-python and cassandra-driver from the venv.
+servers-up: $(STAMP)
 	deploy/local/up
 
 servers-down:
@@ -59,4 +66,4 @@ bench: $(STAMP) encoder
 	$(BIN)/interest-stream bench encoder
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .typecheck
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .typecheck .site

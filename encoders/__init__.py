@@ -48,7 +48,20 @@ class EncoderNotExportedError(InterestStreamError):
 
 
 def resolve_precision(precision: str, model_dir: Path | None, on_gpu: bool) -> str:
-    """The concrete precision `auto` stands for on this machine and model directory."""
+    """The concrete precision a requested one stands for on this machine.
+
+    Args:
+        precision: `auto`, `fp32`, `int8` or `fp16`.
+        model_dir: Where the exports are; None for the default directory.
+        on_gpu: Whether the encoder may run on a GPU.
+
+    Returns:
+        `precision` itself unless it is `auto`: then `fp16` on a GPU, else `int8` if its
+        export met its parity bar, else `fp32`.
+
+    Raises:
+        ConfigurationError: `precision` is none of these.
+    """
     if precision != "auto":
         if precision not in PRECISIONS:
             raise ConfigurationError(
@@ -71,11 +84,20 @@ def load_encoder(
     cache_size: int = 100_000,
     device: str = "auto",
 ) -> CachedEncoder[OnnxEncoder]:
-    """Load the exported encoder for `precision` on `device`, behind an LRU of `cache_size`.
+    """Load the exported encoder behind an LRU cache.
 
-    The result reports `model_id`, `dim` and `device` like the bare encoder; its `inner`
-    is the `OnnxEncoder` (with its `stats`). Raises `EncoderNotExportedError` naming the
-    export command when the model is missing.
+    Args:
+        precision: `auto` (see `resolve_precision`), `fp32`, `int8` or `fp16`.
+        model_dir: Where the exports are; None for `~/.cache/interest-stream/models`.
+        cache_size: Vectors the LRU keeps (0: none).
+        device: `auto`, `cpu` or `cuda`.
+
+    Returns:
+        The cached encoder: `model_id`, `dim` and `device` like the bare encoder; its
+        `inner` is the `OnnxEncoder` (with its `stats`).
+
+    Raises:
+        EncoderNotExportedError: The export is missing; the message names the command.
     """
     from interest_stream.encoders.cache import CachedEncoder
     from interest_stream.encoders.runtime import cuda_available

@@ -28,10 +28,20 @@ class Encoder(Protocol):
         ...
 
     @property
-    def dim(self) -> int: ...
+    def dim(self) -> int:
+        """Length of every vector."""
+        ...
 
     def encode(self, texts: Sequence[str]) -> Vectors:
-        """Return an array of shape (len(texts), dim), each row of unit length."""
+        """Encode texts.
+
+        Args:
+            texts: The texts, in any order and with repeats.
+
+        Returns:
+            An array of shape (len(texts), dim), row i encoding texts[i], each of unit
+            length.
+        """
         ...
 
 
@@ -40,27 +50,38 @@ class OnDevice(Protocol):
     """An encoder that runs on a device says which: "cpu" or "cuda"."""
 
     @property
-    def device(self) -> str: ...
+    def device(self) -> str:
+        """Where the encoder runs: "cpu" or "cuda"."""
+        ...
 
 
 Inner = TypeVar("Inner", bound=Encoder)
 
 
 class Wrapping(Generic[Inner]):
-    """Base of an encoder that wraps another (a cache, a counter): the same `model_id` and
-    `dim`, and the wrapped encoder as `inner`. Subclasses define `encode`."""
+    """Base of an encoder that wraps another (a cache, a counter).
+
+    It has the same `model_id` and `dim`, and the wrapped encoder as `inner`. Subclasses
+    define `encode`.
+
+    Args:
+        inner: The wrapped encoder.
+    """
 
     def __init__(self, inner: Inner) -> None:
         self._inner = inner
 
     @property
     def model_id(self) -> str:
+        """The wrapped encoder's model id."""
         return self._inner.model_id
 
     @property
     def dim(self) -> int:
+        """The wrapped encoder's dimension."""
         return self._inner.dim
 
     @property
     def inner(self) -> Inner:
+        """The wrapped encoder."""
         return self._inner

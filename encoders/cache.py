@@ -24,7 +24,15 @@ InnerEncoder = TypeVar("InnerEncoder", bound=Encoder)
 
 
 def text_key(model_id: str, text: str) -> str:
-    """Cache key of `text` under `model_id`; texts that encode alike share it."""
+    """The cache key of a text; texts that encode alike share it.
+
+    Args:
+        model_id: The encoder's model id (vectors of other models never mix).
+        text: The text, before NFC normalization and trimming.
+
+    Returns:
+        `model_id:sha1-of-the-normalized-text`.
+    """
     canonical = unicodedata.normalize("NFC", text).strip()
     return f"{model_id}:{hashlib.sha1(canonical.encode('utf-8')).hexdigest()}"
 
@@ -35,6 +43,13 @@ class CachedEncoder(Wrapping[InnerEncoder]):
     Texts repeated within one call are encoded once. Thread-safe; the inner encoder is
     called outside the lock, so two threads may occasionally encode the same new text.
     `model_id`, `dim` and `device` are the inner encoder's.
+
+    Args:
+        inner: The encoder that computes vectors not in the cache.
+        capacity: At most this many vectors kept (0: none).
+
+    Raises:
+        ValueError: `capacity` is negative.
     """
 
     def __init__(self, inner: InnerEncoder, capacity: int) -> None:
@@ -54,13 +69,23 @@ class CachedEncoder(Wrapping[InnerEncoder]):
 
     @property
     def hit_rate(self) -> float:
+        """Share of the texts looked up that the cache answered (0 before any)."""
         lookups = self.hits + self.misses
         return self.hits / lookups if lookups else 0.0
 
     def __len__(self) -> int:
+        """Vectors kept now."""
         return len(self._entries)
 
     def encode(self, texts: Sequence[str]) -> Vectors:
+        """Encode texts, the ones not cached by the inner encoder (each once).
+
+        Args:
+            texts: The texts.
+
+        Returns:
+            An array of shape (len(texts), dim), row i encoding texts[i].
+        """
         model_id = self._inner.model_id
         keys = [text_key(model_id, text) for text in texts]
         result = np.empty((len(texts), self._inner.dim), dtype=np.float32)

@@ -18,20 +18,34 @@ from interest_stream.encoders.base import Vectors
 
 
 class HashingEncoder:
-    """Bag of words (and word bigrams) hashed into signed random directions."""
+    """Bag of words (and word bigrams) hashed into signed random directions.
+
+    Args:
+        dim: Length of the vectors.
+    """
 
     def __init__(self, dim: int = 384) -> None:
         self._dim = dim
 
     @property
     def model_id(self) -> str:
+        """`hashing-<dim>`."""
         return f"hashing-{self._dim}"
 
     @property
     def dim(self) -> int:
+        """Length of the vectors."""
         return self._dim
 
     def encode(self, texts: Sequence[str]) -> Vectors:
+        """Encode texts, each the normalized sum of its words' and bigrams' directions.
+
+        Args:
+            texts: The texts.
+
+        Returns:
+            An array of shape (len(texts), dim), each row of unit length.
+        """
         out = np.zeros((len(texts), self._dim), dtype=np.float32)
         for row, text in enumerate(texts):
             words = unicodedata.normalize("NFC", text).lower().split()

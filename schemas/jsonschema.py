@@ -1,7 +1,7 @@
 """Renders the committed JSON Schema files from the models, for producers in other languages.
 
-`python -m schemas.jsonschema` rewrites the files; a test fails when the committed files
-drift from the models, so the models stay the single source of truth.
+`python -m interest_stream.schemas.jsonschema` rewrites the files; a test fails when the
+committed files drift from the models, so the models stay the single source of truth.
 """
 
 from __future__ import annotations

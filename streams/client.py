@@ -56,7 +56,13 @@ class SupportsNearestUsers(Protocol):
 
     def nearest_users(
         self, vector: npt.NDArray[np.floating], *, horizon: Any = "long", limit: int = 10
-    ) -> list[tuple[str, float]]: ...
+    ) -> list[tuple[str, float]]:
+        """Find the users whose stored `horizon` profile is nearest `vector`, approximately.
+
+        Returns:
+            At most `limit` (user id, cosine) pairs, nearest first.
+        """
+        ...
 
 
 @dataclass(frozen=True)
@@ -68,6 +74,7 @@ class SimilarUser:
     labels: tuple[str, ...]
 
     def as_dict(self) -> dict[str, Any]:
+        """The JSON form `profile similar --json` prints: id, similarity, top interests."""
         return {
             "user_id": self.user_id,
             "similarity": round(self.similarity, 6),
@@ -87,6 +94,7 @@ class RankedCandidate:
     context: float | None
 
     def as_dict(self) -> dict[str, Any]:
+        """The JSON form `profile rank --json` prints: id, score and its parts, text."""
         return {
             "id": self.id,
             "score": self.score,
@@ -98,10 +106,20 @@ class RankedCandidate:
 
 
 def read_candidates(stream: IO[str], source: str) -> list[dict[str, Any]]:
-    """Candidates from JSON lines {"id": ..., "text": ...} (or "vector" instead of "text").
+    """Read candidates from JSON lines {"id": ..., "text": ...} (or "vector" for "text").
 
     A malformed line stops the read with `source:line: reason`: ranking only the lines
     that happened to parse would silently give the caller a different candidate set.
+
+    Args:
+        stream: The JSON lines; each may also carry "popularity" (interactions, >= 0).
+        source: The name error messages give the stream (a file name, or "-").
+
+    Returns:
+        The candidates, ids as strings, in input order.
+
+    Raises:
+        SourceError: On a malformed line, or when there is no candidate.
     """
     candidates: list[dict[str, Any]] = []
     for number, line in enumerate(stream, start=1):
@@ -138,7 +156,15 @@ def read_candidates(stream: IO[str], source: str) -> list[dict[str, Any]]:
 
 
 class ProfileClient:
-    """Profiles and scores for rankers; see the module docstring."""
+    """Profiles and scores for rankers; see the module docstring.
+
+    Args:
+        store: Where the profiles are read from; the client closes it.
+        settings: Encoder settings (precision, model directory, cache size); None reads
+            them from the environment when the encoder is first needed.
+        encoder: The text encoder; None loads the exported one on first use.
+        weights: The scoring weights; None for the defaults.
+    """
 
     def __init__(
         self,
@@ -167,8 +193,17 @@ class ProfileClient:
         encoder: Encoder | None = None,
         weights: ScoreWeights | None = None,
     ) -> ProfileClient:
-        """Open the store the URL names; settings (auth, TLS, encoder) from the environment
-        unless given."""
+        """Open the store a URL names.
+
+        Args:
+            store_url: `cassandra://h1,h2:9042/keyspace` or `sqlite:///path.db`.
+            settings: Credentials, TLS and encoder settings; None reads the environment.
+            encoder: The text encoder; None loads the exported one on first use.
+            weights: The scoring weights; None for the defaults.
+
+        Returns:
+            A client holding the store's connection.
+        """
         from interest_stream.store import open_store
 
         settings = settings or load_settings()
@@ -178,8 +213,18 @@ class ProfileClient:
     # -- reading ---------------------------------------------------------------------------
 
     def get(self, user_id: str, *, at: float | None = None) -> ProfileVectors:
-        """One user's profile read at `at` (epoch seconds, default now: both horizons
-        decayed to the time of the read); UnknownUserError if there is none."""
+        """Read one user's profile, both horizons decayed to the time of the read.
+
+        Args:
+            user_id: The user.
+            at: Time of the read, epoch seconds; None for now.
+
+        Returns:
+            The profile's vectors, weights and labels.
+
+        Raises:
+            UnknownUserError: The user has no profile.
+        """
         found = self.get_many([user_id], at=at).get(user_id)
         if found is None:
             raise UnknownUserError(f"no profile for user {user_id!r}")
@@ -188,8 +233,15 @@ class ProfileClient:
     def get_many(
         self, user_ids: Sequence[str], *, at: float | None = None
     ) -> dict[str, ProfileVectors]:
-        """Profiles of the users that have one, read at `at` (default now); absent users
-        are left out."""
+        """Read many profiles at once.
+
+        Args:
+            user_ids: The users.
+            at: Time of the read, epoch seconds; None for now.
+
+        Returns:
+            The profiles of the users that have one; absent users are left out.
+        """
         when = time.time() if at is None else at
         profiles = self.store.get(list(user_ids))
         return {
@@ -198,8 +250,14 @@ class ProfileClient:
         }
 
     def center(self, model_id: str) -> npt.NDArray[np.float32] | None:
-        """The catalogue's mean text vector the store's writers estimated for this model's
-        vector space (scores are centred on it), or None before there is one."""
+        """The catalogue's mean text vector, which scores are centred on.
+
+        Args:
+            model_id: The encoder whose vector space is meant (any precision of it).
+
+        Returns:
+            The vector the store's writers estimated; None before there is one.
+        """
         family = model_id.split(":", 1)[0]
         if family not in self._centers:
             kept = kept_catalogue(self.store, model_id)
@@ -223,7 +281,18 @@ class ProfileClient:
         return self._encoder
 
     def encode(self, texts: Sequence[str], *, like: ProfileVectors | None = None) -> FloatArray:
-        """Unit vectors of `texts`; with `like`, refuses if the profile's model differs."""
+        """Encode texts with the client's encoder.
+
+        Args:
+            texts: The texts.
+            like: A profile the vectors will be compared with, or None.
+
+        Returns:
+            One unit vector per text, float32, shape (len(texts), dim).
+
+        Raises:
+            ModelMismatchError: `like` was built by another encoder.
+        """
         encoder = self.encoder
         if like is not None and not same_vector_space(encoder.model_id, like.model_id):
             raise ModelMismatchError(
@@ -241,8 +310,20 @@ class ProfileClient:
         temperature: float | None = None,
         at: float | None = None,
     ) -> FloatArray:
-        """The user's unit profile as seen from `context` (a text or a vector): attention
-        over their interest clusters, Σ softmax(q·c_k/τ)·c_k, normalized."""
+        """The user's profile seen from a context: Σ softmax(q·c_k/τ)·c_k over clusters c_k.
+
+        Args:
+            user_id: The user.
+            context: A text (encoded) or a vector q.
+            temperature: τ; None for the client's weights' temperature.
+            at: Time of the read, epoch seconds; None for now.
+
+        Returns:
+            A unit vector.
+
+        Raises:
+            InterestStreamError: The user has no interest clusters yet.
+        """
         profile = self.get(user_id, at=at)
         query = self.encode([context], like=profile)[0] if isinstance(context, str) else context
         tau = self.weights.temperature if temperature is None else temperature
@@ -259,7 +340,11 @@ class ProfileClient:
         weights: ScoreWeights | None = None,
         at: float | None = None,
     ) -> Scores:
-        """Scores of `texts` for the user read at `at` (default now), with their parts."""
+        """Score texts for a user, with the parts of each score; arguments as `score`.
+
+        Returns:
+            Totals and their long, short and context parts, in input order.
+        """
         profile = self.get(user_id, at=at)
         vectors = self.encode(texts, like=profile)
         return score_candidates(
@@ -274,7 +359,17 @@ class ProfileClient:
         weights: ScoreWeights | None = None,
         at: float | None = None,
     ) -> npt.NDArray[np.float64]:
-        """One score per text (higher: closer to the user's interests), in input order."""
+        """Score texts for a user.
+
+        Args:
+            user_id: The user.
+            texts: The texts to score.
+            weights: Scoring weights; None for the client's.
+            at: Time of the read, epoch seconds; None for now.
+
+        Returns:
+            One score per text (higher: closer to the user's interests), in input order.
+        """
         return self.explain(user_id, texts, weights=weights, at=at).total
 
     def rank(
@@ -286,9 +381,24 @@ class ProfileClient:
         top: int | None = None,
         at: float | None = None,
     ) -> list[RankedCandidate]:
-        """Candidates ({"id", "text"} or {"id", "vector"}, with an optional "popularity"
-        count) best first, ties in input order. When candidates carry their popularity,
-        the score is log(1 + popularity) + beta x the profile's score (see scoring)."""
+        """Rank candidates for a user, best first, ties in input order.
+
+        With popularity, the score is log(1 + popularity) + beta x the profile's score.
+
+        Args:
+            user_id: The user.
+            candidates: {"id", "text"} or {"id", "vector"}, each with an optional
+                "popularity" (interaction count).
+            weights: Scoring weights; None for the client's.
+            top: Keep only the best this many; None for all.
+            at: Time of the read, epoch seconds; None for now.
+
+        Returns:
+            The candidates with their scores and the parts of them.
+
+        Raises:
+            ConfigurationError: A candidate's vector has the wrong shape.
+        """
         items = list(candidates)
         if not items:
             return []
@@ -336,7 +446,20 @@ class ProfileClient:
     # -- neighbours ------------------------------------------------------------------------
 
     def similar(self, user_id: str, k: int = 10, horizon: str = "long") -> list[SimilarUser]:
-        """The k users whose `horizon` profile is nearest the user's, best first."""
+        """Find the users nearest the user (the store's ANN index, else an exact scan).
+
+        Args:
+            user_id: The user.
+            k: How many neighbours.
+            horizon: Which profile to compare, `long` or `short`.
+
+        Returns:
+            Up to k users, best first, with their cosine and top interests.
+
+        Raises:
+            ConfigurationError: k is below 1.
+            InterestStreamError: The user has no profile for `horizon` yet.
+        """
         if k < 1:
             raise ConfigurationError(f"k must be at least 1, got {k}")
         profile = self.get(user_id)
@@ -364,10 +487,13 @@ class ProfileClient:
     # -- lifecycle -------------------------------------------------------------------------
 
     def close(self) -> None:
+        """Close the store connection."""
         self.store.close()
 
     def __enter__(self) -> ProfileClient:
+        """Use the client in a with block, which closes it."""
         return self
 
     def __exit__(self, *exc: object) -> None:
+        """Close the client at the end of the with block."""
         self.close()

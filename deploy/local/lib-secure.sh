@@ -171,7 +171,7 @@ EOF
     cql_as "$CASSANDRA_ADMIN_ROLE" "$CASSANDRA_ADMIN_PASSWORD" <<<"DROP ROLE IF EXISTS cassandra" || return 1
   fi
   # the application role creates its keyspaces (and so owns them); the reader gets SELECT
-  # on a keyspace when it exists (deploy/local/cql --secure, see the README)
+  # on a keyspace when it exists (deploy/local/cql --secure, see docs/security.md)
   cql_as "$CASSANDRA_ADMIN_ROLE" "$CASSANDRA_ADMIN_PASSWORD" <<EOF || return 1
 CREATE ROLE IF NOT EXISTS $CASSANDRA_APP_ROLE WITH PASSWORD = '$CASSANDRA_APP_PASSWORD' AND LOGIN = true
 GRANT CREATE ON ALL KEYSPACES TO $CASSANDRA_APP_ROLE

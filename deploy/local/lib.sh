@@ -82,7 +82,8 @@ MVN="${MVN:-mvn}"
 if [ -n "${JAVA_HOME:-}" ] && [ -x "$JAVA_HOME/bin/java" ]; then JAVA="${JAVA:-$JAVA_HOME/bin/java}"; fi
 JAVA="${JAVA:-java}"
 
-# The probes only need the standard library; the venv's interpreter is just the default.
+# The probes talk to the servers through kafka-python and cassandra-driver: the venv's
+# interpreter (the project's kafka and cassandra extras) is the default.
 PY="${PYTHON:-.venv/bin/python}"
 case "$PY" in /*) ;; */*) PY="$ROOT/$PY" ;; *) PY="$(command -v "$PY" || echo "$PY")" ;; esac
 if [ ! -x "$PY" ]; then
@@ -322,8 +323,9 @@ check_java() {
 }
 
 check_python() {
-  if [ -n "$PY" ] && [ -x "$PY" ]; then return 0; fi
-  die "no python interpreter for the readiness probes (set PYTHON)"
+  [ -n "$PY" ] && [ -x "$PY" ] || die "no python interpreter for the readiness probes (set PYTHON)"
+  "$PY" -c 'import kafka.admin, cassandra.cluster' 2>/dev/null ||
+    die "$PY lacks kafka-python or cassandra-driver, which the readiness probes use: run make install-all (or set PYTHON)"
 }
 
 # ---------------------------------------------------------------------------- jars

@@ -1,5 +1,5 @@
 """Options that several commands share, declared once. Their help shows the environment
-variable and the default from `Settings`, so help, README and behaviour cannot disagree."""
+variable and the default from `Settings`, so help, the docs and behaviour cannot disagree."""
 
 from __future__ import annotations
 

@@ -51,6 +51,16 @@ def _read_user_ids(path: Path) -> list[str]:
     help="Publish a tombstone on profile-updates (and find the user's partition to fence"
     " out only its worker; without Kafka every worker re-reads).",
 )
+@click.option(
+    "--wait",
+    "wait_s",
+    type=float,
+    default=60.0,
+    show_default=True,
+    help="Seconds to wait for the workers to commit everything from before the erasure"
+    " before publishing the tombstone (so no earlier update can land after it).",
+)
+@click.option("--group", "consumer_group", help="The workers' consumer group.")
 @options.store
 @options.brokers
 @options.topic_prefix
@@ -60,6 +70,8 @@ def forget(
     from_file: Path | None,
     reason: str,
     with_kafka: bool,
+    wait_s: float,
+    consumer_group: str | None,
     store_url: str | None,
     brokers: str | None,
     topic_prefix: str | None,
@@ -76,12 +88,24 @@ def forget(
     wanted = list(dict.fromkeys([*user_ids, *(_read_user_ids(from_file) if from_file else [])]))
     if not wanted:
         raise click.UsageError("name at least one user, or --from FILE")
-    settings = app.load_settings(store_url=store_url, brokers=brokers, topic_prefix=topic_prefix)
+    settings = app.load_settings(
+        store_url=store_url,
+        brokers=brokers,
+        topic_prefix=topic_prefix,
+        consumer_group=consumer_group,
+    )
     quiet_driver_logs()
     store = app.open_store(settings)
     try:
         done = forget_users(
-            settings, store, wanted, reason=reason, at=time.time(), with_kafka=with_kafka
+            settings,
+            store,
+            wanted,
+            reason=reason,
+            at=time.time(),
+            with_kafka=with_kafka,
+            wait_s=wait_s,
+            pauses=app.pause_points(settings),
         )
     finally:
         store.close()
@@ -93,6 +117,7 @@ def forget(
                         "user_id": erasure.user_id,
                         "had_profile": erasure.had_profile,
                         "tombstone": erasure.tombstone,
+                        "records_behind": erasure.behind,
                     }
                 )
             )
@@ -100,3 +125,10 @@ def forget(
             what = "profile erased" if erasure.had_profile else "no profile stored"
             note = "; tombstone published" if erasure.tombstone else ""
             out.print(f"{escape(erasure.user_id)}: {what}, erasure recorded{note}", highlight=False)
+    if done and done[0].behind:
+        out.print(
+            f"warning: the workers had not committed {done[0].behind} records from before the"
+            f" erasure after {wait_s:g} s; an update of them may still follow the tombstone"
+            " (run forget again once they have caught up)",
+            highlight=False,
+        )

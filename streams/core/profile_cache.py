@@ -5,12 +5,15 @@ profiles: the profile it stored last is the stored profile, and reading it again
 store round trip and the decoding of a large row for nothing. The cache holds those
 profiles (least recently used evicted beyond `capacity`).
 
-It is safe because the version fence, not the cache, decides what is stored. A cached
-profile can only be older than the stored one (stored versions only grow, and the cache
-takes a profile only after a store read or a won write); folding onto an older version
-loses the fence (`IF version = old`), and the core then drops the entry and reads the
-store. Dedup against an older profile is safe too: its applied offsets and recent event
-ids are a subset of what the newer stored version had applied, so nothing it skips is new.
+It is safe because the store's write fence, not the cache, decides what is stored: on
+Cassandra the per-partition fence (store/cassandra/fences.py), on SQLite a table of epochs
+and the profile version, checked in the write's transaction. A cached profile can only be
+stale if another writer wrote the user since, and that takes claiming the user's partition
+(a rebalance, an erasure); our next flush under the old claim then loses its fence
+(`ApplyResult.lost`), and the core empties the cache, re-reads the store and folds the
+events again. Dedup against a
+stale profile is safe too: its applied offsets and recent event ids are a subset of what
+the newer stored profile had applied, so nothing it skips is new.
 """
 
 from __future__ import annotations

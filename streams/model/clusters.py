@@ -13,7 +13,7 @@ sub-groups (near-duplicate titles) as tight as separate interests are apart. A s
 per-user statistic (silhouette, gap, linkage ratios) cannot tell a one-interest user of a
 templated catalogue from a several-interest user of a plain one; measured on generated
 users with 1-6 planted interests it reached at most 57-85% on one kind of text and far less
-on the other (README, "How clusters are chosen"). Measured against the background, the
+on the other (docs/model.md, "How clusters are chosen"). Measured against the background, the
 dendrogram's cut separates interests on both. The background is a property of the
 catalogue and the encoder, estimated from the texts themselves (`background_cosine`).
 

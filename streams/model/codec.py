@@ -4,7 +4,7 @@ Layout: a magic tag, the length of a zlib-compressed JSON header (scalars, label
 cluster groups, and the dtype/shape of each array), the header, then the raw little-endian
 arrays back to back; decoding is a handful of `np.frombuffer` views.
 
-What is stored, and at which precision (README "Interest model" gives the byte bounds):
+What is stored, and at which precision (docs/model.md gives the byte bounds):
 - the two user-level horizons: float32 sums (the decayed sums are exact float64 in
   memory; one rounding to float32 per store round trip, 6e-8 relative). A store that
   keeps the unit vectors beside the blob anyway (Cassandra's `short` and `long` columns,

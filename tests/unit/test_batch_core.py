@@ -12,6 +12,7 @@ import pytest
 from interest_stream.encoders.hashing import HashingEncoder
 from interest_stream.schemas.records import RawRecord
 from interest_stream.store import ProfileWrite, open_store
+from interest_stream.store.base import EMBEDDED
 from interest_stream.store.sqlite import SqliteStore
 from interest_stream.streams.core.batch import BatchCore
 from interest_stream.streams.demo import generate
@@ -63,10 +64,12 @@ def test_replaying_the_same_records_changes_nothing(tmp_path: Path):
     before = {u: p.version for u, p in _profiles(core).items()}
     outcome = core.process(records)
     assert outcome.applied == 0 and outcome.duplicates == len(records)
-    assert outcome.texts_encoded == 0 and outcome.writes == 0 and outcome.updates == []
+    assert outcome.texts_encoded == 0 and outcome.updates == []
     assert {u: p.version for u, p in _profiles(core).items()} == before
     # A redelivery may follow a crash between the write and the publish: the stored
-    # profiles are announced again, at the versions they have.
+    # profiles are announced again, at the versions they have, each through a write of
+    # that version under the fence (so a `forget` or a new owner in between stops it).
+    assert outcome.writes == len(before)
     assert {(u.user_id, u.version) for u in outcome.reannounced} == set(before.items())
 
 
@@ -130,6 +133,7 @@ def test_a_lost_version_fence_is_reread_and_reapplied(tmp_path: Path):
 def test_a_profile_from_another_model_is_refused(tmp_path: Path):
     core = _core(tmp_path / "p.db")
     foreign = UserProfile.new("u", "other-model", 384)
+    core.store.claim({EMBEDDED})
     core.store.apply([ProfileWrite(foreign, 0)])
     good = {
         "event_id": "e1",
