@@ -160,10 +160,12 @@ class ProfileClient:
 
     Args:
         store: Where the profiles are read from; the client closes it.
-        settings: Encoder settings (precision, model directory, cache size); None reads
-            them from the environment when the encoder is first needed.
+        settings: Encoder settings (precision, model directory, cache size) and the
+            scoring profile (SCORING_PROFILE); None reads the encoder's from the
+            environment when it is first needed.
         encoder: The text encoder; None loads the exported one on first use.
-        weights: The scoring weights; None for the defaults.
+        weights: The scoring weights; None for the scoring profile's when `settings`
+            names one, else the shipped defaults.
     """
 
     def __init__(
