@@ -178,11 +178,8 @@ class ProfileClient:
     ) -> None:
         self.store = store
         self.settings = settings
-        # Explicit weights win; then the configured scoring profile (`evaluate --fit`);
-        # then the shipped defaults.
-        if weights is None:
-            weights = settings.score_weights() if settings is not None else ScoreWeights()
-        self.weights = weights
+        # Explicit weights win, then the configured scoring profile, then the defaults.
+        self.weights = weights or (settings.score_weights() if settings else ScoreWeights())
         self._encoder = encoder
         self._centers: dict[str, npt.NDArray[np.float32] | None] = {}
 
