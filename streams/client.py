@@ -5,11 +5,12 @@ reads through the `ProfileStore` protocol, so the Cassandra store's prepared, to
 reads serve it. `get`/`get_many` give `ProfileVectors` (long, short, centroids, weights,
 labels); `contextual` the attention-weighted profile for a context; `score`/`rank` the
 weighted cosine of the model's scoring (the same function behind `interest-stream profile
-score|rank`); `similar` the nearest users (the store's ANN index where it has one, exact
-brute force otherwise). Texts are encoded with the exported sentence encoder, loaded on
-first use (a client that only reads vectors never pays for it); vectors built by another
-model are refused rather than compared. A client holds a store connection: close it, or
-use it as a context manager.
+score|rank`), with the weights of the configured scoring profile (setting SCORING_PROFILE,
+written by `interest-stream evaluate --fit`) or the shipped defaults; `similar` the
+nearest users (the store's ANN index where it has one, exact brute force otherwise).
+Texts are encoded with the exported sentence encoder, loaded on first use (a client that
+only reads vectors never pays for it); vectors built by another model are refused rather
+than compared. A client holds a store connection: close it, or use it as a context manager.
 """
 
 from __future__ import annotations
@@ -159,10 +160,12 @@ class ProfileClient:
 
     Args:
         store: Where the profiles are read from; the client closes it.
-        settings: Encoder settings (precision, model directory, cache size); None reads
-            them from the environment when the encoder is first needed.
+        settings: Encoder settings (precision, model directory, cache size) and the
+            scoring profile (SCORING_PROFILE); None reads the encoder's from the
+            environment when it is first needed.
         encoder: The text encoder; None loads the exported one on first use.
-        weights: The scoring weights; None for the defaults.
+        weights: The scoring weights; None for the scoring profile's when `settings`
+            names one, else the shipped defaults.
     """
 
     def __init__(
@@ -175,7 +178,8 @@ class ProfileClient:
     ) -> None:
         self.store = store
         self.settings = settings
-        self.weights = weights or ScoreWeights()
+        # Explicit weights win, then the configured scoring profile, then the defaults.
+        self.weights = weights or (settings.score_weights() if settings else ScoreWeights())
         self._encoder = encoder
         self._centers: dict[str, npt.NDArray[np.float32] | None] = {}
 

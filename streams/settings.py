@@ -15,8 +15,10 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from interest_stream.schemas.events import ValidationRules, parse_time_bound
 from interest_stream.store.cassandra.connect import CassandraOptions
+from interest_stream.streams.core.scoring_profile import ScoringProfile, load_scoring_profile
 from interest_stream.streams.errors import ConfigurationError
 from interest_stream.streams.model.horizons import DAY, HOUR, InterestParams
+from interest_stream.streams.model.scoring import ScoreWeights
 
 
 class Settings(BaseSettings):
@@ -161,6 +163,13 @@ class Settings(BaseSettings):
         description="Older events are rejected; RFC 3339 with an offset, or epoch seconds. Set it"
         " to where your history starts to catch seconds sent as milliseconds (they land in"
         " January 1970).",
+    )
+
+    scoring_profile: Path | None = Field(
+        None,
+        description="A scoring profile file from `evaluate --fit`: fitted score weights, τ, β"
+        " and context mode for `profile score`/`rank` and the Python client, fitted"
+        " half-lives for writers when no half-life is set; unset: the shipped defaults.",
     )
 
     # Batching: the worker folds batches into memory and writes each touched user once per
@@ -308,15 +317,53 @@ class Settings(BaseSettings):
         description="Consumer groups the reader's Kafka user may use (a PREFIXED ACL).",
     )
 
+    def scoring(self) -> ScoringProfile | None:
+        """The configured scoring profile, read now (call once at start-up).
+
+        Returns:
+            The profile `scoring_profile` names, or None when none is configured.
+        """
+        if self.scoring_profile is None:
+            return None
+        return load_scoring_profile(self.scoring_profile)
+
+    def score_weights(self) -> ScoreWeights:
+        """The weights rankers score with.
+
+        Returns:
+            The scoring profile's weights when one is configured, else the shipped defaults.
+        """
+        profile = self.scoring()
+        return profile.weights if profile is not None else ScoreWeights()
+
+    def half_lives(self) -> tuple[float, float]:
+        """The (short, long) half-lives writers fold with.
+
+        Returns:
+            A half-life set explicitly, else the scoring profile's fitted one, else the
+            default.
+        """
+        short, long = self.short_half_life_s, self.long_half_life_s
+        explicit = self.model_fields_set
+        profile = self.scoring()
+        if profile is not None:
+            if "short_half_life_s" not in explicit and profile.short_half_life_s is not None:
+                short = profile.short_half_life_s
+            if "long_half_life_s" not in explicit and profile.long_half_life_s is not None:
+                long = profile.long_half_life_s
+        return short, long
+
     def interest_params(self) -> InterestParams:
         """The interest model's parameters.
 
         Returns:
-            Half-lives, type weights, summary, cluster and dedup bounds from these settings.
+            Half-lives (see `half_lives`), type weights, summary, cluster and dedup bounds
+            from these settings.
         """
+        short, long = self.half_lives()
         return InterestParams(
-            short_half_life_s=self.short_half_life_s,
-            long_half_life_s=self.long_half_life_s,
+            short_half_life_s=short,
+            long_half_life_s=long,
             type_weights={
                 "click": self.weight_click,
                 "query": self.weight_query,

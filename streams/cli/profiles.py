@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import click
@@ -19,36 +20,48 @@ from interest_stream.streams.errors import InterestStreamError, SourceError
 from interest_stream.streams.model.scoring import ScoreWeights
 
 _DEFAULT_WEIGHTS = ScoreWeights()
+_FROM = " [default: the scoring profile's, else {}]"
 _SCORE_OPTIONS = [
     click.option(
         "--long-weight",
         type=float,
-        default=_DEFAULT_WEIGHTS.long,
-        show_default=True,
-        help="Weight of cos(long).",
+        help="Weight of cos(long)." + _FROM.format(_DEFAULT_WEIGHTS.long),
     ),
     click.option(
         "--short-weight",
         type=float,
-        default=_DEFAULT_WEIGHTS.short,
-        show_default=True,
-        help="Weight of cos(short).",
+        help="Weight of cos(short)." + _FROM.format(_DEFAULT_WEIGHTS.short),
     ),
     click.option(
         "--context-weight",
         type=float,
-        default=_DEFAULT_WEIGHTS.context,
-        show_default=True,
-        help="Weight of the cosine to the contextual profile (attention over clusters).",
+        help="Weight of the cosine to the contextual profile (attention over clusters)."
+        + _FROM.format(_DEFAULT_WEIGHTS.context),
     ),
     click.option(
         "--temperature",
         type=float,
-        default=_DEFAULT_WEIGHTS.temperature,
-        show_default=True,
-        help="Attention temperature over the clusters (smaller: nearer the best cluster).",
+        help="Attention temperature over the clusters (smaller: nearer the best cluster)."
+        + _FROM.format(_DEFAULT_WEIGHTS.temperature),
     ),
 ]
+
+
+def _weights(
+    base: ScoreWeights,
+    long_weight: float | None,
+    short_weight: float | None,
+    context_weight: float | None,
+    temperature: float | None,
+) -> ScoreWeights:
+    """The client's weights (scoring profile or defaults) with the flags given on top."""
+    return replace(
+        base,
+        long=base.long if long_weight is None else long_weight,
+        short=base.short if short_weight is None else short_weight,
+        context=base.context if context_weight is None else context_weight,
+        temperature=base.temperature if temperature is None else temperature,
+    )
 
 
 def _score_options(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -182,10 +195,10 @@ def profile_score(
     user_id: str,
     texts: tuple[str, ...],
     store_url: str | None,
-    long_weight: float,
-    short_weight: float,
-    context_weight: float,
-    temperature: float,
+    long_weight: float | None,
+    short_weight: float | None,
+    context_weight: float | None,
+    temperature: float | None,
     at: str | None,
     as_json: bool,
     encoder_kind: app.EncoderKind,
@@ -193,10 +206,12 @@ def profile_score(
     """Score texts against USER_ID's profile, in the order given.
 
     score = weighted mean of cos(text, long), cos(text, short) and cos(text, contextual
-    profile), the parts the profile has; the same function as the Python client.
+    profile), the parts the profile has; the same function as the Python client. The
+    weights are the configured scoring profile's (SCORING_PROFILE, from `evaluate --fit`)
+    or the shipped defaults; flags override single ones.
     """
-    weights = ScoreWeights(long_weight, short_weight, context_weight, temperature)
     with _profile_client(store_url, encoder_kind) as client:
+        weights = _weights(client.weights, long_weight, short_weight, context_weight, temperature)
         scores = client.explain(user_id, list(texts), weights=weights, at=_read_time(at))
     rows = [{"text": text, **scores.row(i)} for i, text in enumerate(texts)]
     if as_json:
@@ -240,10 +255,10 @@ def profile_rank(
     candidates_path: str,
     store_url: str | None,
     top: int | None,
-    long_weight: float,
-    short_weight: float,
-    context_weight: float,
-    temperature: float,
+    long_weight: float | None,
+    short_weight: float | None,
+    context_weight: float | None,
+    temperature: float | None,
     at: str | None,
     as_json: bool,
     encoder_kind: app.EncoderKind,
@@ -260,8 +275,8 @@ def profile_rank(
         except (OSError, UnicodeDecodeError) as exc:
             reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8"
             raise SourceError(f"{candidates_path}: cannot read ({reason})") from exc
-    weights = ScoreWeights(long_weight, short_weight, context_weight, temperature)
     with _profile_client(store_url, encoder_kind) as client:
+        weights = _weights(client.weights, long_weight, short_weight, context_weight, temperature)
         ranked = client.rank(user_id, candidates, weights=weights, top=top, at=_read_time(at))
     rows = [item.as_dict() for item in ranked]
     if as_json:

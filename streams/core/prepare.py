@@ -163,7 +163,7 @@ class Weigher:
         sentiment: dict[str, float] = {}
         if unrated:
             rows = [encoded.row_of[t] for t in unrated]
-            scores = self._sentiment.score(encoded.vectors[rows])
+            scores = self._sentiment.score_texts(unrated, encoded.vectors[rows])
             sentiment = dict(zip(unrated, (float(s) for s in scores), strict=True))
         return {
             user_id: [

@@ -11,6 +11,7 @@ complaint, encoded once per process.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from functools import lru_cache
 from importlib import resources
 
@@ -24,6 +25,8 @@ from interest_stream.streams.model.sentiment import (
     POSITIVE_ANCHORS,
     SentimentHead,
     anchor_sentiment,
+    pooled_probabilities,
+    text_pieces,
 )
 
 HEAD_PACKAGE = "interest_stream.streams.model"
@@ -82,7 +85,43 @@ class SentimentScorer:
         """One score per row of `vectors` (unit vectors from the same encoder)."""
         if self._head is not None:
             return self._head.score(vectors)
+        return self._anchor_scores(vectors)
+
+    def _anchor_scores(self, vectors: npt.NDArray[np.floating]) -> npt.NDArray[np.float64]:
         if self._anchors is None:
             model = _innermost(self._encoder)
             self._anchors = (model.encode(POSITIVE_ANCHORS), model.encode(NEGATIVE_ANCHORS))
         return anchor_sentiment(vectors, *self._anchors, gain=self._gain)
+
+    def score_texts(
+        self, texts: Sequence[str], vectors: npt.NDArray[np.floating]
+    ) -> npt.NDArray[np.float64]:
+        """One score per text, given each text's own vector (row i is texts[i]).
+
+        The head was fitted on single sentences, and a paragraph's one vector blurs what
+        its sentences say (measured on real product reviews: 0.76 balanced accuracy). A
+        text of several sentences is therefore scored the way the head learned: each piece
+        (`text_pieces`: sentences, cut within the encoder's window) is encoded and scored,
+        and the pieces' probabilities are pooled (`pooled_probabilities`). One-sentence
+        texts keep the score of their own vector, at no extra cost.
+        """
+        scores = self.score(vectors)
+        split = [text_pieces(text) for text in texts]
+        long = [i for i, pieces in enumerate(split) if len(pieces) > 1]
+        if not long:
+            return scores
+        flat = [piece for i in long for piece in split[i]]
+        piece_vectors = np.asarray(self._encoder.encode(flat), dtype=np.float64)
+        start = 0
+        for i in long:
+            count = len(split[i])
+            rows = piece_vectors[start : start + count]
+            sizes = [len(piece) for piece in split[i]]
+            if self._head is not None:
+                pooled = pooled_probabilities(self._head.probabilities(rows), sizes)
+                scores[i] = float(self._head.score_probabilities(pooled[None, :])[0])
+            else:
+                weights = np.asarray(sizes, dtype=np.float64)
+                scores[i] = float(self._anchor_scores(rows) @ weights / weights.sum())
+            start += count
+        return scores

@@ -53,6 +53,38 @@ from interest_stream.streams.lab.evaluate.config import DEFAULT_STRATEGIES, STRA
     help="Also sweep half-lives and type weights on the validation split (slower).",
 )
 @click.option(
+    "--fit",
+    is_flag=True,
+    help="Search the product score's weights, temperature, beta, context mode and half-lives"
+    " on the validation split, measure them on test, and write a scoring profile file.",
+)
+@click.option(
+    "--fit-budget",
+    type=int,
+    default=160,
+    show_default=True,
+    help="Weight settings the fit scores on the validation split (plus the half-life rounds).",
+)
+@click.option(
+    "--fit-metric",
+    default="recall@20",
+    show_default=True,
+    help="What the fit maximizes on validation: recall@K or ndcg@K.",
+)
+@click.option(
+    "--fit-half-lives/--no-fit-half-lives",
+    default=True,
+    show_default=True,
+    help="Also compare half-life pairs (each folds every validation history again).",
+)
+@click.option(
+    "--scoring-profile",
+    "profile_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Where --fit writes the scoring profile [default: OUT/scoring-profile.json]; point"
+    " INTEREST_STREAM_SCORING_PROFILE at it to rank with it.",
+)
+@click.option(
     "--positive-rating",
     type=float,
     default=4.0,
@@ -125,6 +157,11 @@ def evaluate(
     strategies: str,
     out_dir: Path,
     grid: bool,
+    fit: bool,
+    fit_budget: int,
+    fit_metric: str,
+    fit_half_lives: bool,
+    profile_path: Path | None,
     positive_rating: float,
     min_history: int,
     short_weight: float,
@@ -168,6 +205,11 @@ def evaluate(
         ema_keep=ema_keep,
         params=settings.interest_params(),
     )
+    fit_config = (
+        ev.FitConfig(budget=fit_budget, metric=fit_metric, half_lives=fit_half_lives)
+        if fit
+        else None
+    )
     workload = None
     if events is None:
         workload = generate_workload(users=demo_users, seed=7, popularity_skew=1.0)
@@ -189,6 +231,7 @@ def evaluate(
             encoder,
             config,
             grid=grid,
+            fit=fit_config,
             cache_dir=cache_dir or default_model_dir().parent / "eval-cache",
             items=ev.read_items(items_path) if items_path is not None else None,
             on_stage=stage,
@@ -212,6 +255,11 @@ def evaluate(
         except MissingExtraError as exc:
             # The metrics took minutes to compute: keep them, say what the figures need.
             console.print(f"[yellow]no figures:[/yellow] {escape(str(exc))}", highlight=False)
+    if result.report.fit is not None:
+        written = ev.write_fitted_profile(
+            result.report, profile_path or out_dir / "scoring-profile.json"
+        )
+        extra["scoring_profile"] = str(written)
     metrics = ev.write_metrics(result.report, out_dir, extra)
     if as_json:
         out.print_json(metrics.read_text(encoding="utf-8"))
@@ -238,6 +286,8 @@ def _print_evaluation(report: Any, extra: dict[str, Any], metrics: Path) -> None
             f" interest for {r['short_term_matches_current_interest']:.0%} of {r['users']} users"
         )
     written = [str(metrics), *extra.get("figures", [])]
+    if "scoring_profile" in extra:
+        written.append(extra["scoring_profile"])
     if "report_page" in extra:
         written.append(extra["report_page"])
     out.print("wrote " + ", ".join(escape(w) for w in written), highlight=False)

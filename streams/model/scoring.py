@@ -149,9 +149,21 @@ def _stack(clusters: tuple[Cluster, ...], dim: int) -> FloatArray:
     return rows.reshape(len(clusters), dim)
 
 
+CONTEXT_MODES = ("attention", "mass")
+
+
 @dataclass(frozen=True)
 class ScoreWeights:
-    """Weights of the parts of a score and the attention temperature τ."""
+    """Weights of the parts of a score, the attention temperature τ, the popularity
+    factor β and how the contextual part attends over the clusters (`context_mode`).
+
+    `context_mode` "attention" (the default) attends by similarity alone; "mass" adds each
+    liked cluster's share of the user's decayed mass to the attention logits (log share),
+    so a candidate is judged against the interests the user spends most on: with a large
+    `context` weight the score is then led by the user's main interests, not by whichever
+    stray cluster a candidate happens to touch. Fitted values come from a scoring profile
+    file (`interest-stream evaluate --fit`); these defaults were chosen by hand.
+    """
 
     long: float = 0.3
     short: float = 0.5
@@ -160,6 +172,7 @@ class ScoreWeights:
     dislike: float = 0.2
     # With candidates' popularity: score = log(1 + popularity) + beta x the profile's score.
     beta: float = 4.0
+    context_mode: str = "attention"
 
     def __post_init__(self) -> None:
         parts = (self.long, self.short, self.context)
@@ -172,6 +185,10 @@ class ScoreWeights:
             raise ConfigurationError(f"temperature must be > 0, got {self.temperature}")
         if self.beta < 0:
             raise ConfigurationError(f"beta must be >= 0, got {self.beta}")
+        if self.context_mode not in CONTEXT_MODES:
+            raise ConfigurationError(
+                f"context mode must be one of {', '.join(CONTEXT_MODES)}, not {self.context_mode!r}"
+            )
 
 
 @dataclass(frozen=True)
@@ -239,19 +256,116 @@ def _clusters_of(profile: ProfileVectors) -> list[Cluster]:
     ]
 
 
-def _contextual_cosines(
-    matrix: npt.NDArray[np.float64], centroids: npt.NDArray[np.float64], temperature: float
+def attended_cosines(
+    similarities: npt.NDArray[np.float64],
+    gram: npt.NDArray[np.float64],
+    temperature: float,
+    log_prior: npt.NDArray[np.float64] | None = None,
 ) -> npt.NDArray[np.float64]:
-    """cos(x, ctx(x)) for every row x at once: ctx(x) = Σ_k softmax(x·c_k/τ)·c_k."""
-    logits = matrix @ centroids.T / temperature
+    """cos(x, ctx(x)) for unit rows x, from s_k = x·c_k (n, k) and the centroids' Gram
+    matrix G = C Cᵀ (k, k): with a = softmax(s/τ + prior), ctx(x) = Σ_k a_k c_k, so
+    x·ctx = a·s and ‖ctx‖² = aᵀ G a. The same cosine as forming ctx(x) in the vector
+    space, at O(k²) a candidate instead of O(k·dim): what lets evaluation score every
+    temperature without touching the vectors again."""
+    logits = similarities / temperature
+    if log_prior is not None:
+        logits = logits + log_prior[None, :]
     attention = np.exp(logits - logits.max(axis=1, keepdims=True))
     attention /= attention.sum(axis=1, keepdims=True)
-    mixed = attention @ centroids
-    norms = np.linalg.norm(mixed, axis=1)
-    cosines: npt.NDArray[np.float64] = (matrix * mixed).sum(axis=1) / np.where(
-        norms > 0, norms, 1.0
-    )
+    along = (attention * similarities).sum(axis=1)
+    norms = np.sqrt(np.maximum(((attention @ gram) * attention).sum(axis=1), 0.0))
+    cosines: npt.NDArray[np.float64] = along / np.where(norms > 0, norms, 1.0)
     return cosines
+
+
+def _contextual_cosines(
+    matrix: npt.NDArray[np.float64],
+    centroids: npt.NDArray[np.float64],
+    temperature: float,
+    log_prior: npt.NDArray[np.float64] | None = None,
+) -> npt.NDArray[np.float64]:
+    """cos(x, ctx(x)) for every row x at once: ctx(x) = Σ_k softmax(x·c_k/τ + prior_k)·c_k
+    (prior_k = 0 in "attention" mode, log of the cluster's mass share in "mass" mode)."""
+    return attended_cosines(matrix @ centroids.T, centroids @ centroids.T, temperature, log_prior)
+
+
+def mass_prior(cluster_weights: npt.ArrayLike) -> npt.NDArray[np.float64]:
+    """log of each cluster's share of the liked mass (the "mass" mode's attention prior);
+    clusters without mass get a floor rather than -inf, so they can still be attended."""
+    mass = np.maximum(np.asarray(cluster_weights, dtype=np.float64), 0.0)
+    total = float(mass.sum())
+    if total <= 0:
+        return np.zeros(len(mass))
+    prior: npt.NDArray[np.float64] = np.log(np.maximum(mass / total, 1e-6))
+    return prior
+
+
+def context_cosines(
+    profile: ProfileVectors, matrix: npt.ArrayLike, weights: ScoreWeights
+) -> npt.NDArray[np.float64]:
+    """The contextual part of the score for unit candidate rows (NaN without clusters)."""
+    rows = np.asarray(matrix, dtype=np.float64)
+    if not len(profile.centroids):
+        return np.full(rows.shape[0], np.nan)
+    prior = mass_prior(profile.cluster_weights) if weights.context_mode == "mass" else None
+    return _contextual_cosines(
+        rows, profile.centroids.astype(np.float64), weights.temperature, prior
+    )
+
+
+def combine_parts(
+    long: npt.NDArray[np.float64],
+    short: npt.NDArray[np.float64],
+    context: npt.NDArray[np.float64],
+    dislike: npt.NDArray[np.float64],
+    short_share: float | npt.NDArray[np.float64],
+    weights: ScoreWeights,
+    popularity: npt.ArrayLike | None = None,
+) -> npt.NDArray[np.float64]:
+    """The score from its parts (see `score_candidates`); each part is (..., candidates) and
+    all-NaN along the last axis where the profile lacks it, `short_share` a number or one
+    per leading row (..., 1). Evaluation calls this on many users at once, the product on
+    one: the same arithmetic either way."""
+    share = np.asarray(short_share, dtype=np.float64)
+    total = np.zeros(np.broadcast_shapes(long.shape, short.shape, context.shape))
+    weight_sum = np.zeros((*total.shape[:-1], 1))
+    for part, weight in (
+        (long, weights.long),
+        (short, weights.short * share),
+        (context, weights.context),
+    ):
+        present = ~np.isnan(part).all(axis=-1, keepdims=True)
+        used = np.where(present & (np.asarray(weight) > 0), weight, 0.0)
+        total = total + used * np.nan_to_num(part, nan=0.0)
+        weight_sum = weight_sum + used
+    has_dislike = ~np.isnan(dislike).all(axis=-1, keepdims=True)
+    if weights.dislike > 0:
+        total = total - np.where(has_dislike, weights.dislike, 0.0) * np.nan_to_num(
+            dislike, nan=0.0
+        )
+    scored = weight_sum > 0
+    total = np.where(scored, total / np.where(scored, weight_sum, 1.0), np.nan)
+    if popularity is not None:
+        prior = np.log1p(np.maximum(np.asarray(popularity, dtype=np.float64), 0.0))
+        total = prior + weights.beta * np.where(np.isnan(total), 0.0, total)
+    return total
+
+
+def scoring_space(
+    profile: ProfileVectors, candidates: npt.ArrayLike, center: npt.ArrayLike | None = None
+) -> tuple[npt.NDArray[np.float64], ProfileVectors]:
+    """Unit candidate rows and the profile in the space scores are taken in: as given, or
+    centred on the catalogue's `center` (see `score_candidates`)."""
+    matrix = _unit_rows(candidates)
+    if matrix.shape[1] != profile.dim:
+        raise InterestStreamError(
+            f"candidate vectors have {matrix.shape[1]} dimensions, the profile {profile.dim}"
+        )
+    if center is not None:
+        mu = np.asarray(center, dtype=np.float64)
+        matrix = _unit_rows(matrix - mu)
+        profile = profile.centered(mu)
+    return matrix, profile
 
 
 def score_candidates(
@@ -271,7 +385,9 @@ def score_candidates(
     now, fading to 0 as the last event recedes past a few short half-lives), ctx(x) =
     Σ_k softmax(x·c_k/τ)·c_k is the contextual profile over the user's liked clusters with
     the candidate itself as the context (a candidate that matches one of several
-    interests is judged against that interest, not against their blurred average), and
+    interests is judged against that interest, not against their blurred average; in
+    `context_mode` "mass" the attention also leans towards the clusters with the most
+    decayed mass, see `ScoreWeights`), and
     d_k are the centroids of the user's disliked clusters: a candidate like something the
     user panned is pushed down. A part the profile lacks drops out and the rest is
     renormalized, so scores stay on the cosine scale.
@@ -284,46 +400,18 @@ def score_candidates(
     user's topics, popularity orders what the profile scores nearly alike.
     """
     weights = weights or ScoreWeights()
-    matrix = _unit_rows(candidates)
-    if matrix.shape[1] != profile.dim:
-        raise InterestStreamError(
-            f"candidate vectors have {matrix.shape[1]} dimensions, the profile {profile.dim}"
-        )
-    if center is not None:
-        mu = np.asarray(center, dtype=np.float64)
-        matrix = _unit_rows(matrix - mu)
-        profile = profile.centered(mu)
+    matrix, profile = scoring_space(profile, candidates, center)
     n = matrix.shape[0]
     missing = np.full(n, np.nan)
     long = missing if profile.long is None else matrix @ profile.long.astype(np.float64)
     short = missing if profile.short is None else matrix @ profile.short.astype(np.float64)
-    context = missing.copy()
-    if len(profile.centroids):
-        centroids = profile.centroids.astype(np.float64)
-        context = _contextual_cosines(matrix, centroids, weights.temperature)
+    context = context_cosines(profile, matrix, weights)
     dislike = missing.copy()
     if profile.disliked is not None and len(profile.disliked):
         dislike = (matrix @ profile.disliked.astype(np.float64).T).max(axis=1)
-    total = np.zeros(n)
-    weight_sum = 0.0
-    parts = (
-        (long, weights.long),
-        (short, weights.short * profile.short_share),
-        (context, weights.context),
+    total = combine_parts(
+        long, short, context, dislike, profile.short_share, weights, popularity=popularity
     )
-    for part, weight in parts:
-        if weight > 0 and not np.isnan(part).all():
-            total += weight * part
-            weight_sum += weight
-    if weight_sum > 0:
-        if weights.dislike > 0 and not np.isnan(dislike).all():
-            total -= weights.dislike * dislike
-        total /= weight_sum
-    else:  # an empty profile, or only the weighted-away parts exist: nothing to go on
-        total = missing.copy()
-    if popularity is not None:
-        prior = np.log1p(np.maximum(np.asarray(popularity, dtype=np.float64), 0.0))
-        total = prior + weights.beta * np.where(np.isnan(total), 0.0, total)
     return Scores(
         total=total,
         long=long,

@@ -6,6 +6,7 @@ the model (streams/core/sentiment.py)."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -105,7 +106,11 @@ class SentimentHead:
 
     def score(self, vectors: npt.NDArray[np.floating]) -> npt.NDArray[np.float64]:
         """-1..+1 per row: p(positive) - p(negative), zero within the neutral band."""
-        p = self.probabilities(vectors)
+        return self.score_probabilities(self.probabilities(vectors))
+
+    def score_probabilities(self, p: npt.NDArray[np.floating]) -> npt.NDArray[np.float64]:
+        """The score of (n, 3) class probabilities (see `score`)."""
+        p = np.asarray(p, dtype=np.float64)
         raw = p[:, 2] - p[:, 0]
         scores: npt.NDArray[np.float64] = np.sign(raw) * np.clip(
             (np.abs(raw) - self.neutral_band) / (1.0 - self.neutral_band), 0.0, 1.0
@@ -141,6 +146,64 @@ class SentimentHead:
             "bias": [round(float(b), 6) for b in self.bias],
             "weights": [[round(float(w), 6) for w in row] for row in self.weights],
         }
+
+
+# Where a text is cut into pieces: after a sentence's end (., !, ?, …, optionally
+# followed by closing quotes or brackets) and at line breaks.
+_SENTENCE_END = re.compile(r"(?<=[.!?\u2026])\s+|(?<=[.!?\u2026][\"')\]])\s+|\s*\n+\s*")
+# A piece shorter than this ("Wow.", "OK!") joins its neighbour: alone it says little.
+MIN_PIECE_CHARS = 24
+# Words per piece at most: a run-on "sentence" is cut within the encoder's window
+# (about 1.3 tokens a word in English reviews; the encoder truncates at 256 tokens).
+MAX_PIECE_WORDS = 120
+
+
+def text_pieces(text: str) -> list[str]:
+    """A text as the sentence-sized pieces its sentiment is read from: sentences, very
+    short ones joined to the next (or the previous, at the end), run-on ones cut every
+    `MAX_PIECE_WORDS` words. A one-sentence text is one piece: itself."""
+    pieces: list[str] = []
+    carry = ""
+    for sentence in _SENTENCE_END.split(text.strip()):
+        sentence = f"{carry} {sentence}".strip() if carry else sentence.strip()
+        if not sentence:
+            continue
+        if len(sentence) < MIN_PIECE_CHARS:
+            carry = sentence
+            continue
+        carry = ""
+        words = sentence.split()
+        for start in range(0, len(words), MAX_PIECE_WORDS):
+            pieces.append(" ".join(words[start : start + MAX_PIECE_WORDS]))
+    if carry:
+        if pieces:
+            pieces[-1] = f"{pieces[-1]} {carry}"
+        else:
+            pieces.append(carry)
+    return pieces or [text.strip()]
+
+
+def pooled_probabilities(
+    probabilities: npt.NDArray[np.floating], sizes: npt.ArrayLike
+) -> npt.NDArray[np.float64]:
+    """The class probabilities of a long text from those of its pieces: their mean,
+    weighted by each piece's length and by how polar it is (1 - p(neutral)), so that the
+    descriptive sentences of a review ("I bought it for my trip.") neither outvote nor
+    dilute the ones that judge. A text of neutral pieces only stays neutral: the pooled
+    neutral probability is the plain length-weighted mean."""
+    p = np.asarray(probabilities, dtype=np.float64)
+    length = np.asarray(sizes, dtype=np.float64)
+    plain = length / length.sum()
+    polar = length * np.clip(1.0 - p[:, 1], 1e-6, None)
+    polar /= polar.sum()
+    polar_mass = float(plain @ (1.0 - p[:, 1]))
+    # Among the polar mass, positive vs negative as the polar pieces say.
+    judged = polar @ p[:, [0, 2]]
+    judged /= max(float(judged.sum()), 1e-12)
+    pooled: npt.NDArray[np.float64] = np.array(
+        [polar_mass * judged[0], 1.0 - polar_mass, polar_mass * judged[1]]
+    )
+    return pooled
 
 
 def rating_sentiment(rating: float) -> float:

@@ -67,5 +67,6 @@ def test_a_folder_that_is_not_movielens_is_one_clear_line(tmp_path: Path):
     )
     assert result.exit_code == 2
     assert result.output.strip().splitlines() == [
-        f"error: {tmp_path / 'u.genre'}: no such file (is this a MovieLens 100K folder?)"
+        f"error: {tmp_path / 'u.genre'}: no such file"
+        " (is this a MovieLens folder, with u.data or ratings.csv?)"
     ]

@@ -12,7 +12,8 @@ chosen on a validation split (the held-out fraction just before the test fractio
 test figures are never tuned on.
 
 Modules: config, data, split, profiles, ranking, metrics, evaluation, timeline, report
-(the figures are in plots).
+(the figures are in plots), fit (`--fit`: the product score's settings searched on
+validation).
 """
 
 from interest_stream.streams.lab.evaluate.config import (
@@ -49,6 +50,7 @@ from interest_stream.streams.lab.evaluate.evaluation import (
     evaluate,
     run_grid,
 )
+from interest_stream.streams.lab.evaluate.fit import FitConfig, FitResult, PartsScorer, fit_scoring
 from interest_stream.streams.lab.evaluate.metrics import (
     Estimate,
     bootstrap_indices,
@@ -71,9 +73,11 @@ from interest_stream.streams.lab.evaluate.ranking import (
     rank_targets,
 )
 from interest_stream.streams.lab.evaluate.report import (
+    fit_summary,
     planted_recovery,
     report_summary,
     report_tables,
+    write_fitted_profile,
     write_metrics,
 )
 from interest_stream.streams.lab.evaluate.split import (
@@ -101,8 +105,11 @@ __all__ = [
     "Evaluation",
     "EvaluationReport",
     "EventLog",
+    "FitConfig",
+    "FitResult",
     "FloatMatrix",
     "GridResult",
+    "PartsScorer",
     "Popularity",
     "Scorer",
     "StrategyResult",
@@ -115,6 +122,8 @@ __all__ = [
     "estimate",
     "evaluate",
     "events_from_dicts",
+    "fit_scoring",
+    "fit_summary",
     "fold_history",
     "fold_horizons",
     "is_positive",
@@ -142,5 +151,6 @@ __all__ = [
     "validation_splits",
     "weigh",
     "weighted_events",
+    "write_fitted_profile",
     "write_metrics",
 ]

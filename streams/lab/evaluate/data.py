@@ -273,7 +273,7 @@ def build_corpus(
     unrated = sorted({text_of(e) for e in events if e.type == "review" and e.rating is None})
     sentiment: dict[str, float] = {}
     if unrated:
-        scores = SentimentScorer(encoder).score(vectors[[row[t] for t in unrated]])
+        scores = SentimentScorer(encoder).score_texts(unrated, vectors[[row[t] for t in unrated]])
         sentiment = dict(zip(unrated, (float(s) for s in scores), strict=True))
     item_ids = tuple(titles)
     return Corpus(

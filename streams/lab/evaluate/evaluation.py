@@ -35,6 +35,7 @@ from interest_stream.streams.lab.evaluate.data import (
     resolve_texts,
     text_of,
 )
+from interest_stream.streams.lab.evaluate.fit import FitConfig, FitResult, PartsScorer, fit_scoring
 from interest_stream.streams.lab.evaluate.metrics import (
     Estimate,
     bootstrap_indices,
@@ -97,6 +98,7 @@ class EvaluationReport:
     betas: Mapping[str, Any]
     timings: Mapping[str, float]
     grid: GridResult | None = None
+    fit: FitResult | None = None
 
     def result(self, name: str) -> StrategyResult:
         return next(s for s in self.strategies if s.name == name)
@@ -131,6 +133,7 @@ class EvaluationReport:
             },
             "beta_selection": dict(self.betas),
             "grid": self.grid.as_dict() if self.grid else None,
+            "fit": self.fit.as_dict() if self.fit else None,
             "timings_s": {k: round(v, 3) for k, v in self.timings.items()},
         }
 
@@ -252,6 +255,7 @@ def evaluate(
     config: EvalConfig | None = None,
     *,
     grid: bool = False,
+    fit: FitConfig | None = None,
     cache_dir: Path | None = None,
     items: Mapping[str, str] | None = None,
     on_stage: Callable[[str], None] | None = None,
@@ -261,6 +265,8 @@ def evaluate(
 
     `items` (item_id -> text, e.g. from `read_items`) supplies the texts items are ranked
     by and the texts of clicks that carry none; without it they come from the events.
+    With `fit`, the product score's settings are searched on the validation split
+    (lab/evaluate/fit.py) and the result is measured on test as the strategy "fitted".
     """
     config = config or EvalConfig()
     stage = on_stage or (lambda _: None)
@@ -352,6 +358,27 @@ def evaluate(
                 }
     timings["bootstrap"] = time.perf_counter() - mark
 
+    fit_result = None
+    if fit is not None:
+        mark = time.perf_counter()
+        center = catalogue.center.astype(np.float64)
+        fit_result = fit_scoring(val, corpus, log.events, config, center, tie_order, fit, stage)
+        stage("measuring the fitted score on the test split")
+        default_pair = (config.params.short_half_life_s, config.params.long_half_life_s)
+        folded = vectors if fit_result.half_lives == default_pair and vectors.views else None
+        tested = PartsScorer(
+            test, corpus, log.events, config, center, tie_order, fit_result.half_lives, folded
+        )
+        per_user["fitted"] = tested.per_user(fit_result.weights, config.ks)
+        results = (*results, StrategyResult("fitted", _estimates(per_user["fitted"], draws)))
+        for other in ("popular", "mean+popular", "product", "mean-centered+popular"):
+            if other in per_user:
+                lifts[f"fitted vs {other}"] = {
+                    m: lift(per_user["fitted"][m], per_user[other][m], draws)
+                    for m in per_user["fitted"]
+                }
+        timings["fit"] = time.perf_counter() - mark
+
     grid_result = None
     if grid:
         mark = time.perf_counter()
@@ -378,6 +405,7 @@ def evaluate(
         betas=betas,
         timings=timings,
         grid=grid_result,
+        fit=fit_result,
     )
     frozen = {user: tuple(events) for user, events in by_user.items()}
     return Evaluation(report, corpus, frozen, tuple(test), per_user)

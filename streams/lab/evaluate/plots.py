@@ -191,6 +191,37 @@ def plot_timelines(timelines: Sequence[Timeline], path: Path) -> Path:
     return path
 
 
+def plot_fit_curve(curve: Sequence[dict[str, Any]], metric: str, path: Path) -> Path:
+    """The path `--fit` followed: every evaluation's validation value by phase, and the
+    best so far (half-life rounds on subsets of users are marked apart)."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(9.0, 4.5))
+    steps = np.array([p["step"] for p in curve])
+    values = np.array([p["value"] for p in curve])
+    phases = [p["phase"] for p in curve]
+    for phase, marker in (("default", "s"), ("random", "."), ("refine", "o"), ("half-lives", "^")):
+        mask = np.array([p == phase for p in phases])
+        if mask.any():
+            ax.scatter(steps[mask], values[mask], marker=marker, s=18, label=phase, alpha=0.7)
+    searched = np.array([p != "half-lives" for p in phases])
+    ax.step(
+        steps[searched],
+        [p["best"] for p in curve if p["phase"] != "half-lives"],
+        where="post",
+        color="black",
+        linewidth=1.2,
+        label="best so far",
+    )
+    ax.set_xlabel("evaluation")
+    ax.set_ylabel(f"validation {metric}")
+    ax.set_title(f"evaluate --fit: the search on the validation split ({metric})")
+    ax.legend(loc="lower right", frameon=False)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def write_plots(evaluation: Evaluation, out_dir: Path, users: int = 3) -> list[Path]:
     """Draw every figure of `evaluation` into `out_dir`; returns the files written."""
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -202,4 +233,7 @@ def write_plots(evaluation: Evaluation, out_dir: Path, users: int = 3) -> list[P
             user_timeline(evaluation.by_user[u], evaluation.corpus, params) for u in chosen
         ]
         written.append(plot_timelines(timelines, out_dir / "drift_timelines.png"))
+    fit = evaluation.report.fit
+    if fit is not None and fit.curve:
+        written.append(plot_fit_curve(fit.curve, fit.metric, out_dir / "fit_curve.png"))
     return written

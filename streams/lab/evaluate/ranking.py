@@ -51,7 +51,7 @@ class Popularity:
         return self._counts.copy()
 
 
-def _ranks(
+def target_ranks(
     scores: FloatMatrix,
     rows: npt.NDArray[np.int64],
     items: npt.NDArray[np.int64],
@@ -224,7 +224,7 @@ def rank_targets(
             scores = scorer.score(chunk)
             # Items the user already touched are never recommended again.
             scores[seen_rows, seen_items] = -np.inf
-            found = _ranks(scores, target_rows, target_items, tie_order)
+            found = target_ranks(scores, target_rows, target_items, tie_order)
             ranks[scorer.name][start + target_rows, target_cols] = found
     on_progress(stage, len(splits), len(splits))
     return ranks

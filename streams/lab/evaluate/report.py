@@ -6,6 +6,7 @@ import json
 from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import asdict
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ import numpy as np
 from interest_stream.streams.lab.evaluate.evaluation import Evaluation, EvaluationReport
 from interest_stream.streams.lab.evaluate.metrics import Estimate
 from interest_stream.streams.lab.evaluate.profiles import fold_history
+from interest_stream.streams.model.horizons import DAY, HOUR
 
 
 def planted_recovery(evaluation: Evaluation, workload: Any) -> dict[str, Any]:
@@ -43,6 +45,66 @@ def write_metrics(report: EvaluationReport, out_dir: Path, extra: Mapping[str, A
     path = out_dir / "metrics.json"
     path.write_text(json.dumps({**report.as_dict(), **extra}, indent=2) + "\n", encoding="utf-8")
     return path
+
+
+def write_fitted_profile(report: EvaluationReport, path: Path) -> Path:
+    """The fitted settings as a scoring profile file (streams/core/scoring_profile.py),
+    with where they were fitted and what they measured on test as provenance."""
+    from interest_stream.streams.core.scoring_profile import ScoringProfile, write_scoring_profile
+
+    fit = report.fit
+    if fit is None:
+        raise ValueError("the evaluation ran without --fit")
+    tested = report.result("fitted").metrics
+    provenance: dict[str, Any] = {
+        "source": report.log.source,
+        "model_id": report.model_id,
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
+        "metric": fit.metric,
+        "validation_users": fit.users,
+        "validation": {
+            "default": round(fit.validation_default, 5),
+            "fitted": round(fit.validation_fitted, 5),
+        },
+        "test": {name: value.as_dict() for name, value in tested.items()},
+        "test_lifts": {
+            name: values[fit.metric].as_dict()
+            for name, values in report.lifts.items()
+            if name.startswith("fitted vs ") and fit.metric in values
+        },
+        "evaluations": fit.evaluations,
+    }
+    profile = ScoringProfile(
+        weights=fit.weights,
+        short_half_life_s=fit.half_lives[0],
+        long_half_life_s=fit.half_lives[1],
+        fitted=provenance,
+    )
+    return write_scoring_profile(profile, path)
+
+
+def fit_summary(report: EvaluationReport) -> list[str]:
+    """Plain lines on what --fit chose and what it bought on test."""
+    fit = report.fit
+    if fit is None:
+        return []
+    w = fit.weights
+    metric = fit.metric
+    lines = [
+        f"fitted on {fit.users:,} validation users ({fit.evaluations} evaluations,"
+        f" {fit.seconds:.0f} s): w_long {w.long:g}, w_short {w.short:g}, w_ctx {w.context:g},"
+        f" tau {w.temperature:g}, beta {w.beta:g}, dislike {w.dislike:g}, context mode"
+        f" {w.context_mode}; half-lives {fit.half_lives[0] / HOUR:g} h /"
+        f" {fit.half_lives[1] / DAY:g} d; validation {metric} {fit.validation_default:.4f}"
+        f" (defaults) -> {fit.validation_fitted:.4f}",
+    ]
+    for name, values in report.lifts.items():
+        if name.startswith("fitted vs ") and metric in values:
+            lift = values[metric]
+            lines.append(
+                f"test {metric} {name}: {lift.mean:+.1%} (95% CI {lift.low:+.1%}..{lift.high:+.1%})"
+            )
+    return lines
 
 
 def _cell(value: Estimate, best: bool) -> str:
@@ -162,6 +224,7 @@ def report_summary(report: EvaluationReport) -> list[str]:
             f" {grid.test_best[metric].mean:.4f} vs {grid.test_default[metric].mean:.4f} with"
             " the configured settings"
         )
+    lines.extend(fit_summary(report))
     lines.append(
         "time: "
         + ", ".join(f"{stage} {seconds:.1f} s" for stage, seconds in t.items() if stage != "total")
