@@ -13,7 +13,7 @@ from interest_stream.streams import app
 from interest_stream.streams.cli import options
 from interest_stream.streams.cli.group import main
 from interest_stream.streams.cli.output import out, quiet_driver_logs
-from interest_stream.streams.errors import SourceError
+from interest_stream.streams.errors import BrokerError, SourceError
 
 
 def _read_user_ids(path: Path) -> list[str]:
@@ -46,10 +46,10 @@ def _read_user_ids(path: Path) -> list[str]:
 @click.option(
     "--kafka/--no-kafka",
     "with_kafka",
-    default=True,
-    show_default=True,
+    default=None,
     help="Publish a tombstone on profile-updates (and find the user's partition to fence"
-    " out only its worker; without Kafka every worker re-reads).",
+    " out only its worker; without Kafka every worker re-reads). [default: on, except for"
+    " a sqlite:// store when no brokers are named by --brokers or INTEREST_STREAM_BROKERS]",
 )
 @options.store
 @options.brokers
@@ -59,7 +59,7 @@ def forget(
     user_ids: tuple[str, ...],
     from_file: Path | None,
     reason: str,
-    with_kafka: bool,
+    with_kafka: bool | None,
     store_url: str | None,
     brokers: str | None,
     topic_prefix: str | None,
@@ -77,12 +77,18 @@ def forget(
     if not wanted:
         raise click.UsageError("name at least one user, or --from FILE")
     settings = app.load_settings(store_url=store_url, brokers=brokers, topic_prefix=topic_prefix)
+    if with_kafka is None:
+        # An embedded store (`run`) has no Kafka to tell; a named broker list says there is.
+        embedded = settings.store_url.startswith("sqlite:")
+        with_kafka = not embedded or "brokers" in settings.model_fields_set
     quiet_driver_logs()
     store = app.open_store(settings)
     try:
         done = forget_users(
             settings, store, wanted, reason=reason, at=time.time(), with_kafka=with_kafka
         )
+    except BrokerError as exc:
+        raise BrokerError(f"{exc} (to erase from the store alone, add --no-kafka)") from exc
     finally:
         store.close()
     for erasure in done:
