@@ -267,6 +267,10 @@ def parse_event(
         return reject("field 'text': required (only a click with an item_id may leave it out)")
     if model.rating is not None and model.type != "review":
         return reject(f"field 'rating': only reviews carry a rating (type is '{model.type}')")
+    if key is None and origin.partition is not None:
+        return reject(
+            "message key: missing; key every event by its user_id (the topology partitions by user)"
+        )
     if key is not None and key != model.user_id.encode():
         return reject(f"message key {_excerpt(key)} does not match user_id {model.user_id!r}")
     return Event(

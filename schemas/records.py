@@ -11,13 +11,17 @@ from dataclasses import dataclass
 class Provenance:
     """Where a message was delivered from. `source` and `offset` identify it for dedup
     ("clicks:3" and the Kafka offset, or a file and its line); topic, partition and key are
-    what a DLQ record reports (None outside Kafka)."""
+    what a DLQ record reports (None outside Kafka); a forwarded event names the topic it
+    first arrived on, and the repartition topic's partition and offset."""
 
     source: str
     offset: int
     topic: str | None = None
     partition: int | None = None
     key: bytes | None = None
+    routed: bool = False  # forwarded to its user's partition (streams/core/routing.py)
+    first_source: str | None = None  # where a forwarded record first arrived, and its
+    first_offset: int | None = None  # offset there (an erasure's bound is about those)
 
 
 @dataclass(frozen=True, slots=True)

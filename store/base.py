@@ -3,13 +3,14 @@
 Guarantees a backend must give, checked by the contract tests over every backend:
 
 - `get` returns exactly what the last winning write stored.
-- Writes are fenced. A writer names a fence with each write: the Kafka partition its
-  user's events come from (every event of a user arrives on one partition), or `EMBEDDED`.
-  The first write under a fence claims it; once another writer (a worker that took the
-  partition over in a rebalance, or `erase`) has claimed the fence since, this writer's
-  writes under it are lost and reported in `ApplyResult.lost`: the caller drops what it
-  cached, reads again and re-folds, and its next write claims the fence anew. A write under
-  a fence that was claimed away can therefore never overwrite the new holder's writes.
+- Writes are fenced, and a writer claims, then reads. A writer names a fence with each
+  write: the Kafka partition its user's events come from, or `EMBEDDED`. Before it reads
+  the profiles it will write, it claims their fences (`claim`); a write under a fence it
+  does not hold (never claimed, or claimed since by another writer: a worker that took the
+  partition over in a rebalance, or `erase`) is lost and reported in `ApplyResult.lost`:
+  the caller drops what it cached, claims again, reads again and re-folds. A write is
+  therefore always folded onto a read made under the writer's current claim, and can never
+  overwrite what a later claimant wrote or erased.
 - A backend may also refuse a write whose `expected_version` is no longer the stored one
   (SQLite does; Cassandra relies on the fence alone, which is enough when the fence is the
   user's partition).
@@ -19,8 +20,8 @@ Guarantees a backend must give, checked by the contract tests over every backend
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 import numpy as np
@@ -59,6 +60,15 @@ class ProfileWrite:
 
 
 @dataclass(frozen=True)
+class ErasureRecord:
+    """When a user was erased and, per input source ("topic:partition"), the first offset
+    after the erasure (empty where no Kafka offsets were read: the time bounds it then)."""
+
+    at: float
+    before: Mapping[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class ApplyResult:
     """Which writes won and which were lost (fence claimed away, or version moved), and
     how many bytes the winners put into the store."""
@@ -76,8 +86,14 @@ class ProfileStore(Protocol):
         """Stored profiles of the given users; absent (and erased) users are left out."""
         ...
 
-    def erased(self, user_ids: Sequence[str]) -> dict[str, float]:
-        """For users that were erased: the time of their (latest) erasure, epoch seconds."""
+    def erased(self, user_ids: Sequence[str]) -> dict[str, ErasureRecord]:
+        """For users that were erased: their (latest) erasure."""
+        ...
+
+    def claim(self, fences: Collection[str]) -> set[str]:
+        """Hold `fences` before reading the profiles under them: fences this writer holds
+        are kept, the others are claimed now (fencing out their holders); returns those,
+        whose users must be read from the store, not from anything cached before."""
         ...
 
     def apply(self, writes: Sequence[ProfileWrite]) -> ApplyResult:
@@ -88,6 +104,11 @@ class ProfileStore(Protocol):
         """Erase a user's profile and everything derived from it, fencing out the writer
         of `fence` (the user's partition), and record the erasure; True if there was a
         profile. Idempotent."""
+        ...
+
+    def bound_erasure(self, user_id: str, before: Mapping[str, int]) -> None:
+        """Record on the user's erasure the input offsets it bounds (read after the erasure:
+        per source, the first offset after it)."""
         ...
 
     def user_ids(self, limit: int | None = None) -> list[str]:

@@ -1,24 +1,31 @@
 """SQLite profile store: the embedded default, one file, no server.
 
 WAL mode so readers (`profile get`) never block the writer; one transaction per `apply`.
-Fences are a table of epochs: the first write under a fence takes the next epoch, and a
-later write under it wins only while the epoch is still this store's; the stored version
-must also still be the expected one (a conditional UPDATE/INSERT whose row count says who
-won), which protects two embedded writers sharing one file.
+Fences are a table of epochs: a writer claims a fence (the next epoch) before it reads the
+profiles under it, and a write under it wins only while the epoch is still this store's; the
+stored version must also still be the expected one (a conditional UPDATE/INSERT whose row
+count says who won), which protects two embedded writers sharing one file.
 """
 
 from __future__ import annotations
 
+import json
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import numpy as np
 
-from interest_stream.store.base import ALL_FENCES, ApplyResult, ProfileWrite, StoredItem
-from interest_stream.streams.errors import ConfigurationError, StoreError
+from interest_stream.store.base import (
+    ALL_FENCES,
+    ApplyResult,
+    ErasureRecord,
+    ProfileWrite,
+    StoredItem,
+)
+from interest_stream.streams.errors import ConfigurationError, StoreError, StoreRefusedError
 from interest_stream.streams.model.codec import ProfileFormatError, decode_profile, encode_profile
 from interest_stream.streams.model.profile import UserProfile
 
@@ -39,7 +46,8 @@ _SCHEMA = (
     """CREATE TABLE IF NOT EXISTS erasures (
         user_id   TEXT PRIMARY KEY,
         erased_at REAL NOT NULL,
-        reason    TEXT NOT NULL
+        reason    TEXT NOT NULL,
+        before    TEXT
     )""",
     """CREATE TABLE IF NOT EXISTS items (
         item_id  TEXT PRIMARY KEY,
@@ -75,6 +83,9 @@ class SqliteStore:
             self._check_layout()
             for statement in _SCHEMA:
                 self._db.execute(statement)
+            erasure_columns = {row[1] for row in self._db.execute("PRAGMA table_info(erasures)")}
+            if "before" not in erasure_columns:  # a file of this layout from before the bounds
+                self._db.execute("ALTER TABLE erasures ADD COLUMN before TEXT")
             self._db.execute("INSERT OR IGNORE INTO meta VALUES ('layout', ?)", (LAYOUT,))
         except (sqlite3.Error, OSError) as exc:
             raise StoreError(f"cannot open SQLite store {path}: {exc}") from exc
@@ -117,28 +128,59 @@ class SqliteStore:
         try:
             return {user_id: decode_profile(state) for user_id, state in rows}
         except ProfileFormatError as exc:
-            raise StoreError(f"{self.path}: {exc}") from exc
+            raise StoreRefusedError(f"{self.path}: {exc}") from exc
 
-    def erased(self, user_ids: Sequence[str]) -> dict[str, float]:
+    def erased(self, user_ids: Sequence[str]) -> dict[str, ErasureRecord]:
         rows = self._select_in(
-            "SELECT user_id, erased_at FROM erasures WHERE user_id IN ({})", user_ids
+            "SELECT user_id, erased_at, before FROM erasures WHERE user_id IN ({})", user_ids
         )
-        return {user_id: float(at) for user_id, at in rows}
+        return {
+            user_id: ErasureRecord(float(at), json.loads(before) if before else {})
+            for user_id, at, before in rows
+        }
+
+    def bound_erasure(self, user_id: str, before: Mapping[str, int]) -> None:
+        try:
+            self._db.execute(
+                "UPDATE erasures SET before = ? WHERE user_id = ?",
+                (json.dumps(dict(before), sort_keys=True), user_id),
+            )
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot write {self.path}: {exc}") from exc
+
+    def claim(self, fences: Collection[str]) -> set[str]:
+        claimed = {fence for fence in fences if fence not in self._epochs}
+        if not claimed:
+            return claimed
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+            epochs = {}
+            for fence in sorted(claimed):
+                row = self._db.execute(
+                    "SELECT epoch FROM fences WHERE name = ?", (fence,)
+                ).fetchone()
+                epochs[fence] = (row[0] if row else 0) + 1
+                self._db.execute(
+                    "INSERT OR REPLACE INTO fences VALUES (?, ?)", (fence, epochs[fence])
+                )
+            self._db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+            raise StoreError(f"cannot write {self.path}: {exc}") from exc
+        self._epochs.update(epochs)
+        return claimed
 
     def _hold(self, fence: str) -> bool:
-        """Inside a transaction: claim `fence` if this store does not hold it; False if it
-        held it and another writer has claimed it since (its writes now lose)."""
+        """Inside a transaction: whether this store still holds `fence` (claimed by `claim`
+        and not claimed away since); a write under a fence not held loses."""
         row = self._db.execute("SELECT epoch FROM fences WHERE name = ?", (fence,)).fetchone()
         stored = row[0] if row else 0
         mine = self._epochs.get(fence)
-        if mine is not None:
-            if stored == mine:
-                return True
-            del self._epochs[fence]  # claimed away: lose now, claim again next time
-            return False
-        self._db.execute("INSERT OR REPLACE INTO fences VALUES (?, ?)", (fence, stored + 1))
-        self._epochs[fence] = stored + 1
-        return True
+        if mine is not None and stored == mine:
+            return True
+        self._epochs.pop(fence, None)  # claimed away: lose now, claim again before reading
+        return False
 
     def apply(self, writes: Sequence[ProfileWrite]) -> ApplyResult:
         won: list[str] = []
@@ -201,7 +243,7 @@ class SqliteStore:
                 self._epochs.pop(fence, None)
             cursor = self._db.execute("DELETE FROM profiles WHERE user_id = ?", (user_id,))
             self._db.execute(
-                "INSERT OR REPLACE INTO erasures VALUES (?, ?, ?)", (user_id, at, reason)
+                "INSERT OR REPLACE INTO erasures VALUES (?, ?, ?, NULL)", (user_id, at, reason)
             )
             self._db.execute("COMMIT")
         except sqlite3.Error as exc:

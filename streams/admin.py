@@ -68,6 +68,9 @@ def topic_plan(settings: Settings, partitions: int | None = None) -> dict[str, d
     plan[settings.topic(settings.updates_topic)] = {**spec, "configs": dict(compacted)}
     plan[settings.topic(settings.items_topic)] = {**spec, "configs": dict(compacted)}
     plan[settings.topic(settings.dlq_topic)] = {**spec, "configs": dict(durable)}
+    # Events forwarded to their user's partition (streams/core/routing.py): co-partitioned
+    # with the inputs, kept like them.
+    plan[settings.topic(settings.repartition_topic)] = {**spec, "configs": dict(durable)}
     return plan
 
 
@@ -170,7 +173,7 @@ def _layout_problems(
     settings: Settings, topics: list[TopicReport], plan: Mapping[str, dict[str, Any]]
 ) -> tuple[str, ...]:
     problems = []
-    inputs = {settings.topic(name) for name in INPUT_TOPICS}
+    inputs = {settings.topic(name) for name in (*INPUT_TOPICS, settings.repartition_topic)}
     counts = {t.name: t.partitions for t in topics if t.name in inputs}
     wanted = next(iter(plan.values()))["num_partitions"]
     if any(count != wanted for count in counts.values()):
@@ -237,12 +240,15 @@ def replication_options(
 
 @dataclass(frozen=True)
 class Erasure:
-    """What `forget` did for one user."""
+    """What `forget` did for one user; `behind`: records from before the erasure the
+    workers had not committed when the tombstone went out (0: every update of them was
+    on the topic before it)."""
 
     user_id: str
     had_profile: bool
     fence: str
     tombstone: bool
+    behind: int = 0
 
 
 def forget_users(
@@ -253,31 +259,45 @@ def forget_users(
     reason: str,
     at: float,
     with_kafka: bool = True,
+    wait_s: float = 60.0,
 ) -> list[Erasure]:
     """Erase each user's profile and everything derived from it, record the erasure, and
-    announce it (a tombstone on profile-updates). The store fences out the worker that
-    owns the user's partition, so its cached copy is read again before it writes, and the
-    erasure record makes it drop the user's events from before `at` (replays, late ones)."""
+    announce it (a tombstone on profile-updates, once the workers have committed every
+    record from before the erasure: see streams/kafka/erasure.py). The store fences out the
+    worker that owns the user's partition, so its cached copy is read again before it
+    writes, and the erasure record makes it drop the user's events from before the erasure
+    (replays, late ones): by their offsets in the input topics, read right after the
+    erasure; without Kafka, by their time (before `at`)."""
     from interest_stream.store.base import ALL_FENCES, partition_fence
 
     fences: dict[str, str] = {}
     if with_kafka:
-        from interest_stream.streams.kafka.clients import partition_of
+        from interest_stream.streams.core.routing import partition_of
         from interest_stream.streams.kafka.erasure import input_partitions
 
         count = input_partitions(settings)
         fences = {u: partition_fence(partition_of(u.encode(), count)) for u in user_ids}
-    done = [
-        Erasure(
-            user_id,
-            store.erase(user_id, fence=fences.get(user_id, ALL_FENCES), at=at, reason=reason),
-            fences.get(user_id, ALL_FENCES),
-            with_kafka,
-        )
+    erased = [
+        (user_id, store.erase(user_id, fence=fences.get(user_id, ALL_FENCES), at=at, reason=reason))
         for user_id in user_ids
     ]
+    behind = 0
     if with_kafka:
-        from interest_stream.streams.kafka.erasure import publish_tombstones
+        from interest_stream.streams.kafka.erasure import (
+            input_end_offsets,
+            publish_tombstones,
+            wait_for_workers,
+        )
 
+        # The erasure's bound in the inputs: read after the erasure fenced the writers out,
+        # so everything they stored of the user was below it.
+        ends = input_end_offsets(settings)
+        before = {f"{topic}:{partition}": end for (topic, partition), end in ends.items()}
+        for user_id in user_ids:
+            store.bound_erasure(user_id, before)
+        behind = wait_for_workers(settings, ends, wait_s)
         publish_tombstones(settings, user_ids)
-    return done
+    return [
+        Erasure(user_id, had, fences.get(user_id, ALL_FENCES), with_kafka, behind)
+        for user_id, had in erased
+    ]

@@ -11,6 +11,8 @@ from interest_stream.encoders.base import Encoder
 from interest_stream.store import open_store as open_store_url
 from interest_stream.store.base import ItemCatalog, ProfileStore
 from interest_stream.streams.core.batch import BatchCore
+from interest_stream.streams.core.pauses import PausePoints
+from interest_stream.streams.core.routing import Routing
 from interest_stream.streams.settings import Settings, load_settings, parse_duration
 
 __all__ = ["EncoderKind", "build_core", "build_encoder", "load_settings", "open_store"]
@@ -42,9 +44,13 @@ def open_store(settings: Settings, *, create_schema: bool = False) -> ProfileSto
     )
 
 
-def build_core(settings: Settings, encoder: Encoder, store: ProfileStore) -> BatchCore:
+def build_core(
+    settings: Settings, encoder: Encoder, store: ProfileStore, *, partitions: int | None = None
+) -> BatchCore:
     """The batch core as every command runs it: the settings' interest model, validation
-    rules, profile cache, and the store's item catalogue when it keeps one."""
+    rules, profile cache, and the store's item catalogue when it keeps one; with the input
+    topics' `partitions` (a worker), events on another partition than their user's are
+    forwarded there (streams/core/routing.py)."""
     return BatchCore(
         encoder=encoder,
         store=store,
@@ -53,8 +59,9 @@ def build_core(settings: Settings, encoder: Encoder, store: ProfileStore) -> Bat
         include_vectors=settings.include_vectors,
         items=store if isinstance(store, ItemCatalog) else None,
         profile_cache_size=settings.profile_cache_size,
-        estimate_catalogue=True,
         calibrate_background=settings.cluster_background is None,
+        routing=None if partitions is None else Routing(partitions),
+        pauses=PausePoints(crash_at=settings.fault_crash_at, hold_dir=settings.fault_hold_dir),
     )
 
 

@@ -16,7 +16,24 @@ class ConfigurationError(InterestStreamError):
 
 
 class StoreError(InterestStreamError):
-    """The profile store cannot be opened, read or written."""
+    """The profile store cannot be opened, read or written.
+
+    `retriable` says whether the same request may succeed later (the store unreachable,
+    overloaded or timing out); a refusal (no permission, an invalid request, a row this
+    version cannot read, a vector of another dimension) fails the same way every time, and
+    the retry policy (streams/core/retry.py) gives up on it at once.
+    """
+
+    def __init__(self, message: str, *, retriable: bool = True) -> None:
+        super().__init__(message)
+        self.retriable = retriable
+
+
+class StoreRefusedError(StoreError):
+    """The store refused a request, or holds data this process cannot use: permanent."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, retriable=False)
 
 
 class SourceError(InterestStreamError):
@@ -33,7 +50,14 @@ class MissingExtraError(InterestStreamError, ImportError):
 
 
 class BrokerError(InterestStreamError):
-    """Kafka cannot be reached, lacks a topic, or did not take every message sent to it."""
+    """Kafka cannot be reached, lacks a topic, or did not take every message sent to it.
+
+    `retriable` as for StoreError: False when the broker refused (a record too large, a
+    topic not allowed) or a retry budget ran out."""
+
+    def __init__(self, message: str, *, retriable: bool = True) -> None:
+        super().__init__(message)
+        self.retriable = retriable
 
 
 class UnknownUserError(InterestStreamError):

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from interest_stream.schemas.events import ValidationRules, parse_time_bound
@@ -91,6 +91,33 @@ class Settings(BaseSettings):
     updates_topic: str = "profile-updates"
     items_topic: str = "items"
     dlq_topic: str = "interest-stream-dlq"
+    # Events a producer put on another partition than their user's go through this topic to
+    # their user's partition (streams/core/routing.py); co-partitioned with the inputs.
+    repartition_topic: str = "events-by-user"
+    # A rejected record longer than this goes to the DLQ as its first this-many bytes, with
+    # its size and its topic, partition and offset (streams/core/dead_letters.py).
+    dlq_max_bytes: int = Field(524_288, ge=1024, le=900_000)
+    # How long the worker retries a failing store or broker before it stops (kept below
+    # the poll interval, so a stuck flush never holds a rebalance longer).
+    retry_budget_s: float = Field(300.0, gt=0)
+    # Fault injection for tests: SIGKILL the process the first time it reaches this pause
+    # point (streams/core/pauses.py), e.g. "after-write". Never set in production.
+    fault_crash_at: (
+        Literal[
+            "after-claim",
+            "after-read",
+            "before-write",
+            "after-write",
+            "before-publish",
+            "before-ack",
+            "before-erase",
+            "before-tombstone",
+        ]
+        | None
+    ) = None
+    # Fault injection for tests: a file named after a pause point in this folder holds the
+    # process there until the file is removed. Never set in production.
+    fault_hold_dir: Path | None = None
     include_vectors: bool = True
     kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
     kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
@@ -145,6 +172,16 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             parse_time_bound(value)  # a ValueError names what is wrong
         return value
+
+    @model_validator(mode="after")
+    def _retries_end_before_the_poll_interval(self) -> Settings:
+        if self.retry_budget_s >= self.kafka_max_poll_interval_s:
+            raise ValueError(
+                f"retry_budget_s ({self.retry_budget_s:g}) must be below"
+                f" kafka_max_poll_interval_s ({self.kafka_max_poll_interval_s:g}): a flush"
+                " retrying longer would hold the group's rebalances"
+            )
+        return self
 
     def validation_rules(self) -> ValidationRules:
         return ValidationRules(

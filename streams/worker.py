@@ -34,9 +34,14 @@ from typing import Any, TypeVar
 from interest_stream.schemas.events import INPUT_TOPICS
 from interest_stream.schemas.records import Provenance, RawRecord, Rejection
 from interest_stream.schemas.updates import ProfileUpdate
+from interest_stream.store.base import ProfileStore
+from interest_stream.streams.core import pauses as points
 from interest_stream.streams.core.batch import BatchCore, BatchOutcome
+from interest_stream.streams.core.dead_letters import dead_letter
 from interest_stream.streams.core.items import apply_items
-from interest_stream.streams.errors import BrokerError, MissingExtraError, StoreError
+from interest_stream.streams.core.retry import RetryPolicy
+from interest_stream.streams.core.routing import Forward, first_arrival, forward_headers
+from interest_stream.streams.errors import ConfigurationError, MissingExtraError, StoreError
 from interest_stream.streams.metrics import WorkerMetrics
 from interest_stream.streams.settings import Settings
 
@@ -46,16 +51,6 @@ T = TypeVar("T")
 MAX_BACKOFF_S = 30.0
 MAX_PENDING_USERS = 20_000
 """A flush comes at the latest when this many users are pending (memory stays bounded)."""
-
-
-def dlq_headers(rejection: Rejection) -> list[tuple[str, bytes]]:
-    """Where a rejected message came from and why, as Kafka headers (value stays original)."""
-    return [
-        ("reason", rejection.reason.encode()),
-        ("source.topic", (rejection.origin.topic or "").encode()),
-        ("source.partition", str(rejection.origin.partition).encode()),
-        ("source.offset", str(rejection.origin.offset).encode()),
-    ]
 
 
 def _credentials(settings: Settings) -> Any:
@@ -82,61 +77,29 @@ def _credentials(settings: Settings) -> Any:
 class Pipeline:
     """What the agent needs besides Faust: the core, its thread and the retry policy."""
 
-    def __init__(self, core: BatchCore, metrics: WorkerMetrics) -> None:
+    def __init__(self, core: BatchCore, metrics: WorkerMetrics, retry: RetryPolicy) -> None:
         self.core = core
         self.metrics = metrics
+        self.retry = retry
         # One thread: folds and flushes run strictly one after another per worker, and the
         # event loop stays free for heartbeats while the encoder and the store work.
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="batch-core")
 
     async def run(self, work: Callable[..., T], *args: Any, operation: str = "batch") -> T:
-        """Run `work` on the batch thread, retrying transient store failures."""
+        """Run `work` on the batch thread under the retry policy (streams/core/retry.py)."""
         loop = asyncio.get_running_loop()
-        delay = 0.5
-        while True:
-            try:
-                return await loop.run_in_executor(self.executor, work, *args)
-            except StoreError as exc:
+
+        def failed(exc: BaseException) -> None:
+            if isinstance(exc, StoreError):
                 self.metrics.store_errors.labels(operation=operation).inc()
-                log.warning("store unavailable (%s); retrying %s in %.1f s", exc, operation, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, MAX_BACKOFF_S)
 
+        return await self.retry.run(
+            operation, lambda: loop.run_in_executor(self.executor, work, *args), failed
+        )
 
-def retriable(exc: BaseException) -> bool:
-    """Whether a failed send may succeed if tried again: the broker said so (leader moving,
-    not enough replicas, request timed out...) or it could not be reached in time. A record
-    too large, a topic not allowed or a closed producer fail the same way every time."""
-    from aiokafka.errors import KafkaError, KafkaTimeoutError
-
-    if isinstance(exc, KafkaTimeoutError | asyncio.TimeoutError):
-        return True
-    return isinstance(exc, KafkaError) and bool(exc.retriable)
-
-
-async def _retrying(
-    label: str, send: Callable[[], Awaitable[Any]], metrics: WorkerMetrics | None = None
-) -> None:
-    """Await a publish, retrying retriable broker errors with capped backoff (at-least-once).
-
-    Anything else is raised as a BrokerError that names the failure: it reaches Faust's
-    supervisor, which stops the worker (CrashingSupervisor) with the batch unacknowledged,
-    rather than retrying forever what cannot succeed.
-    """
-    delay = 0.5
-    while True:
-        try:
-            await send()
-            return
-        except Exception as exc:
-            if metrics is not None:
-                metrics.publish_errors.inc()
-            if not retriable(exc):
-                log.error("%s failed and cannot succeed by retrying: %r", label, exc)
-                raise BrokerError(f"{label} failed permanently: {exc!r}") from exc
-            log.warning("%s failed (%r); retrying in %.1f s", label, exc, delay)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, MAX_BACKOFF_S)
+    async def publish(self, label: str, send: Callable[[], Awaitable[Any]]) -> None:
+        """Await a publish under the retry policy (at-least-once)."""
+        await self.retry.run(label, send, lambda exc: self.metrics.publish_errors.inc())
 
 
 @dataclass
@@ -146,6 +109,7 @@ class Window:
 
     events: list[Any] = field(default_factory=list)
     rejects: list[Rejection] = field(default_factory=list)
+    forwards: list[Forward] = field(default_factory=list)
     appended: list[float] = field(default_factory=list)
     opened: float | None = None
     revoked: bool = False
@@ -156,13 +120,15 @@ class Window:
             self.opened = time.monotonic()
         self.events.extend(batch)
         self.rejects.extend(outcome.rejects)
+        self.forwards.extend(outcome.forwards)
         self.appended.extend(e.message.timestamp for e in batch if e.message.timestamp)
 
     def age(self) -> float:
         return 0.0 if self.opened is None else time.monotonic() - self.opened
 
     def clear(self) -> None:
-        self.events, self.rejects, self.appended, self.opened = [], [], [], None
+        self.events, self.rejects, self.forwards, self.appended = [], [], [], []
+        self.opened = None
 
 
 def create_app(settings: Settings, core: BatchCore, metrics: WorkerMetrics | None = None) -> Any:
@@ -174,7 +140,7 @@ def create_app(settings: Settings, core: BatchCore, metrics: WorkerMetrics | Non
         raise MissingExtraError("faust-streaming", "kafka") from exc
 
     metrics = metrics or WorkerMetrics()
-    pipeline = Pipeline(core, metrics)
+    pipeline = Pipeline(core, metrics, RetryPolicy(budget_s=settings.retry_budget_s))
     app = faust.App(
         settings.consumer_group,
         broker=[f"kafka://{b.strip()}" for b in settings.brokers.split(",")],
@@ -206,7 +172,12 @@ def create_app(settings: Settings, core: BatchCore, metrics: WorkerMetrics | Non
         "value_serializer": "raw",
         "key_serializer": "raw",
     }
-    inputs = app.topic(*(settings.topic(name) for name in INPUT_TOPICS), **topic_options)
+    repartition_topic = settings.topic(settings.repartition_topic)
+    # The repartition topic carries events that producers put on another partition than
+    # their user's (streams/core/routing.py); co-partitioned with the inputs.
+    inputs = app.topic(
+        *(settings.topic(name) for name in INPUT_TOPICS), repartition_topic, **topic_options
+    )
     # A null value erases the item.
     items = app.topic(settings.topic(settings.items_topic), allow_empty=True, **topic_options)
     updates_topic = settings.topic(settings.updates_topic)
@@ -218,17 +189,36 @@ def create_app(settings: Settings, core: BatchCore, metrics: WorkerMetrics | Non
 
     async def send_rejects(rejections: Sequence[Rejection]) -> list[Awaitable[Any]]:
         metrics.dlq.inc(len(rejections))
-        return [
-            await app.producer.send(dlq_topic, r.origin.key, r.raw, None, None, dlq_headers(r))
-            for r in rejections
-        ]
+        futures = []
+        for rejection in rejections:
+            letter = dead_letter(rejection, settings.dlq_max_bytes)
+            futures.append(
+                await app.producer.send(
+                    dlq_topic, letter.key, letter.value, None, None, letter.headers
+                )
+            )
+        return futures
 
     async def send_confirmed(rejections: Sequence[Rejection]) -> None:
         await asyncio.gather(*await send_rejects(rejections))
 
-    async def publish(updates: Sequence[ProfileUpdate], rejects: Sequence[Rejection]) -> None:
-        """DLQ records and profile updates of one flush, confirmed by the broker."""
+    async def publish(
+        updates: Sequence[ProfileUpdate], rejects: Sequence[Rejection], forwards: Sequence[Forward]
+    ) -> None:
+        """DLQ records, forwarded events and profile updates of one flush, confirmed by the
+        broker."""
         futures = await send_rejects(rejects)
+        for forward in forwards:
+            futures.append(
+                await app.producer.send(
+                    repartition_topic,
+                    forward.user_id.encode(),
+                    forward.value,
+                    forward.partition,
+                    None,
+                    forward_headers(forward),
+                )
+            )
         for update in updates:
             value = update.model_dump_json().encode()
             futures.append(
@@ -251,9 +241,12 @@ def create_app(settings: Settings, core: BatchCore, metrics: WorkerMetrics | Non
         outcome = await pipeline.run(core.flush, operation="flush")
         metrics.flush_seconds.observe(outcome.write_seconds)
         updates = [*outcome.updates, *outcome.reannounced]
-        await _retrying("publish", functools.partial(publish, updates, window.rejects), metrics)
+        core.pauses.reach(points.BEFORE_PUBLISH)
+        await pipeline.publish("publish", lambda: publish(updates, window.rejects, window.forwards))
         published = time.time()
-        # Acks only now: the profiles and their announcements are durable.
+        core.pauses.reach(points.BEFORE_ACK)
+        # Acks only now: the profiles, their announcements and the forwarded events are
+        # durable.
         for event in window.events:
             await streams[0].ack(event)
         for event in window.events:
@@ -268,11 +261,12 @@ def create_app(settings: Settings, core: BatchCore, metrics: WorkerMetrics | Non
         metrics.fence_conflicts.inc(outcome.lost_fences)
         metrics.batch_seconds.observe(window.age())
         log.info(
-            "flush: %d records, %d applied, %d to DLQ, %d profiles written (%d bytes),"
-            " %d lost fences, %d re-announced, write %.3f s, total %.3f s",
+            "flush: %d records, %d applied, %d to DLQ, %d forwarded, %d profiles written"
+            " (%d bytes), %d lost fences, %d re-announced, write %.3f s, total %.3f s",
             len(window.events),
             outcome.applied,
             len(window.rejects),
+            len(window.forwards),
             outcome.writes,
             outcome.bytes_written,
             outcome.lost_fences,
@@ -348,8 +342,8 @@ def create_app(settings: Settings, core: BatchCore, metrics: WorkerMetrics | Non
                 outcome = await pipeline.run(
                     apply_items, entries, encoder, catalog, operation="items"
                 )
-                await _retrying(
-                    "publish", functools.partial(send_confirmed, outcome.rejects), metrics
+                await pipeline.publish(
+                    "publish", functools.partial(send_confirmed, outcome.rejects)
                 )
                 for event in batch:
                     await stream.ack(event)
@@ -383,16 +377,51 @@ def _observe_fold(
 
 def _origin(message: Any, settings: Settings) -> Provenance:
     """Where a Kafka message came from; the source ("topic:partition") keys the applied
-    high-water offsets, the topic is named without the configured prefix."""
+    high-water offsets, the topic is named without the configured prefix. A forwarded event
+    (the repartition topic) names the input topic it first arrived on."""
     prefix = settings.topic_prefix
     topic = str(message.topic)
+    source = f"{topic}:{message.partition}"
+    if topic != settings.topic(settings.repartition_topic):
+        named = topic[len(prefix) :] if prefix and topic.startswith(prefix) else topic
+        return Provenance(source, message.offset, named, message.partition, message.key)
+    first = first_arrival(_headers(message))  # forward_headers wrote it
     return Provenance(
-        source=f"{topic}:{message.partition}",
+        source=source,
         offset=message.offset,
-        topic=topic[len(prefix) :] if prefix and topic.startswith(prefix) else topic,
+        topic=first.topic,
         partition=message.partition,
         key=message.key,
+        routed=True,
+        first_source=first.source,
+        first_offset=first.offset,
     )
+
+
+def _headers(message: Any) -> list[tuple[str, bytes]]:
+    headers = message.headers or ()
+    if isinstance(headers, dict):
+        return list(headers.items())
+    return list(headers)
+
+
+PARTITIONS_SETTING = "input_partitions"
+
+
+def check_partition_count(store: ProfileStore, settings: Settings, partitions: int) -> None:
+    """The input topics' partition count is fixed per store: the first worker keeps it
+    there, and a worker that finds another count refuses to start. Users' owning
+    partitions (and so their fences) follow the count: after a change, a new owner's fence
+    could hand out timestamps below the old owner's last writes, and Cassandra would keep
+    the old cells over the new ones while the writes reported success."""
+    kept = store.keep_setting(PARTITIONS_SETTING, str(partitions))
+    if kept != str(partitions):
+        raise ConfigurationError(
+            f"the input topics on {settings.brokers} have {partitions} partitions, but the"
+            f" profiles in {settings.store_url} were written for {kept}: a user's partition"
+            " (and fence) depends on the count. Keep the topics at that count, or rebuild"
+            " the profiles into a new store from the events"
+        )
 
 
 def run_worker(settings: Settings, core: BatchCore, loglevel: str) -> None:

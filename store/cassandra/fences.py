@@ -6,8 +6,9 @@ worker at a time; but a worker that lost its partition in a rebalance (a zombie:
 partitioned, slow) may still be finishing a flush. Each partition therefore has a row in
 `fences` with the epoch of its holder and the last write timestamp handed out under it.
 
-- Claim (first write for a partition): read the row at SERIAL, then `UPDATE ... SET
-  epoch = e + 1, last_ts = T IF epoch = e AND last_ts = L` (or INSERT IF NOT EXISTS),
+- Claim (before the first read of the partition's profiles): read the row at SERIAL,
+  then `UPDATE ... SET epoch = e + 1, last_ts = T IF epoch = e AND last_ts = L` (or
+  INSERT IF NOT EXISTS),
   with T above the L it read and the clock. The condition on L matters: the holder may
   advance last_ts between our read and our claim, and a claim stamped below that advance
   would let the holder's flush overwrite the claimant's writes (a racing-writers test
@@ -71,13 +72,23 @@ class Fences:
         self.claims = 0
         self.losses = 0
 
+    def claim(self, fences: set[str]) -> set[str]:
+        """Hold each fence before the profiles under it are read: the ones held are kept
+        (a loss shows at the next flush), the others are claimed now. Returns those."""
+        claimed = {name for name in fences if name not in self._held}
+        for name in sorted(claimed):
+            self._claim(name)
+        return claimed
+
     def timestamps(self, fences: set[str]) -> dict[str, int | None]:
-        """For each fence: the timestamp this flush writes with, or None if the fence was
-        claimed away (its writes are lost). Claims the fences not held yet."""
+        """For each fence: the timestamp this flush writes with, or None if this writer
+        does not hold it (claimed away, or never claimed): its writes are lost. A flush never
+        claims: whatever it writes was read under a claim (`claim`), so a write folded onto
+        a read made before another writer's claim can never land."""
         stamps: dict[str, int | None] = {}
         advancing = [name for name in sorted(fences) if name in self._held]
         for name in sorted(fences - set(advancing)):
-            stamps[name] = self._claim(name).last_ts
+            stamps[name] = None
         if advancing:
             wanted = {name: max(clock_us(), self._held[name].last_ts + 1) for name in advancing}
             statements = [
@@ -170,4 +181,7 @@ class Fences:
         self._held.clear()
 
     def _error(self, action: str, exc: BaseException) -> StoreError:
-        return StoreError(f"Cassandra {action} ({self._keyspace}): {describe_error(exc)}")
+        return StoreError(
+            f"Cassandra {action} ({self._keyspace}): {describe_error(exc)}",
+            retriable=not refused(exc),
+        )

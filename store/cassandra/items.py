@@ -10,7 +10,12 @@ import numpy as np
 import numpy.typing as npt
 
 from interest_stream.store.base import StoredItem
-from interest_stream.store.cassandra.connect import Requests, describe_error, driver_errors
+from interest_stream.store.cassandra.connect import (
+    Requests,
+    describe_error,
+    driver_errors,
+    refused,
+)
 from interest_stream.store.cassandra.statements import vector_bytes
 from interest_stream.streams.errors import StoreError
 
@@ -19,7 +24,9 @@ if TYPE_CHECKING:
 
 
 def _error(keyspace: str, action: str, exc: BaseException) -> StoreError:
-    return StoreError(f"Cassandra {action} ({keyspace}): {describe_error(exc)}")
+    return StoreError(
+        f"Cassandra {action} ({keyspace}): {describe_error(exc)}", retriable=not refused(exc)
+    )
 
 
 class CassandraItems:

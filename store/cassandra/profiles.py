@@ -17,14 +17,20 @@ vectors written in the background and only once a profile has moved away from it
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import UTC
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
 
-from interest_stream.store.base import ALL_FENCES, ApplyResult, ProfileWrite, StoredItem
+from interest_stream.store.base import (
+    ALL_FENCES,
+    ApplyResult,
+    ErasureRecord,
+    ProfileWrite,
+    StoredItem,
+)
 from interest_stream.store.cassandra.ann import AnnCopy, AnnRefresher
 from interest_stream.store.cassandra.connect import (
     CassandraOptions,
@@ -49,7 +55,7 @@ from interest_stream.store.cassandra.statements import (
     bind_vectors,
     vector_bytes,
 )
-from interest_stream.streams.errors import StoreError
+from interest_stream.streams.errors import StoreError, StoreRefusedError
 from interest_stream.streams.model.codec import ProfileFormatError, decode_profile, encode_profile
 from interest_stream.streams.model.profile import UserProfile
 
@@ -128,7 +134,10 @@ class CassandraStore:
             raise
 
     def _error(self, action: str, exc: BaseException) -> StoreError:
-        return StoreError(f"Cassandra {action} ({self.keyspace}): {describe_error(exc)}")
+        return StoreError(
+            f"Cassandra {action} ({self.keyspace}): {describe_error(exc)}",
+            retriable=not refused(exc),
+        )
 
     # -- reads -----------------------------------------------------------------------------
 
@@ -156,17 +165,32 @@ class CassandraStore:
             try:
                 found[user_id] = decode_profile(state, horizons=(short, long))
             except ProfileFormatError as exc:
-                raise StoreError(f"Cassandra ({self.keyspace}), user {user_id!r}: {exc}") from exc
+                raise StoreRefusedError(
+                    f"Cassandra ({self.keyspace}), user {user_id!r}: {exc}"
+                ) from exc
         return found
 
-    def erased(self, user_ids: Sequence[str]) -> dict[str, float]:
+    def erased(self, user_ids: Sequence[str]) -> dict[str, ErasureRecord]:
         rows = self._read_in(self._statements.read_erasures, user_ids, "erasures")
         # The driver returns naive datetimes in UTC.
         return {
-            user_id: at.replace(tzinfo=UTC).timestamp() for user_id, at in rows if at is not None
+            user_id: ErasureRecord(at.replace(tzinfo=UTC).timestamp(), dict(before or {}))
+            for user_id, at, before in rows
+            if at is not None
         }
 
+    def bound_erasure(self, user_id: str, before: Mapping[str, int]) -> None:
+        statement = self._statements.bound_erasure.bind((dict(before), user_id))
+        self._write_retried([(user_id, statement)])
+
     # -- writes ----------------------------------------------------------------------------
+
+    def claim(self, fences: Collection[str]) -> set[str]:
+        try:
+            return self.fences.claim(set(fences))
+        except driver_errors() as exc:
+            self.fences.forget()
+            raise self._error("fence claim", exc) from exc
 
     def apply(self, writes: Sequence[ProfileWrite]) -> ApplyResult:
         """Store each profile under its fence's timestamp; writes under a fence that was
@@ -204,7 +228,7 @@ class CassandraStore:
 
         profile = write.profile
         if profile.dim != self.dim:
-            raise StoreError(
+            raise StoreRefusedError(
                 f"profile of {profile.user_id!r} has {profile.dim} dimensions but"
                 f" {self.keyspace}.profiles stores vector<float, {self.dim}>"
             )

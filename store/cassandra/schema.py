@@ -112,6 +112,11 @@ def check_layout(cluster: Cluster, keyspace: str) -> None:
     problems = [f"a {t} table" for t in ("profile_states",) if t in tables]
     problems += ["profiles.write_id"] if "write_id" in columns else []
     problems += [f"no {t} table" for t in ("fences", "erasures", "settings") if t not in tables]
+    if "erasures" in tables and "before" not in tables["erasures"].columns:
+        raise StoreError(
+            f"{keyspace}.erasures has no `before` column (a keyspace of an earlier version):"
+            " run `interest-stream init --cassandra` once to add it"
+        )
     if "state" in columns and "profile_states" not in tables and "fences" not in tables:
         problems.append("the layout before profile_states")
     if problems:
@@ -147,6 +152,13 @@ def ensure_schema(
                 # Index names are unqualified in CQL but unique per keyspace.
                 expected.append(f"{keyspace}.{name}" if match.group(1) == "INDEX" else name)
             session.execute(statement, timeout=DDL_TIMEOUT_S)
+        erasures = cluster.metadata.keyspaces[keyspace].tables.get("erasures")
+        if erasures is not None and "before" not in erasures.columns:
+            # Added since the first layout; an added column loses nothing.
+            session.execute(
+                f"ALTER TABLE {keyspace}.erasures ADD before map<text, bigint>",
+                timeout=DDL_TIMEOUT_S,
+            )
         if not cluster.control_connection.wait_for_schema_agreement():
             log.warning("Cassandra nodes do not agree on the schema yet; continuing")
     except driver_errors() as exc:

@@ -108,6 +108,7 @@ class Statements:
     erase_domains: PreparedStatement
     erase_ann: PreparedStatement
     record_erasure: PreparedStatement
+    bound_erasure: PreparedStatement
     read_setting: PreparedStatement
     keep_setting: PreparedStatement
     list_ids: PreparedStatement
@@ -141,7 +142,7 @@ class Statements:
                 f"SELECT user_id, state, short, long FROM {profiles} WHERE user_id IN ({ids})"
             ),
             read_erasures=session.prepare(
-                f"SELECT user_id, erased_at FROM {ks}.erasures WHERE user_id IN ({ids})"
+                f"SELECT user_id, erased_at, before FROM {ks}.erasures WHERE user_id IN ({ids})"
             ),
             read_fence=session.prepare(
                 f"SELECT epoch, owner, last_ts FROM {ks}.fences WHERE name = ?"
@@ -169,8 +170,10 @@ class Statements:
             ),
             erase_ann=session.prepare(f"DELETE FROM {ann} USING TIMESTAMP ? WHERE user_id = ?"),
             record_erasure=session.prepare(
-                f"INSERT INTO {ks}.erasures (user_id, erased_at, reason) VALUES (?, ?, ?)"
+                f"INSERT INTO {ks}.erasures (user_id, erased_at, reason, before)"
+                " VALUES (?, ?, ?, null)"
             ),
+            bound_erasure=session.prepare(f"UPDATE {ks}.erasures SET before = ? WHERE user_id = ?"),
             read_setting=session.prepare(f"SELECT value FROM {ks}.settings WHERE key = ?"),
             keep_setting=session.prepare(
                 f"INSERT INTO {ks}.settings (key, value) VALUES (?, ?) IF NOT EXISTS"
@@ -199,6 +202,7 @@ class Statements:
             statements.erase_domains,
             statements.erase_ann,
             statements.record_erasure,
+            statements.bound_erasure,
             statements.read_setting,
             statements.list_ids,
         ):

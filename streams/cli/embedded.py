@@ -13,10 +13,12 @@ import click
 from rich.markup import escape
 
 from interest_stream.encoders.base import Encoder
+from interest_stream.store.base import ProfileStore
 from interest_stream.streams import app
 from interest_stream.streams.cli import options
 from interest_stream.streams.cli.group import main
 from interest_stream.streams.cli.output import EventProgress, console, out, profiles_table
+from interest_stream.streams.core.sources import Source
 from interest_stream.streams.errors import InterestStreamError
 
 
@@ -69,7 +71,7 @@ def run(
     Without EVENTS, runs the bundled demo: generated users whose interests drift between
     topics over four simulated weeks; the summary shows whether they were recovered.
     """
-    from interest_stream.streams.core.sources import EventListSource, JsonlSource, Source
+    from interest_stream.streams.core.sources import EventListSource, JsonlSource
     from interest_stream.streams.demo import generate as generate_workload
     from interest_stream.streams.embedded import DistinctTexts, rejection_alarms, run_embedded
 
@@ -93,6 +95,16 @@ def run(
         source = JsonlSource(events)
     encoder = app.build_encoder(settings, encoder_kind)
     store = app.open_store(settings)
+    try:
+        # Before the first event, from the whole input: a store's calibration never depends
+        # on which texts happen to come first (streams/core/calibration.py).
+        if items_path is not None:
+            _calibrate_once(store, encoder, JsonlSource(items_path))
+        elif events != "-":
+            _calibrate_once(store, encoder, source)
+    except BaseException:
+        store.close()
+        raise
     core = app.build_core(settings, DistinctTexts(encoder), store)
     try:
         if items_path is not None:
@@ -127,6 +139,19 @@ def run(
         console.print(f"[bold red]warning:[/bold red] {escape(line)}", highlight=False)
     if summary.rejected:
         sys.exit(1)
+
+
+def _calibrate_once(store: ProfileStore, encoder: Encoder, source: Source) -> None:
+    """Calibrate the store's catalogue from `source` unless it keeps one (too few texts:
+    the defaults stay, as for every store without a calibration)."""
+    from interest_stream.streams.core.calibration import MIN_TEXTS, calibrate, kept_catalogue
+    from interest_stream.streams.core.sources import texts_of
+
+    if kept_catalogue(store, encoder.model_id) is not None:
+        return
+    texts = set(texts_of(source.records()))
+    if len(texts) >= MIN_TEXTS:
+        calibrate(store, encoder, texts, source=source.name)
 
 
 def _load_items(path: str, encoder: Encoder, catalog: Any, rejects: Path) -> None:

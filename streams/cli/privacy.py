@@ -51,6 +51,16 @@ def _read_user_ids(path: Path) -> list[str]:
     " out only its worker; without Kafka every worker re-reads). [default: on, except for"
     " a sqlite:// store when no brokers are named by --brokers or INTEREST_STREAM_BROKERS]",
 )
+@click.option(
+    "--wait",
+    "wait_s",
+    type=float,
+    default=60.0,
+    show_default=True,
+    help="Seconds to wait for the workers to commit everything from before the erasure"
+    " before publishing the tombstone (so no earlier update can land after it).",
+)
+@click.option("--group", "consumer_group", help="The workers' consumer group.")
 @options.store
 @options.brokers
 @options.topic_prefix
@@ -60,6 +70,8 @@ def forget(
     from_file: Path | None,
     reason: str,
     with_kafka: bool | None,
+    wait_s: float,
+    consumer_group: str | None,
     store_url: str | None,
     brokers: str | None,
     topic_prefix: str | None,
@@ -76,7 +88,12 @@ def forget(
     wanted = list(dict.fromkeys([*user_ids, *(_read_user_ids(from_file) if from_file else [])]))
     if not wanted:
         raise click.UsageError("name at least one user, or --from FILE")
-    settings = app.load_settings(store_url=store_url, brokers=brokers, topic_prefix=topic_prefix)
+    settings = app.load_settings(
+        store_url=store_url,
+        brokers=brokers,
+        topic_prefix=topic_prefix,
+        consumer_group=consumer_group,
+    )
     if with_kafka is None:
         # An embedded store (`run`) has no Kafka to tell; a named broker list says there is.
         embedded = settings.store_url.startswith("sqlite:")
@@ -85,10 +102,16 @@ def forget(
     store = app.open_store(settings)
     try:
         done = forget_users(
-            settings, store, wanted, reason=reason, at=time.time(), with_kafka=with_kafka
+            settings,
+            store,
+            wanted,
+            reason=reason,
+            at=time.time(),
+            with_kafka=with_kafka,
+            wait_s=wait_s,
         )
     except BrokerError as exc:
-        raise BrokerError(f"{exc} (to erase from the store alone, add --no-kafka)") from exc
+        raise BrokerError(f"{exc} (for a store without Kafka, add --no-kafka)") from exc
     finally:
         store.close()
     for erasure in done:
@@ -99,6 +122,7 @@ def forget(
                         "user_id": erasure.user_id,
                         "had_profile": erasure.had_profile,
                         "tombstone": erasure.tombstone,
+                        "records_behind": erasure.behind,
                     }
                 )
             )
@@ -106,3 +130,10 @@ def forget(
             what = "profile erased" if erasure.had_profile else "no profile stored"
             note = "; tombstone published" if erasure.tombstone else ""
             out.print(f"{escape(erasure.user_id)}: {what}, erasure recorded{note}", highlight=False)
+    if done and done[0].behind:
+        out.print(
+            f"warning: the workers had not committed {done[0].behind} records from before the"
+            f" erasure after {wait_s:g} s; an update of them may still follow the tombstone"
+            " (run forget again once they have caught up)",
+            highlight=False,
+        )

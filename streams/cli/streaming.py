@@ -72,7 +72,7 @@ def worker(
     `interest-stream init` once first so that the topics and the schema exist.
     """
     from interest_stream.streams.kafka.clients import check_worker_topics
-    from interest_stream.streams.worker import run_worker
+    from interest_stream.streams.worker import check_partition_count, run_worker
 
     settings = app.load_settings(
         brokers=brokers,
@@ -89,10 +89,15 @@ def worker(
     # Refused credentials, unreachable servers and missing topics are one line here, not
     # a Faust or driver traceback after start-up.
     with drivers_quiet_while_connecting():
-        check_worker_topics(settings)
+        partitions = check_worker_topics(settings)
         store = app.open_store(settings)
+    try:
+        check_partition_count(store, settings, partitions)
+    except BaseException:
+        store.close()
+        raise
     encoder = app.build_encoder(settings, encoder_kind)
-    core = app.build_core(settings, encoder, store)
+    core = app.build_core(settings, encoder, store, partitions=partitions)
     run_worker(settings, core, loglevel)
 
 

@@ -26,7 +26,9 @@ from interest_stream.schemas.events import ValidationRules
 from interest_stream.schemas.records import RawRecord, Rejection
 from interest_stream.schemas.updates import ProfileUpdate, profile_update
 from interest_stream.store.base import ItemCatalog, ProfileStore, ProfileWrite
+from interest_stream.streams.core import pauses as points
 from interest_stream.streams.core.calibration import CatalogueCalibration
+from interest_stream.streams.core.pauses import PausePoints
 from interest_stream.streams.core.prepare import (
     Candidate,
     Weigher,
@@ -34,6 +36,7 @@ from interest_stream.streams.core.prepare import (
     validate,
 )
 from interest_stream.streams.core.profile_cache import ProfileCache
+from interest_stream.streams.core.routing import Forward, Routing
 from interest_stream.streams.errors import ModelMismatchError, StoreError
 from interest_stream.streams.model.horizons import InterestParams
 from interest_stream.streams.model.profile import (
@@ -63,6 +66,7 @@ class BatchOutcome:
     updates: list[ProfileUpdate] = field(default_factory=list)
     reannounced: list[ProfileUpdate] = field(default_factory=list)
     rejects: list[Rejection] = field(default_factory=list)
+    forwards: list[Forward] = field(default_factory=list)  # events for another partition
     folded: int = 0  # events folded into pending profiles
     applied: int = 0  # events in profiles a flush stored
     duplicates: int = 0
@@ -99,6 +103,9 @@ class Pending:
     base_domains: frozenset[str]
     events: list[WeightedEvent] = field(default_factory=list)
     applied: int = 0
+    # Only re-announced: a write of the stored version again, under the fence, so that an
+    # announcement read before a `forget` or a new owner's claim is never published.
+    reannounce: bool = False
 
     def write(self) -> ProfileWrite:
         domains = {e.domain for e in self.events if e.domain}
@@ -122,11 +129,14 @@ class BatchCore:
         include_vectors: bool = True,
         items: ItemCatalog | None = None,
         profile_cache_size: int = 0,
-        estimate_catalogue: bool = False,
         calibrate_background: bool = False,
         clock: Callable[[], float] = time.time,
+        pauses: PausePoints | None = None,
+        routing: Routing | None = None,
     ) -> None:
         self.encoder = encoder
+        self.routing = routing
+        self.pauses = pauses or PausePoints()
         self.store = store
         self.items = items
         self.rules = rules or ValidationRules()
@@ -137,12 +147,13 @@ class BatchCore:
             encoder.model_id,
             params or InterestParams(),
             calibrate_background=calibrate_background,
-            estimate=estimate_catalogue or calibrate_background,
         )
         self._weigher = Weigher(encoder, self.calibration.params)
         self.cache = ProfileCache(profile_cache_size)
         self.pending: dict[str, Pending] = {}
-        self._reannounce: dict[str, UserProfile] = {}
+        # What flushes stored and did not return yet (a flush that raised keeps them for
+        # the retry, so a stored profile is always announced).
+        self._stored = BatchOutcome()
 
     @property
     def params(self) -> InterestParams:
@@ -158,6 +169,8 @@ class BatchCore:
         """Validate a batch and fold its new events into the pending profiles."""
         outcome = BatchOutcome()
         candidates, outcome.rejects = validate(records, self.rules, self._clock())
+        if self.routing is not None:
+            candidates = self._route(candidates, outcome)
         candidates, known = resolve_items(
             candidates, self.items, self.encoder.model_id, outcome.rejects
         )
@@ -166,7 +179,9 @@ class BatchCore:
         by_user: dict[str, list[Candidate]] = defaultdict(list)
         for candidate in candidates:
             by_user[candidate.event.user_id].append(candidate)
-        current = self._current(sorted(by_user), outcome)
+        fences = {user_id: items[0].fence for user_id, items in by_user.items()}
+        current = self._current(fences, outcome)
+        self.pauses.reach(points.AFTER_READ)
         # Dedup before encoding, so a replayed batch costs a read and nothing else.
         fresh: dict[str, list[Candidate]] = {}
         for user_id, items in by_user.items():
@@ -178,40 +193,82 @@ class BatchCore:
             elif (
                 profile is not None and user_id not in self.pending and redelivered(profile, items)
             ):
-                self._reannounce[user_id] = profile
+                self.pending[user_id] = Pending(
+                    profile,
+                    profile.version,
+                    items[0].fence,
+                    frozenset(profile.domains),
+                    reannounce=True,
+                )
         outcome.users = len(fresh)
         if not fresh:
             return outcome
         encoded = self._weigher.encode([c for items in fresh.values() for c in items], known)
         outcome.encode_seconds += encoded.seconds
         outcome.texts_encoded += encoded.encoded
-        self.calibration.observe(encoded.row_of, encoded.vectors)
         started = time.perf_counter()
         for user_id, events in self._weigher.weigh(fresh, encoded).items():
             self._fold_user(user_id, events, fresh[user_id][0].fence, current, outcome)
         outcome.fold_seconds += time.perf_counter() - started
         return outcome
 
-    def _current(self, user_ids: list[str], outcome: BatchOutcome) -> dict[str, UserProfile]:
-        """The profile each user is at now: pending, else cached, else stored (absent for
-        new users); erased users come back as empty profiles that know their erasure."""
-        found = {u: self.pending[u].profile for u in user_ids if u in self.pending}
-        cached, missing = self.cache.lookup(u for u in user_ids if u not in found)
+    def _route(self, candidates: list[Candidate], outcome: BatchOutcome) -> list[Candidate]:
+        """Keep the events that arrived on their user's partition; the others become
+        forwards to it (streams/core/routing.py), folded by that partition's owner."""
+        assert self.routing is not None
+        kept = []
+        for candidate in candidates:
+            target = self.routing.misplaced(candidate.event.user_id, candidate.origin)
+            if target is None:
+                kept.append(candidate)
+            else:
+                outcome.forwards.append(
+                    Forward(candidate.event.user_id, candidate.raw, candidate.origin, target)
+                )
+        return kept
+
+    def _current(self, fences: dict[str, str], outcome: BatchOutcome) -> dict[str, UserProfile]:
+        """The profile each user (-> its fence) is at now: pending, else cached, else stored
+        (absent for new users); erased users come back as empty profiles that know their
+        erasure.
+
+        Claim, then read: the users' fences are held before anything is read, so whatever
+        another writer (a new owner, `forget`) does after this point makes this writer's
+        flush lose and fold again. Under a fence claimed just now, nothing read before
+        counts: its users are read from the store, and their pending events re-folded.
+        """
+        claimed = self.store.claim(set(fences.values()))
+        self.pauses.reach(points.AFTER_CLAIM)
+        stale = {u for u, fence in fences.items() if fence in claimed}
+        rebase = {u: self.pending[u] for u in stale if u in self.pending}
+        if rebase:
+            self._refold(rebase, outcome)
+            for user_id in (stale & self.pending.keys()) - rebase.keys():
+                del self.pending[user_id]  # the other writer had applied all its events
+        found = {u: self.pending[u].profile for u in fences if u in self.pending}
+        cached, missing = self.cache.lookup(u for u in fences if u not in found and u not in stale)
         outcome.cached_reads += len(cached)
         found.update(cached)
+        missing += sorted(u for u in stale if u not in found)
         if missing:
             found.update(self._read(missing, outcome))
         return found
 
     def _read(self, user_ids: list[str], outcome: BatchOutcome) -> dict[str, UserProfile]:
+        """Stored profiles, each knowing its user's latest erasure (every read checks it:
+        events from before an erasure are never folded, whatever else was read)."""
         started = time.perf_counter()
         stored = self.store.get(user_ids)
-        erased = self.store.erased([u for u in user_ids if u not in stored])
+        erased = self.store.erased(user_ids)
         outcome.read_seconds += time.perf_counter() - started
         outcome.store_reads += len(user_ids)
+        for user_id, erasure in erased.items():
+            profile = stored.get(user_id) or self._new(user_id)
+            forgotten_at = max(profile.forgotten_at or erasure.at, erasure.at)
+            stored[user_id] = replace(
+                profile, forgotten_at=forgotten_at, erased_before=dict(erasure.before)
+            )
         self.cache.put(stored)
-        for user_id, at in erased.items():
-            stored[user_id] = replace(self._new(user_id), forgotten_at=at)
         return stored
 
     def _new(self, user_id: str) -> UserProfile:
@@ -237,11 +294,11 @@ class BatchCore:
         if not result.applied:
             return
         outcome.folded += result.applied
-        self._reannounce.pop(user_id, None)  # its update announces it
         pending = self.pending.get(user_id)
         if pending is None:
             pending = Pending(profile, profile.version, fence, frozenset(profile.domains))
             self.pending[user_id] = pending
+        pending.reannounce = False  # its update announces it
         pending.profile = result.profile
         pending.events.extend(events)
         pending.applied += result.applied
@@ -249,12 +306,12 @@ class BatchCore:
     # -- flush -----------------------------------------------------------------------------
 
     def flush(self) -> BatchOutcome:
-        """Write every pending profile once (under its fence); returns the updates."""
-        outcome = BatchOutcome()
-        for profile in self._reannounce.values():
-            update = profile_update(profile, include_vectors=self.include_vectors)
-            outcome.reannounced.append(update)
-        self._reannounce.clear()
+        """Write every pending profile once (under its fence); returns the updates.
+
+        If it raises (StoreError), what it stored before is kept for the next flush to
+        return, and what it did not is still pending: calling it again goes on.
+        """
+        outcome = self._stored
         pending = dict(self.pending)
         for attempt in range(MAX_FENCE_RETRIES):
             if not pending:
@@ -262,6 +319,7 @@ class BatchCore:
             if attempt:
                 self._refold(pending, outcome)
             writes = [p.write() for p in pending.values()]
+            self.pauses.reach(points.BEFORE_WRITE)
             started = time.perf_counter()
             try:
                 result = self.store.apply(writes) if writes else None
@@ -269,6 +327,7 @@ class BatchCore:
                 # Outcomes unknown: read these users from the store next time.
                 self.cache.drop(pending)
                 raise
+            self.pauses.reach(points.AFTER_WRITE)
             outcome.write_seconds += time.perf_counter() - started
             if result is None:
                 pending = {}
@@ -277,11 +336,11 @@ class BatchCore:
             outcome.bytes_written += result.bytes_written
             for user_id in result.won:
                 stored = pending.pop(user_id)
+                del self.pending[user_id]
                 outcome.applied += stored.applied
                 self.cache.put({user_id: stored.profile})
-                outcome.updates.append(
-                    profile_update(stored.profile, include_vectors=self.include_vectors)
-                )
+                update = profile_update(stored.profile, include_vectors=self.include_vectors)
+                (outcome.reannounced if stored.reannounce else outcome.updates).append(update)
             if result.lost:
                 # Another writer claimed these users' partition (a rebalance, an erasure):
                 # anything cached may be stale. Re-read and fold the events again; dedup
@@ -289,15 +348,19 @@ class BatchCore:
                 outcome.lost_fences += len(result.lost)
                 self.cache.invalidate()
                 log.info("fence lost for %d users, re-reading them", len(result.lost))
-        self.pending = {}
         if pending:
             raise StoreError(
                 f"fences still lost after {MAX_FENCE_RETRIES} tries: {sorted(pending)[:5]}"
             )
+        self.pending = {}  # users the other writer had fully applied: nothing to write
+        self._stored = BatchOutcome()
         return outcome
 
     def _refold(self, pending: dict[str, Pending], outcome: BatchOutcome) -> None:
-        """Fold the pending events of users whose write was lost onto what is stored now."""
+        """Fold the pending events of users whose write was lost onto what is stored now,
+        read under a new claim of their fences."""
+        self.store.claim({entry.fence for entry in pending.values()})
+        self.pauses.reach(points.AFTER_CLAIM)
         stored = self._read(sorted(pending), outcome)
         for user_id, entry in pending.items():
             profile = stored.get(user_id) or self._new(user_id)
@@ -315,5 +378,5 @@ class BatchCore:
         """Forget pending profiles without writing them (their partitions were revoked:
         the events come again to whoever owns them now) and empty the cache."""
         self.pending.clear()
-        self._reannounce.clear()
+        self._stored = BatchOutcome()
         self.cache.invalidate()

@@ -181,6 +181,8 @@ class Weigher:
                     domain=c.event.domain,
                     source=c.source,
                     offset=c.offset,
+                    first_source=c.origin.first_source,
+                    first_offset=c.origin.first_offset,
                 )
                 for c in items
             ]

@@ -91,3 +91,15 @@ def batched(records: Iterator[RawRecord], size: int) -> Iterator[list[RawRecord]
             batch = []
     if batch:
         yield batch
+
+
+def texts_of(records: Iterator[RawRecord]) -> Iterator[str]:
+    """The `text` field of every record that is a JSON object with one (events or catalogue
+    items); anything else is passed over here and judged where the records are applied."""
+    for record in records:
+        try:
+            value = json.loads(record.value)
+        except ValueError:
+            continue
+        if isinstance(value, dict) and isinstance(value.get("text"), str):
+            yield value["text"]

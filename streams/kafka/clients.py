@@ -207,13 +207,6 @@ def require_topics(settings: Settings, consumer: Any, topics: Iterable[str]) -> 
         )
 
 
-def partition_of(key: bytes, partitions: int) -> int:
-    """The partition Kafka's default partitioner (Java, aiokafka, kafka-python) gives a key."""
-    from kafka.partitioner.default import murmur2
-
-    return int(murmur2(key) & 0x7FFFFFFF) % partitions
-
-
 def partition_counts(
     settings: Settings, topics: Sequence[str], *, also_required: Iterable[str] = ()
 ) -> dict[str, int]:
@@ -231,11 +224,11 @@ def partition_counts(
         consumer.close()
 
 
-def check_worker_topics(settings: Settings) -> None:
+def check_worker_topics(settings: Settings) -> int:
     """Before a worker starts: the brokers accept our credentials, every topic the worker
     reads or writes exists (Faust would otherwise have a one-partition topic auto-created),
-    and the input topics have equal partition counts (the worker's fences and dedup are per
-    partition, so a user must have one partition across clicks, reviews and queries).
+    and the input and repartition topics have equal partition counts (a user's events are
+    folded by the owner of one partition across all of them). Returns that count.
 
     Raises BrokerError with one line; kafka-python's bootstrap is the only cost (well under
     a second on a reachable cluster).
@@ -245,13 +238,17 @@ def check_worker_topics(settings: Settings) -> None:
     outputs = (settings.items_topic, settings.updates_topic, settings.dlq_topic)
     counts = partition_counts(
         settings,
-        [settings.topic(name) for name in INPUT_TOPICS],
+        [settings.topic(name) for name in (*INPUT_TOPICS, settings.repartition_topic)],
         also_required=[settings.topic(name) for name in outputs],
     )
     if len(set(counts.values())) > 1:
         layout = ", ".join(f"{name} {count}" for name, count in counts.items())
         raise BrokerError(
             f"input topics have partition counts {layout} on {settings.brokers}: the worker"
-            " reads them co-partitioned by user, so all three need the same count"
+            " reads them co-partitioned by user, so all of them need the same count"
             " (`interest-stream init` reports it too)"
         )
+    count = next(iter(counts.values()))
+    if not count:
+        raise BrokerError(f"topic {next(iter(counts))} has no partitions")
+    return count

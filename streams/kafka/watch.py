@@ -20,10 +20,10 @@ from pydantic import ValidationError
 
 from interest_stream.schemas.events import printable
 from interest_stream.schemas.updates import ProfileUpdate
+from interest_stream.streams.core.routing import partition_of
 from interest_stream.streams.errors import BrokerError
 from interest_stream.streams.kafka.clients import (
     make_consumer,
-    partition_of,
     require_topics,
     unreachable,
 )

@@ -16,6 +16,7 @@ from interest_stream.encoders.base import Encoder
 from interest_stream.schemas.records import RawRecord
 from interest_stream.store import open_store
 from interest_stream.streams.core.batch import BatchCore
+from interest_stream.streams.core.calibration import calibrate
 from interest_stream.streams.demo import generate
 from interest_stream.streams.model.horizons import InterestParams
 
@@ -36,6 +37,7 @@ def planted_counts(
     )
     with tempfile.TemporaryDirectory(prefix="interest-stream-clusters-") as tmp:
         store = open_store(f"sqlite:///{Path(tmp) / 'profiles.db'}")
+        calibrate(store, encoder, (e["text"] for e in workload.events), source="planted")
         core = BatchCore(
             encoder=encoder,
             store=store,

@@ -46,7 +46,15 @@ def main(
         batch_size=batch_size,
         batch_wait_ms=batch_wait_ms,
     )
-    core = app.build_core(settings, PrecomputedEncoder(vectors_path), app.open_store(settings))
+    from interest_stream.streams.kafka.clients import check_worker_topics
+
+    partitions = check_worker_topics(settings)
+    core = app.build_core(
+        settings,
+        PrecomputedEncoder(vectors_path),
+        app.open_store(settings),
+        partitions=partitions,
+    )
     run_worker(settings, core, loglevel)
 
 

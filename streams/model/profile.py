@@ -42,6 +42,10 @@ class WeightedEvent:
     domain: str | None = None
     source: str | None = None
     offset: int | None = None
+    # Where the event first arrived, if it was forwarded from there (routing): an erasure's
+    # offset bound is about the input the producer wrote to.
+    first_source: str | None = None
+    first_offset: int | None = None
 
 
 @dataclass(frozen=True)
@@ -70,6 +74,10 @@ class UserProfile:
         InterestParams.long_half_life_s,
     )
     forgotten_at: float | None = None
+    # Per input source, the first offset after the user's erasure (read with the erasure
+    # record, not stored in the profile): an event from such a source is from before the
+    # erasure exactly when its offset is below, whatever its time says.
+    erased_before: Mapping[str, int] = field(default_factory=dict)
 
     @classmethod
     def new(
@@ -237,6 +245,18 @@ def _bounded_domains(
     return bounded
 
 
+def before_erasure(profile: UserProfile, event: WeightedEvent) -> bool:
+    """Whether `event` is from before the user's erasure: by its offset where the erasure
+    bounds its input source (offsets, not clocks: a producer's clock may run ahead), else
+    by its time (files, sources the erasure did not see)."""
+    source = event.first_source or event.source
+    offset = event.first_offset if event.first_source else event.offset
+    bound = profile.erased_before.get(source) if source is not None else None
+    if bound is not None and offset is not None:
+        return offset < bound
+    return profile.forgotten_at is not None and event.ts < profile.forgotten_at
+
+
 def fold_events(
     profile: UserProfile,
     events: Sequence[WeightedEvent],
@@ -247,8 +267,8 @@ def fold_events(
     """Apply not-yet-seen events to a profile; returns the new profile (version + 1 if changed)."""
     fresh, duplicates = select_new(profile, events)
     erased = 0
-    if profile.forgotten_at is not None:
-        kept = [e for e in fresh if e.ts >= profile.forgotten_at]
+    if profile.forgotten_at is not None or profile.erased_before:
+        kept = [e for e in fresh if not before_erasure(profile, e)]
         erased, fresh = len(fresh) - len(kept), kept
     if not fresh:
         return FoldOutcome(profile, 0, duplicates, erased)

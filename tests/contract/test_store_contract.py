@@ -10,7 +10,13 @@ import numpy as np
 import pytest
 
 from interest_stream.store import ProfileStore, ProfileWrite, open_store
-from interest_stream.store.base import EMBEDDED, ItemCatalog, StoredItem, partition_fence
+from interest_stream.store.base import (
+    EMBEDDED,
+    ApplyResult,
+    ItemCatalog,
+    StoredItem,
+    partition_fence,
+)
 from interest_stream.streams.model.horizons import InterestParams
 from interest_stream.streams.model.profile import UserProfile, WeightedEvent, fold_events
 
@@ -75,6 +81,12 @@ def _write(profile: UserProfile, expected: int = 0, fence: str = FENCE) -> Profi
     return ProfileWrite(profile, expected, fence)
 
 
+def _apply(store: ProfileStore, writes: list[ProfileWrite]) -> ApplyResult:
+    """Apply as a writer does: claim the fences, (read,) then write."""
+    store.claim({w.fence for w in writes})
+    return store.apply(writes)
+
+
 def _assert_equal(a: UserProfile, b: UserProfile) -> None:
     assert (a.user_id, a.model_id, a.version, a.event_count) == (
         b.user_id,
@@ -102,7 +114,7 @@ def _assert_equal(a: UserProfile, b: UserProfile) -> None:
 
 def test_get_returns_what_apply_stored(store: ProfileStore):
     profiles = [_profile(f"u{i}", seed=i) for i in range(3)]
-    result = store.apply([_write(p) for p in profiles])
+    result = _apply(store, [_write(p) for p in profiles])
     assert sorted(result.won) == ["u0", "u1", "u2"] and result.lost == ()
     assert result.bytes_written > 0
     found = store.get(["u0", "u1", "u2", "nobody"])
@@ -114,39 +126,53 @@ def test_get_returns_what_apply_stored(store: ProfileStore):
 def test_a_fence_claimed_by_another_writer_makes_the_old_holder_lose(opener: Opener):
     first, second = opener(), opener()
     profile = _profile("u", seed=1)
-    assert first.apply([_write(profile)]).won == ("u",)
+    assert _apply(first, [_write(profile)]).won == ("u",)
     # A second writer takes the partition over (a rebalance) and writes the user.
     taken = replace(profile, version=profile.version + 1, event_count=99)
-    assert second.apply([_write(taken, profile.version)]).won == ("u",)
-    # The first writer's next write under that partition is lost, whatever it holds...
+    assert _apply(second, [_write(taken, profile.version)]).won == ("u",)
+    # The first writer still believes it holds the partition: a claim keeps it...
+    assert first.claim({FENCE, EMBEDDED}) == {EMBEDDED}
+    # ... and its next write under that partition is lost, whatever it holds.
     stale = replace(profile, version=profile.version + 1, event_count=7)
     result = first.apply([_write(stale, profile.version), _write(_profile("v"), 0, EMBEDDED)])
     assert result.lost == ("u",) and result.won == ("v",)
     assert first.get(["u"])["u"].event_count == 99
-    # ... and once it has read again, its next write claims the partition anew.
+    # Once it has claimed again and read again, it writes, and the other one loses.
+    assert first.claim({FENCE}) == {FENCE}
     again = replace(taken, version=taken.version + 1, event_count=100)
     assert first.apply([_write(again, taken.version)]).won == ("u",)
     assert second.apply([_write(replace(again, event_count=1), again.version)]).lost == ("u",)
     assert second.get(["u"])["u"].event_count == 100
 
 
+def test_a_write_under_a_fence_never_claimed_is_lost(store: ProfileStore):
+    # Claim, then read: a write must have been folded onto a read made under a claim.
+    assert store.apply([_write(_profile("n"))]).lost == ("n",)
+    assert store.get(["n"]) == {}
+    assert _apply(store, [_write(_profile("n"))]).won == ("n",)
+
+
 def test_one_writer_keeps_its_fence_across_writes(store: ProfileStore):
     profile = _profile("a")
-    assert store.apply([_write(profile)]).won == ("a",)
+    assert _apply(store, [_write(profile)]).won == ("a",)
     for step in range(3):
         newer = replace(profile, version=profile.version + step + 1, event_count=step)
-        assert store.apply([_write(newer, profile.version + step)]).won == ("a",)
+        assert _apply(store, [_write(newer, profile.version + step)]).won == ("a",)
     assert store.get(["a"])["a"].event_count == 2
 
 
 def test_erase_removes_the_profile_records_it_and_fences_the_holder(opener: Opener):
     writer, admin = opener(), opener()
-    writer.apply([_write(_profile("gone")), _write(_profile("kept"))])
+    _apply(writer, [_write(_profile("gone")), _write(_profile("kept"))])
     assert admin.erase("gone", fence=FENCE, at=1.8e9, reason="user request") is True
     assert admin.erase("gone", fence=FENCE, at=1.8e9, reason="user request") is False
     assert sorted(writer.get(["gone", "kept"])) == ["kept"]
     assert "gone" not in writer.user_ids()
-    assert writer.erased(["gone", "kept"]) == {"gone": pytest.approx(1.8e9)}
+    erased = writer.erased(["gone", "kept"])
+    assert list(erased) == ["gone"] and erased["gone"].at == pytest.approx(1.8e9)
+    assert erased["gone"].before == {}
+    admin.bound_erasure("gone", {"t-clicks:3": 41, "t-reviews:3": 0})
+    assert writer.erased(["gone"])["gone"].before == {"t-clicks:3": 41, "t-reviews:3": 0}
     # The worker that held the partition must read again before it writes there.
     late = replace(_profile("kept", seed=5), version=9)
     assert writer.apply([_write(late, 1)]).lost == ("kept",)
@@ -154,18 +180,18 @@ def test_erase_removes_the_profile_records_it_and_fences_the_holder(opener: Open
 
 def test_erasing_an_unknown_user_records_it_too(store: ProfileStore):
     assert store.erase("never-seen", fence=EMBEDDED, at=1.7e9, reason="request") is False
-    assert store.erased(["never-seen"]) == {"never-seen": pytest.approx(1.7e9)}
+    assert store.erased(["never-seen"])["never-seen"].at == pytest.approx(1.7e9)
 
 
 def test_user_ids_lists_sorted(store: ProfileStore):
-    store.apply([_write(_profile(u)) for u in ("c", "a", "b")])
+    _apply(store, [_write(_profile(u)) for u in ("c", "a", "b")])
     assert store.user_ids() == ["a", "b", "c"]
     assert store.user_ids(limit=2) == ["a", "b"]
 
 
 def test_an_empty_profile_roundtrips(store: ProfileStore):
     empty = replace(UserProfile.new("e", "model-a", DIM), version=1)
-    store.apply([_write(empty)])
+    _apply(store, [_write(empty)])
     _assert_equal(store.get(["e"])["e"], empty)
 
 

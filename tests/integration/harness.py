@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 from kafka import KafkaConsumer, KafkaProducer
 
+from interest_stream.encoders.base import Encoder
 from interest_stream.encoders.hashing import HashingEncoder
 from interest_stream.schemas.events import TOPIC_OF_TYPE
 from interest_stream.schemas.records import RawRecord
@@ -27,8 +28,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 __all__ = ["ROOT", "WorkerProcess"]
 
-# The oracle folds with the model's default cluster background; a worker would estimate its
-# own from the texts it sees first, so the workers of these tests are pinned to the same.
+# The oracle folds with the model's default cluster background, as a worker on a store
+# without a calibration does; pinned all the same, so that a calibrated store cannot differ.
 PINNED = {"INTEREST_STREAM_CLUSTER_BACKGROUND": str(InterestParams.cluster_background)}
 
 
@@ -108,10 +109,12 @@ def create_topics(bootstrap: str, prefix: str, partitions: int = 6) -> None:
     init_kafka(load_settings(brokers=bootstrap, topic_prefix=prefix, partitions=partitions))
 
 
-def oracle(events: Sequence[dict[str, Any]], tmp: Path, now: float) -> dict[str, UserProfile]:
+def oracle(
+    events: Sequence[dict[str, Any]], tmp: Path, now: float, encoder: Encoder | None = None
+) -> dict[str, UserProfile]:
     """Profiles from one clean embedded pass over the same events (the expected result)."""
     store = open_store(f"sqlite:///{tmp}/oracle.db")
-    core = BatchCore(encoder=HashingEncoder(), store=store, clock=lambda: now)
+    core = BatchCore(encoder=encoder or HashingEncoder(), store=store, clock=lambda: now)
     records = [RawRecord.at(json.dumps(e).encode(), "oracle", i) for i, e in enumerate(events, 1)]
     for start in range(0, len(records), 500):
         core.process(records[start : start + 500])
@@ -165,3 +168,84 @@ def assert_profiles_equal(
             assert abs(g.weight - w.weight) <= atol * max(1.0, abs(w.weight))
         assert sorted(got.domains) == sorted(want.domains)
         assert [c.label for c in got.clusters] == [c.label for c in want.clusters], user_id
+
+
+def reference_sums(
+    events: Sequence[dict[str, Any]], encoder: Encoder | None = None
+) -> dict[str, tuple[int, dict[str, tuple[np.ndarray, float]]]]:
+    """Each user's event count and decayed sums, straight from the design's formula and
+    independent of the batch core and of `fold_events`: every distinct event id once,
+    S_h = Σ w·e^(−λ_h·(t_ref − t))·x and W_h = Σ w·e^(−λ_h·(t_ref − t)) at t_ref = the user's
+    latest event time, w = type weight × sentiment (a rating's, else the sentiment head's
+    score of the text). For the delivery tests, whose events are all valid and new."""
+    import math
+
+    from interest_stream.schemas.events import parse_timestamp
+    from interest_stream.streams.core.sentiment import SentimentScorer
+
+    encoder = encoder or HashingEncoder()
+    params = InterestParams()
+    unique = {e["event_id"]: e for e in events}
+    texts = sorted({e["text"] for e in unique.values()})
+    vectors = dict(zip(texts, encoder.encode(texts), strict=True))
+    unrated = [t for t in texts if any(
+        e["text"] == t and e["type"] == "review" and e.get("rating") is None
+        for e in unique.values()
+    )]  # fmt: skip
+    scores = (
+        SentimentScorer(encoder).score(np.stack([vectors[t] for t in unrated])) if unrated else []
+    )
+    text_sentiment = dict(zip(unrated, (float(s) for s in scores), strict=True))
+    by_user: dict[str, list[dict[str, Any]]] = {}
+    for event in unique.values():
+        by_user.setdefault(event["user_id"], []).append(event)
+    result = {}
+    for user_id, mine in by_user.items():
+        times = [parse_timestamp(e["ts"]) for e in mine]
+        t_ref = max(times)
+        horizons = {}
+        for name, half_life in (
+            ("short", params.short_half_life_s),
+            ("long", params.long_half_life_s),
+        ):
+            decay = math.log(2) / half_life
+            total = np.zeros(encoder.dim)
+            weight_sum = 0.0
+            for event, t in zip(mine, times, strict=True):
+                weight = params.type_weights[event["type"]]
+                if event["type"] == "review":
+                    rating = event.get("rating")
+                    weight *= (
+                        (float(rating) - 3.0) / 2.0
+                        if rating is not None
+                        else text_sentiment[event["text"]]
+                    )
+                factor = weight * math.exp(-decay * (t_ref - t))
+                total += factor * vectors[event["text"]].astype(np.float64)
+                weight_sum += factor
+            horizons[name] = (total, weight_sum)
+        result[user_id] = (len(mine), horizons)
+    return result
+
+
+def assert_matches_reference(
+    events: Sequence[dict[str, Any]], store_url: str, encoder: Encoder | None = None
+) -> None:
+    """The stored profiles hold exactly the reference fold's events and decayed sums."""
+    reference = reference_sums(events, encoder)
+    store = open_store(store_url)
+    try:
+        stored = store.get(sorted(reference))
+    finally:
+        store.close()
+    assert sorted(stored) == sorted(reference)
+    for user_id, (count, horizons) in reference.items():
+        profile = stored[user_id]
+        assert profile.event_count == count, user_id
+        for name, (total, weight_sum) in horizons.items():
+            state = getattr(profile.state, name)
+            scale = max(1.0, float(np.abs(total).max()))
+            np.testing.assert_allclose(
+                state.decayed_sum, total, atol=1e-4 * scale, err_msg=f"{user_id} {name}"
+            )
+            assert abs(state.weight - weight_sum) <= 1e-4 * max(1.0, abs(weight_sum)), user_id

@@ -120,6 +120,8 @@ def test_a_forgotten_user_stays_forgotten_through_a_full_replay(
                 kafka_bootstrap,
                 "--topic-prefix",
                 topic_prefix,
+                "--group",
+                topic_prefix + "group",
                 "--reason",
                 "erasure request #42",
             ],

@@ -14,7 +14,15 @@ from interest_stream.streams.cli import main
 from interest_stream.streams.errors import StoreError
 from interest_stream.streams.settings import Settings, load_settings
 
-NAMES = ("clicks", "reviews", "queries", "profile-updates", "items", "interest-stream-dlq")
+NAMES = (
+    "clicks",
+    "reviews",
+    "queries",
+    "profile-updates",
+    "items",
+    "interest-stream-dlq",
+    "events-by-user",
+)
 COMPACTED = ("profile-updates", "items")
 
 

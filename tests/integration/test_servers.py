@@ -172,7 +172,6 @@ def test_up_fails_fast_and_readably_when_a_port_is_taken(tmp_path: Path) -> None
         taken.listen()
         port = taken.getsockname()[1]
         env = {**os.environ, "KAFKA_PORT": str(port), "LOCAL_SERVERS_HOME": str(tmp_path)}
-        started = time.monotonic()
         result = subprocess.run(
             [str(ROOT / "deploy/local/up"), "kafka"],
             env=env,
@@ -180,11 +179,10 @@ def test_up_fails_fast_and_readably_when_a_port_is_taken(tmp_path: Path) -> None
             text=True,
             timeout=120,
         )
-        elapsed = time.monotonic() - started
     assert result.returncode != 0
     assert f"port {port} (KAFKA_PORT)" in result.stdout + result.stderr
     assert "already in use" in result.stdout + result.stderr
-    assert elapsed < 60
+    assert not list(tmp_path.glob("run/*/pid")), "a server was started anyway"
 
 
 def _free_pair() -> int:

@@ -131,12 +131,17 @@ def pipeline(
 def test_watch_shows_the_updates_as_json_lines_and_readably(pipeline: dict[str, Any]):
     code, output = _cli(
         "watch", "--brokers", pipeline["bootstrap"], "--topic-prefix", pipeline["prefix"],
-        "--from-beginning", "--json", "--max", "5", "--timeout", "20",
+        "--from-beginning", "--json", "--timeout", "5",
     )  # fmt: skip
     assert code == 0, output
     records = [json.loads(line) for line in output.splitlines()]
-    assert len(records) == 5
-    assert all(r["version"] >= 1 and r["clusters"] and "long" not in r for r in records)
+    assert len(records) >= 5
+    assert all(r["version"] >= 1 and "long" not in r for r in records)
+    # An early update may hold only a user's negative review (no liked cluster yet); the
+    # latest one of a user with liked events has clusters. A user's updates share a
+    # partition, so the last one read is the last one published.
+    latest = {r["user_id"]: r for r in records}
+    assert latest["space-fan"]["clusters"]
     code, output = _cli(
         "watch", "--brokers", pipeline["bootstrap"], "--topic-prefix", pipeline["prefix"],
         "--from-beginning", "--user", "space-fan", "--timeout", "5",

@@ -24,6 +24,7 @@ from interest_stream.streams.demo import generate
 from tests.integration.harness import (
     ROOT,
     WorkerProcess,
+    assert_matches_reference,
     assert_profiles_equal,
     consumer_lag,
     event_messages,
@@ -110,6 +111,7 @@ def test_worker_matches_the_embedded_oracle(cluster: dict[str, str], tmp_path: P
     finally:
         worker.stop()
     assert_profiles_equal(expected, cluster["store"])
+    assert_matches_reference(events, cluster["store"])  # the oracle checked independently
     updates = read_topic(cluster["bootstrap"], cluster["prefix"] + "profile-updates", timeout_s=10)
     assert {m.key.decode() for m in updates} == set(expected)
     assert all(m.value for m in updates)
@@ -205,6 +207,59 @@ def test_kill_9_between_coalesced_folds_and_their_flush_loses_nothing(
     assert_profiles_equal(expected, cluster["store"])
 
 
+@pytest.mark.parametrize(
+    ("window", "encoder"),
+    [
+        ("after-claim", "hashing"),
+        ("after-write", "hashing"),
+        ("before-publish", "hashing"),
+        ("before-ack", "hashing"),
+        ("after-write", "onnx"),  # the exported sentence encoder, as in production
+    ],
+)
+def test_kill_9_exactly_at_each_window_loses_nothing_and_applies_nothing_twice(
+    window: str, encoder: str, cluster: dict[str, str], tmp_path: Path
+):
+    """The worker kills itself (SIGKILL) the first time it reaches `window`: after claiming
+    its fences, after storing profiles, before publishing their updates, or after the
+    broker confirmed them but before the offsets are committed. A restarted worker ends at
+    the single clean pass, with every stored version announced."""
+    from interest_stream.streams import app
+
+    events = _workload(users=20, per_user=15, seed=21)
+    onnx = app.build_encoder(app.load_settings(), "onnx") if encoder == "onnx" else None
+    expected = oracle(events, tmp_path, time.time(), onnx)
+    publish(cluster["bootstrap"], cluster["prefix"], event_messages(events))
+    common: dict[str, Any] = {
+        "bootstrap": cluster["bootstrap"],
+        "prefix": cluster["prefix"],
+        "store_url": cluster["store"],
+        "log_path": tmp_path / "worker.log",
+        "batch_size": 64,
+        "encoder": encoder,
+    }
+    crashing = WorkerProcess(env={"INTEREST_STREAM_FAULT_CRASH_AT": window}, **common).start()
+    try:
+        wait_until(lambda: not crashing.alive(), 120, f"the kill at {window}", crashing.log_tail)
+        assert crashing.process is not None and crashing.process.returncode == -9
+        stored = total_events(cluster["store"])
+        assert stored <= _expected_count(expected)
+        if window in ("after-claim",):
+            assert stored == 0  # killed before anything was written
+        else:
+            assert stored > 0  # killed after the first write
+    finally:
+        crashing.kill()
+    worker = WorkerProcess(**common).start()
+    try:
+        _wait_done(cluster, expected, [worker])
+        _wait_all_announced(cluster, [worker])
+    finally:
+        worker.stop()
+    assert_profiles_equal(expected, cluster["store"])
+    assert_matches_reference(events, cluster["store"], onnx)
+
+
 def _restart(server: str) -> None:
     subprocess.run([str(ROOT / "deploy/local/restart"), server], check=True, timeout=300)
 
@@ -241,10 +296,23 @@ def test_worker_rides_out_broker_and_store_restarts(cluster: dict[str, str], tmp
     assert_profiles_equal(expected, cluster["store"])
 
 
+def _group_members(bootstrap: str, group: str) -> int:
+    from kafka.admin import KafkaAdminClient
+
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        [described] = admin.describe_consumer_groups([group])
+        return len(described.members)
+    finally:
+        admin.close()
+
+
 def test_two_workers_in_one_group_end_at_the_oracle(cluster: dict[str, str], tmp_path: Path):
     events = _workload(users=100, per_user=50, seed=14)
     expected = oracle(events, tmp_path, time.time())
-    publish(cluster["bootstrap"], cluster["prefix"], event_messages(events))
+    messages = event_messages(events)
+    half = len(messages) // 2
+    publish(cluster["bootstrap"], cluster["prefix"], messages[:half])
     common = {
         "bootstrap": cluster["bootstrap"],
         "prefix": cluster["prefix"],
@@ -261,12 +329,23 @@ def test_two_workers_in_one_group_end_at_the_oracle(cluster: dict[str, str], tmp
             first.log_tail,
         )
         second.start()  # joins mid-stream: a rebalance moves partitions under load
+        group = cluster["prefix"] + "group"
+        wait_until(
+            lambda: _group_members(cluster["bootstrap"], group) == 2,
+            120,
+            "the second worker in the group",
+            second.log_tail,
+        )
+        # The rest arrives once both hold partitions: each of them has events to fold.
+        publish(cluster["bootstrap"], cluster["prefix"], messages[half:])
         _wait_done(cluster, expected, [first, second])
+        totals = [first.totals(), second.totals()]  # while their metrics are served
     finally:
         first.stop()
         second.stop()
     assert_profiles_equal(expected, cluster["store"])
-    print(f"lost version fences: {first.totals().lost_fences + second.totals().lost_fences}")
+    assert all(t.applied > 0 for t in totals), totals  # both workers consumed and wrote
+    print(f"lost fences: {sum(t.lost_fences for t in totals)}")
 
 
 MALFORMED: list[bytes] = [

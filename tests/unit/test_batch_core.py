@@ -12,6 +12,7 @@ import pytest
 from interest_stream.encoders.hashing import HashingEncoder
 from interest_stream.schemas.records import RawRecord
 from interest_stream.store import ProfileWrite, open_store
+from interest_stream.store.base import EMBEDDED
 from interest_stream.store.sqlite import SqliteStore
 from interest_stream.streams.core.batch import BatchCore
 from interest_stream.streams.demo import generate
@@ -130,6 +131,7 @@ def test_a_lost_version_fence_is_reread_and_reapplied(tmp_path: Path):
 def test_a_profile_from_another_model_is_refused(tmp_path: Path):
     core = _core(tmp_path / "p.db")
     foreign = UserProfile.new("u", "other-model", 384)
+    core.store.claim({EMBEDDED})
     core.store.apply([ProfileWrite(foreign, 0)])
     good = {
         "event_id": "e1",

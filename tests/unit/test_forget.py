@@ -29,11 +29,16 @@ def test_forget_erases_for_good_and_a_later_user_starts_anew(tmp_path: Path):
 
     code, output = _run("forget", "user-00001", "--store", url, "--no-kafka", "--json")
     assert code == 0, output
-    assert json.loads(output) == {"user_id": "user-00001", "had_profile": True, "tombstone": False}
+    assert json.loads(output) == {
+        "user_id": "user-00001",
+        "had_profile": True,
+        "tombstone": False,
+        "records_behind": 0,
+    }
     store = open_store(url)
     try:
         assert "user-00001" not in store.user_ids() and len(store.user_ids()) == 2
-        erased_at = store.erased(["user-00001"])["user-00001"]
+        erased_at = store.erased(["user-00001"])["user-00001"].at
         assert abs(erased_at - time.time()) < 60
     finally:
         store.close()

@@ -215,3 +215,93 @@ def test_ids_are_remembered_in_delivery_order_so_a_lagging_topic_keeps_its_dedup
         profile = fold_events(profile, batch, params, updated_at=0).profile
     assert fold_events(profile, [late], params, updated_at=0).duplicates == 1
     assert list(profile.recent_ids)[-1] == event_key("click-4")
+
+
+PRODUCTION = InterestParams()  # the production dedup bound: the last 64 ids, 30 days
+
+
+def _kafka_event(i: int, source: int, offset: int, ts: float, weight: float, seed: int):
+    vector = np.random.default_rng(seed).standard_normal(DIM).astype(np.float32)
+    vector /= np.linalg.norm(vector)
+    return WeightedEvent(
+        f"e{i}",
+        ts,
+        weight,
+        f"text {seed % 7}",
+        vector,
+        domain=("movies", "books", None)[seed % 3],
+        source=f"topic{source}:0",
+        offset=offset,
+    )
+
+
+kafka_rows = st.lists(
+    st.tuples(
+        st.integers(0, 2),  # one of three topics (sources)
+        # Many equal timestamps: the summary's ties are broken by event id.
+        st.one_of(st.sampled_from([0.0, HOUR, 2 * HOUR, DAY]), st.floats(0, 30 * DAY)),
+        st.sampled_from([1.0, 0.5, 1.5, -1.5, -0.75]),
+        st.integers(0, 10_000),
+    ),
+    min_size=65,  # more than the 64 ids the production dedup keeps
+    max_size=160,
+)
+
+
+@settings(max_examples=30, deadline=None)
+@given(kafka_rows, st.randoms(use_true_random=False), st.lists(st.integers(0, 400), max_size=6))
+def test_kafka_deliveries_under_the_production_dedup_bound_give_the_same_profile(rows, rng, cuts):
+    """Three topics delivered interleaved in any way that keeps each topic's order, with
+    redeliveries of what a topic already delivered (a restart from the last commit), in any
+    batching: the profile is the one of each event once, under the production bounds."""
+    per_source: list[list[WeightedEvent]] = [[], [], []]
+    for i, (source, t, weight, seed) in enumerate(rows):
+        per_source[source].append(
+            _kafka_event(i, source, len(per_source[source]), T0 + t, weight, seed)
+        )
+    canonical = [e for events in per_source for e in events]
+    delivery: list[WeightedEvent] = []
+    cursors = [0, 0, 0]
+    while any(c < len(events) for c, events in zip(cursors, per_source, strict=True)):
+        source = rng.choice([s for s in range(3) if cursors[s] < len(per_source[s])])
+        delivery.append(per_source[source][cursors[source]])
+        cursors[source] += 1
+        if rng.random() < 0.05 and cursors[source] > 1:  # redeliver from an earlier offset
+            start = rng.randrange(cursors[source])
+            delivery.extend(per_source[source][start : cursors[source]])
+    once = fold_events(UserProfile.new("u", "m", DIM), canonical, PRODUCTION, updated_at=0.0)
+    profile = UserProfile.new("u", "m", DIM)
+    bounds = sorted({0, len(delivery), *(c % (len(delivery) + 1) for c in cuts)})
+    for start, end in itertools.pairwise(bounds):
+        profile = fold_events(profile, delivery[start:end], PRODUCTION, updated_at=0.0).profile
+    _assert_same(once.profile, profile)
+    assert profile.event_count == len(canonical)
+
+
+def test_an_erasure_bounded_by_offsets_ignores_the_event_clocks():
+    from dataclasses import replace
+
+    erased = replace(
+        UserProfile.new("u", "m", DIM),
+        forgotten_at=T0,
+        erased_before={"p-clicks:2": 100},
+    )
+    vector = np.ones(DIM, np.float32) / math.sqrt(DIM)
+
+    def click(i: int, ts: float, offset: int, **first: object) -> WeightedEvent:
+        return WeightedEvent(
+            f"c{i}", ts, 1.0, "t", vector, source="p-clicks:2", offset=offset, **first
+        )
+
+    events = [
+        click(1, T0 + 240, 99),  # produced before the erasure, its clock 4 minutes ahead
+        click(2, T0 - 3600, 100),  # produced after it, stamped an hour earlier (a backfill)
+        # Forwarded from another partition: its first arrival counts, not the forward's.
+        click(3, T0 + 10, 7, first_source="p-clicks:2", first_offset=98),
+        # A source the erasure did not see (a file): its time counts.
+        WeightedEvent("f1", T0 - 1, 1.0, "t", vector, source="file:x", offset=1),
+        WeightedEvent("f2", T0 + 1, 1.0, "t", vector, source="file:x", offset=2),
+    ]
+    outcome = fold_events(erased, events, PRODUCTION, updated_at=0.0)
+    assert outcome.erased == 3 and outcome.applied == 2
+    assert outcome.profile.event_count == 2

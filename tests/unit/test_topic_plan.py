@@ -16,6 +16,7 @@ def test_single_broker_plan_has_compacted_outputs_and_no_isr_setting() -> None:
         "p-profile-updates",
         "p-items",
         "p-interest-stream-dlq",
+        "p-events-by-user",
     }
     assert {spec["num_partitions"] for spec in plan.values()} == {4}
     assert plan["p-profile-updates"]["configs"] == {"cleanup.policy": "compact"}

@@ -14,7 +14,7 @@ import numpy.typing as npt
 
 from interest_stream.encoders.base import Encoder
 from interest_stream.schemas.events import Event
-from interest_stream.streams.core.calibration import SAMPLE, Catalogue
+from interest_stream.streams.core.calibration import Catalogue, sample_texts
 from interest_stream.streams.errors import ConfigurationError, SourceError
 from interest_stream.streams.lab.evaluate.config import (
     BLENDS,
@@ -274,10 +274,10 @@ def evaluate(
     timings["encode"] = time.perf_counter() - started
     if not corpus.item_ids:
         raise SourceError(f"no event in {log.source} carries an item_id: nothing to rank")
-    # What a new store's writers estimate from the first distinct texts they see
-    # (streams/core/calibration.py): the catalogue's center and background cosine.
-    first = list(dict.fromkeys(text_of(e) for e in log.events))[:SAMPLE]
-    catalogue = Catalogue.estimate(corpus.text_vectors[[corpus.text_row[t] for t in first]])
+    # What `calibrate` keeps for a store fed this log (streams/core/calibration.py): the
+    # catalogue's center and background cosine over a hash-chosen sample of its texts.
+    sample = sample_texts(text_of(e) for e in log.events)
+    catalogue = Catalogue.estimate(corpus.text_vectors[[corpus.text_row[t] for t in sample]])
     if config.calibrate_background:
         params = replace(config.params, cluster_background=catalogue.background)
         config = replace(config, params=params)
