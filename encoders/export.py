@@ -269,6 +269,9 @@ def _fused(raw: Path, *, for_gpu: bool) -> Any:
     400 short texts) where Add + LayerNormalization took 29 ms. The CPU session disables
     the fusion that would put it back at load time (encoders/runtime.py).
     """
+    from interest_stream.encoders.onnx_install import onnxruntime_module
+
+    onnxruntime_module()  # one onnxruntime distribution, or one line naming the fix
     from onnxruntime.transformers import optimizer
     from onnxruntime.transformers.fusion_options import FusionOptions
 

@@ -100,7 +100,10 @@ def quantize_int8(
 def calibrate(model: Any, tensors: list[str], feeds: Iterable[Feed]) -> dict[str, ChannelRange]:
     """Per-channel ranges of `tensors` when `model` (an onnx ModelProto) runs on `feeds`."""
     import onnx
-    import onnxruntime as ort
+
+    from interest_stream.encoders.onnx_install import onnxruntime_module
+
+    ort = onnxruntime_module()
 
     probe = onnx.ModelProto()
     probe.CopyFrom(model)

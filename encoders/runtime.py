@@ -28,7 +28,6 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-import onnxruntime as ort
 from tokenizers import Tokenizer
 
 from interest_stream.encoders.base import Vectors
@@ -40,6 +39,7 @@ from interest_stream.encoders.layout import (
     ModelMeta,
     valid_export,
 )
+from interest_stream.encoders.onnx_install import onnxruntime_module
 from interest_stream.encoders.pipeline import (
     BatchPolicy,
     BatchProducer,
@@ -49,6 +49,10 @@ from interest_stream.encoders.pipeline import (
     run_batches,
 )
 from interest_stream.streams.errors import InterestStreamError
+
+# Refuses, with the fix in one line, when neither onnxruntime nor onnxruntime-gpu is
+# installed or both are (they overwrite each other's module): encoders/onnx_install.py.
+ort = onnxruntime_module()
 
 log = logging.getLogger(__name__)
 
@@ -238,7 +242,7 @@ class OnnxEncoder:
             **options,
         )
 
-    def _create_session(self, model_path: Path, device: str) -> ort.InferenceSession:
+    def _create_session(self, model_path: Path, device: str) -> Any:
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.intra_op_num_threads = self._intra_op_threads
@@ -279,7 +283,7 @@ class OnnxEncoder:
         return self._max_length
 
     @property
-    def session(self) -> ort.InferenceSession:
+    def session(self) -> Any:
         """The onnxruntime session (benchmarks time bare `run` calls on it)."""
         return self._session
 

@@ -51,6 +51,9 @@ def _plugins() -> list[Any]:
 
 
 @click.group(cls=CliGroup, context_settings={"help_option_names": ["-h", "--help"]})
+# The installed distribution's version, so an image's `interest-stream --version` shows
+# what it holds.
+@click.version_option(package_name="interest-stream", prog_name="interest-stream")
 @click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
 def main(verbose: int) -> None:
     """interest-stream: live semantic interest profiles from clicks, reviews and queries.

@@ -14,7 +14,7 @@ from interest_stream.streams import app
 from interest_stream.streams.cli import options
 from interest_stream.streams.cli.group import main
 from interest_stream.streams.cli.output import out, quiet_driver_logs
-from interest_stream.streams.errors import SourceError
+from interest_stream.streams.errors import BrokerError, SourceError
 
 
 def _read_user_ids(path: Path) -> list[str]:
@@ -48,10 +48,10 @@ def _read_user_ids(path: Path) -> list[str]:
 @click.option(
     "--kafka/--no-kafka",
     "with_kafka",
-    default=True,
-    show_default=True,
+    default=None,
     help="Publish a tombstone on profile-updates (and find the user's partition to fence"
-    " out only its worker; without Kafka every worker re-reads).",
+    " out only its worker; without Kafka every worker re-reads). [default: on, except for"
+    " a sqlite:// store when no brokers are named by --brokers or INTEREST_STREAM_BROKERS]",
 )
 @click.option(
     "--wait",
@@ -71,7 +71,7 @@ def forget(
     user_ids: tuple[str, ...],
     from_file: Path | None,
     reason: str,
-    with_kafka: bool,
+    with_kafka: bool | None,
     wait_s: float,
     consumer_group: str | None,
     store_url: str | None,
@@ -97,6 +97,10 @@ def forget(
         topic_prefix=topic_prefix,
         consumer_group=consumer_group,
     )
+    if with_kafka is None:
+        # An embedded store (`run`) has no Kafka to tell; a named broker list says there is.
+        embedded = settings.store_url.startswith("sqlite:")
+        with_kafka = not embedded or "brokers" in settings.model_fields_set
     quiet_driver_logs()
     store = app.open_store(settings)
     try:
@@ -110,6 +114,8 @@ def forget(
             wait_s=wait_s,
             pauses=app.pause_points(settings),
         )
+    except BrokerError as exc:
+        raise BrokerError(f"{exc} (for a store without Kafka, add --no-kafka)") from exc
     finally:
         store.close()
     for erasure in done:

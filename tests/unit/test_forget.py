@@ -7,6 +7,7 @@ import json
 import time
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from interest_stream.store import open_store
@@ -81,3 +82,21 @@ def test_forget_reads_ids_from_a_file_and_explains_a_bad_one(tmp_path: Path):
     code, output = _run("forget", "--from", str(ids), "--store", url, "--no-kafka")
     assert code == 2 and f"{ids}:1: field 'user_id'" in output
     assert "Traceback" not in output
+
+
+def test_forget_on_an_embedded_store_needs_no_kafka_by_default(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.delenv("INTEREST_STREAM_BROKERS", raising=False)
+    url = f"sqlite:///{tmp_path}/p.db"
+    code, output = _run("forget", "user-00001", "--store", url, "--json")
+    assert code == 0, output
+    assert json.loads(output)["tombstone"] is False
+
+
+def test_forget_with_named_brokers_that_cannot_be_reached_names_no_kafka(tmp_path: Path):
+    url = f"sqlite:///{tmp_path}/p.db"
+    # A port nothing listens on: the broker list was named, so forget tries Kafka.
+    code, output = _run("forget", "user-00001", "--store", url, "--brokers", "127.0.0.1:9")
+    assert code == 2
+    assert len(output.strip().splitlines()) == 1 and "add --no-kafka" in output, output
