@@ -6,44 +6,19 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable, Iterator
-from pathlib import Path
-
-import pytest
+from collections.abc import Callable
 
 from interest_stream.encoders.hashing import HashingEncoder
 from interest_stream.schemas.records import RawRecord
-from interest_stream.store import ProfileStore, open_store
+from interest_stream.store import ProfileStore
 from interest_stream.store.base import partition_fence
 from interest_stream.streams.core import pauses
 from interest_stream.streams.core.batch import BatchCore
+from tests.contract.conftest import Opener
 
 NOW = 1_800_000_000.0
 PARTITION = 3
 FENCE = partition_fence(PARTITION)
-
-Opener = Callable[[], ProfileStore]
-
-
-@pytest.fixture(params=["sqlite", pytest.param("cassandra", marks=pytest.mark.cassandra)])
-def opener(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Opener]:
-    """Opens stores on one backend and place: two of them are two processes."""
-    opened: list[ProfileStore] = []
-    if request.param == "sqlite":
-        url, create = f"sqlite:///{tmp_path}/profiles.db", False
-    else:
-        keyspace = request.getfixturevalue("keyspace")
-        host, port = request.getfixturevalue("cassandra_contact")
-        url, create = f"cassandra://{host}:{port}/{keyspace}", True
-
-    def open_one() -> ProfileStore:
-        store = open_store(url, create_schema=create)
-        opened.append(store)
-        return store
-
-    yield open_one
-    for store in opened:
-        store.close()
 
 
 def _core(store: ProfileStore) -> BatchCore:

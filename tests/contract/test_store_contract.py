@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-from interest_stream.store import ProfileStore, ProfileWrite, open_store
+from interest_stream.store import ProfileStore, ProfileWrite
 from interest_stream.store.base import (
     EMBEDDED,
     ApplyResult,
@@ -19,34 +17,11 @@ from interest_stream.store.base import (
 )
 from interest_stream.streams.model.horizons import InterestParams
 from interest_stream.streams.model.profile import UserProfile, WeightedEvent, fold_events
+from tests.contract.conftest import Opener
 
 DIM = 384
 PARAMS = InterestParams()
 FENCE = partition_fence(3)
-
-Opener = Callable[[], ProfileStore]
-
-
-@pytest.fixture(params=["sqlite", pytest.param("cassandra", marks=pytest.mark.cassandra)])
-def opener(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Opener]:
-    """Opens stores on one backend and place: two of them are two writers."""
-    opened: list[ProfileStore] = []
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path}/profiles.db"
-        create = False
-    else:
-        keyspace = request.getfixturevalue("keyspace")
-        host, port = request.getfixturevalue("cassandra_contact")
-        url, create = f"cassandra://{host}:{port}/{keyspace}", True
-
-    def open_one() -> ProfileStore:
-        store = open_store(url, create_schema=create)
-        opened.append(store)
-        return store
-
-    yield open_one
-    for store in opened:
-        store.close()
 
 
 @pytest.fixture

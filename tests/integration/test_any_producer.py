@@ -79,6 +79,15 @@ def _event_count(store_url: str, user: str) -> int | None:
         store.close()
 
 
+def _forget(servers: dict[str, str], user: str, *options: str) -> None:
+    command = [
+        "forget", user, "--store", servers["store"], "--brokers", servers["bootstrap"],
+        "--topic-prefix", servers["prefix"], "--group", servers["prefix"] + "group", *options,
+    ]  # fmt: skip
+    result = CliRunner().invoke(main, command, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+
+
 @pytest.fixture
 def servers(
     kafka_bootstrap: str, cassandra_contact: tuple[str, int], keyspace: str, topic_prefix: str
@@ -109,25 +118,8 @@ def test_a_user_produced_by_librdkafka_and_forgotten_stays_forgotten(
         wait_until(
             lambda: _event_count(servers["store"], user) == 10, 120, "10 events", worker.log_tail
         )
-        result = CliRunner().invoke(
-            main,
-            [
-                "forget",
-                user,
-                "--store",
-                servers["store"],
-                "--brokers",
-                servers["bootstrap"],
-                "--topic-prefix",
-                servers["prefix"],
-                "--group",
-                servers["prefix"] + "group",
-            ],
-            catch_exceptions=False,
-        )
-        assert result.exit_code == 0, result.output
-        time.sleep(0.01)  # the new event is stamped after the erasure
-        fresh = _clicks(user, 1, int(time.time() * 1000) + 1000, "new")
+        _forget(servers, user)
+        fresh = _clicks(user, 1, int(time.time() * 1000) + 1000, "new")  # after the erasure
         _produce_with_librdkafka(servers["bootstrap"], clicks, fresh)
         wait_until(
             lambda: _event_count(servers["store"], user) is not None,
@@ -187,25 +179,7 @@ def test_an_erasure_is_bound_to_the_input_offsets_not_to_the_clocks(
     before = _clicks(user, 3, now_ms - 3_600_000, "old")
     before.append({**_clicks(user, 1, now_ms + 240_000, "ahead")[0]})  # a clock 4 min ahead
     publish(servers["bootstrap"], servers["prefix"], event_messages(before))
-    result = CliRunner().invoke(
-        main,
-        [
-            "forget",
-            user,
-            "--store",
-            servers["store"],
-            "--brokers",
-            servers["bootstrap"],
-            "--topic-prefix",
-            servers["prefix"],
-            "--group",
-            servers["prefix"] + "group",
-            "--wait",
-            "0",
-        ],  # no worker runs yet
-        catch_exceptions=False,
-    )
-    assert result.exit_code == 0, result.output
+    _forget(servers, user, "--wait", "0")  # no worker runs yet
     backfill = _clicks(user, 1, now_ms - 1_800_000, "backfill")  # after it, stamped earlier
     publish(servers["bootstrap"], servers["prefix"], event_messages(backfill))
     worker = WorkerProcess(
