@@ -161,6 +161,7 @@ def cassandra_session(cassandra_contact: tuple[str, int]) -> Iterator[Any]:
         [cassandra_contact[0]], port=cassandra_contact[1], protocol_version=4, connect_timeout=10
     )
     session = cluster.connect()
+    session.default_timeout = 30  # reads of the tests' own checks, on a busy machine
     yield session
     cluster.shutdown()
 
@@ -169,7 +170,10 @@ def cassandra_session(cassandra_contact: tuple[str, int]) -> Iterator[Any]:
 def keyspace(cassandra_session: Any) -> Iterator[str]:
     name = f"ks_{uuid.uuid4().hex[:12]}"
     replication = "{'class': 'SimpleStrategy', 'replication_factor': 1}"
-    cassandra_session.execute(f"CREATE KEYSPACE {name} WITH replication = {replication}")
+    # Schema changes wait for every node's agreement: generous on a busy 2-core machine.
+    cassandra_session.execute(
+        f"CREATE KEYSPACE {name} WITH replication = {replication}", timeout=60
+    )
     yield name
     cassandra_session.execute(f"DROP KEYSPACE IF EXISTS {name}", timeout=60)
 
