@@ -30,6 +30,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 import numpy.typing as npt
 
+from interest_stream.streams.errors import StoreRefusedError
 from interest_stream.streams.model.profile import UserProfile
 
 EMBEDDED = "embedded"
@@ -46,6 +47,9 @@ ERASURE_REASONS = ("user-request", "legal-obligation", "retention-expired", "tes
 
 ERASURE_KEY_SETTING = "erasure_key"
 """Where a store keeps the key of its erasure records when the settings give none."""
+
+ERASURE_FINGERPRINT_SETTING = "erasure_key_fingerprint"
+"""A fingerprint of the key the store's erasure records were written with."""
 
 
 def erasure_subject(user_id: str, key: bytes) -> str:
@@ -76,10 +80,21 @@ def erasure_key(configured: str | None, keep_setting: Callable[[str, str], str])
 
     Returns:
         The key's bytes.
+
+    Raises:
+        StoreRefusedError: The key is not the one the store's records were written with.
     """
-    if configured:
-        return configured.encode()
-    return keep_setting(ERASURE_KEY_SETTING, secrets.token_hex(32)).encode()
+    key = (configured or keep_setting(ERASURE_KEY_SETTING, secrets.token_hex(32))).encode()
+    # Records keyed with one key are unreachable under another: a changed ERASURE_KEY
+    # would silently forget every erasure, so the store keeps the key's fingerprint.
+    fingerprint = hmac.new(key, b"interest-stream erasure key", hashlib.sha256).hexdigest()[:16]
+    if keep_setting(ERASURE_FINGERPRINT_SETTING, fingerprint) != fingerprint:
+        raise StoreRefusedError(
+            "ERASURE_KEY is not the key this store's erasure records were written with:"
+            " set the original key (with another, erased users' replayed events would be"
+            " applied again)"
+        )
+    return key
 
 
 def check_reason(reason: str) -> str:
@@ -222,13 +237,15 @@ class ProfileStore(Protocol):
         """
         ...
 
-    def bound_erasure(self, user_id: str, before: Mapping[str, int]) -> None:
+    def bound_erasure(self, user_id: str, before: Mapping[str, int], *, fence: str) -> None:
         """Record on the user's erasure the input offsets it bounds.
 
         Args:
             user_id: The erased user.
             before: Per input source ("topic:partition"), the first offset after the
                 erasure (read right after it fenced the writers out).
+            fence: The user's fence, claimed again, so that a writer that read the erasure
+                before its bound reads it again.
         """
         ...
 

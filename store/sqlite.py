@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import re
 import sqlite3
 from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
@@ -77,10 +76,6 @@ def path_from_url(url: str) -> Path:
     return Path(parts.path[1:])
 
 
-_SUBJECT = re.compile(r"[0-9a-f]{64}")
-"""An erasure record's key (a hex HMAC-SHA256), as opposed to a plain user id."""
-
-
 def _create_private(path: Path) -> None:
     """Create the database file with mode 0600 unless it exists (an existing file keeps
     its mode: the operator chose it). Not through the umask, which is per process."""
@@ -111,7 +106,9 @@ class SqliteStore:
             erasure_columns = {row[1] for row in self._db.execute("PRAGMA table_info(erasures)")}
             if "before" not in erasure_columns:  # a file of this layout from before the bounds
                 self._db.execute("ALTER TABLE erasures ADD COLUMN before TEXT")
-            self._hash_plain_erasures()
+            if self.setting("erasures_keyed") is None:
+                self._hash_plain_erasures()  # once per file, whatever the ids look like
+                self.keep_setting("erasures_keyed", "1")
             self._db.execute("INSERT OR IGNORE INTO meta VALUES ('layout', ?)", (LAYOUT,))
         except (sqlite3.Error, OSError) as exc:
             raise StoreError(f"cannot open SQLite store {path}: {exc}") from exc
@@ -160,12 +157,24 @@ class SqliteStore:
         """Erasure records of an earlier version kept the user id itself: key them by its
         keyed hash, as every record is now (once per file)."""
         rows = self._db.execute("SELECT user_id FROM erasures").fetchall()
-        plain = [user_id for (user_id,) in rows if not _SUBJECT.fullmatch(user_id)]
-        for user_id in plain:
+        for (user_id,) in rows:
             self._db.execute(
                 "UPDATE OR REPLACE erasures SET user_id = ? WHERE user_id = ?",
                 (self._subject(user_id), user_id),
             )
+
+    def _bump_fence(self, fence: str) -> None:
+        """Inside a transaction: claim `fence` away from its holder (ALL_FENCES: every one)."""
+        if fence == ALL_FENCES:
+            self._db.execute("UPDATE fences SET epoch = epoch + 1")
+            self._epochs.clear()
+        else:
+            self._db.execute(
+                "INSERT INTO fences VALUES (?, 1)"
+                " ON CONFLICT(name) DO UPDATE SET epoch = epoch + 1",
+                (fence,),
+            )
+            self._epochs.pop(fence, None)
 
     def _subject(self, user_id: str) -> str:
         """The erasure records' key for `user_id` (see store/base.py)."""
@@ -183,13 +192,19 @@ class SqliteStore:
             for subject, at, before in rows
         }
 
-    def bound_erasure(self, user_id: str, before: Mapping[str, int]) -> None:
+    def bound_erasure(self, user_id: str, before: Mapping[str, int], *, fence: str) -> None:
+        subject = self._subject(user_id)
         try:
+            self._db.execute("BEGIN IMMEDIATE")
+            self._bump_fence(fence)
             self._db.execute(
                 "UPDATE erasures SET before = ? WHERE user_id = ?",
-                (json.dumps(dict(before), sort_keys=True), self._subject(user_id)),
+                (json.dumps(dict(before), sort_keys=True), subject),
             )
+            self._db.execute("COMMIT")
         except sqlite3.Error as exc:
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
             raise StoreError(f"cannot write {self.path}: {exc}") from exc
 
     def claim(self, fences: Collection[str]) -> set[str]:
@@ -277,16 +292,7 @@ class SqliteStore:
         try:
             self._db.execute("BEGIN IMMEDIATE")
             # Fence out the writer of the user's partition: its cached copy is stale now.
-            if fence == ALL_FENCES:
-                self._db.execute("UPDATE fences SET epoch = epoch + 1")
-                self._epochs.clear()
-            else:
-                self._db.execute(
-                    "INSERT INTO fences VALUES (?, 1)"
-                    " ON CONFLICT(name) DO UPDATE SET epoch = epoch + 1",
-                    (fence,),
-                )
-                self._epochs.pop(fence, None)
+            self._bump_fence(fence)
             cursor = self._db.execute("DELETE FROM profiles WHERE user_id = ?", (user_id,))
             self._db.execute(
                 "INSERT OR REPLACE INTO erasures VALUES (?, ?, ?, NULL)", (subject, at, reason)

@@ -378,7 +378,7 @@ def forget_users(
         ends = input_end_offsets(settings)
         before = {f"{topic}:{partition}": end for (topic, partition), end in ends.items()}
         for user_id in user_ids:
-            store.bound_erasure(user_id, before)
+            store.bound_erasure(user_id, before, fence=fences[user_id])
         behind = wait_for_workers(settings, ends, wait_s)
         pauses.reach(points.BEFORE_TOMBSTONE)
         publish_tombstones(settings, user_ids)

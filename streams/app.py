@@ -65,6 +65,9 @@ def build_core(
         profile_cache_size=settings.profile_cache_size,
         calibrate_background=settings.cluster_background is None,
         routing=None if partitions is None else Routing(partitions),
+        # A worker re-announces stored profiles whose events come again (a crash between
+        # its write and its publish); a file replay in the embedded mode writes nothing.
+        reannounce=partitions is not None,
         pauses=pause_points(settings),
     )
 

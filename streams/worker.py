@@ -386,10 +386,12 @@ def _origin(message: Any, settings: Settings) -> Provenance:
         named = topic[len(prefix) :] if prefix and topic.startswith(prefix) else topic
         return Provenance(source, message.offset, named, message.partition, message.key)
     first = first_arrival(_headers(message))  # forward_headers wrote it
+    # Validated where it first arrived (type against topic included); its topic,
+    # partition and offset here are the repartition topic's, where a DLQ record points.
     return Provenance(
         source=source,
         offset=message.offset,
-        topic=first.topic,
+        topic=settings.repartition_topic,
         partition=message.partition,
         key=message.key,
         routed=True,

@@ -181,6 +181,15 @@ class CassandraStore:
                 ) from exc
         return found
 
+    def _claim_away(self, fence: str, why: str) -> int:
+        """Claim `fence` (ALL_FENCES: every one) from its holder; the timestamp to write
+        with, above every one handed out under it."""
+        try:
+            names = self.fences.names() if fence == ALL_FENCES else [fence]
+            return max((self.fences.claim_away(name) for name in names), default=clock_us())
+        except driver_errors() as exc:
+            raise self._error(f"fence claim for {why}", exc) from exc
+
     def _subject(self, user_id: str) -> str:
         """The erasure records' key for `user_id` (see store/base.py)."""
         if self._key is None:
@@ -197,7 +206,8 @@ class CassandraStore:
             if at is not None and subject in subjects
         }
 
-    def bound_erasure(self, user_id: str, before: Mapping[str, int]) -> None:
+    def bound_erasure(self, user_id: str, before: Mapping[str, int], *, fence: str) -> None:
+        self._claim_away(fence, f"bounding the erasure of {user_id!r}")
         statement = self._statements.bound_erasure.bind((dict(before), self._subject(user_id)))
         self._write_retried([(user_id, statement)])
 
@@ -357,11 +367,7 @@ class CassandraStore:
         check_reason(reason)
         self._ann.forget(user_id)  # no copy of this user may be queued behind the delete
         existed = user_id in self.get([user_id])
-        try:
-            names = self.fences.names() if fence == ALL_FENCES else [fence]
-            stamp = max((self.fences.claim_away(name) for name in names), default=clock_us())
-        except driver_errors() as exc:
-            raise self._error(f"fence claim for erasing {user_id!r}", exc) from exc
+        stamp = self._claim_away(fence, f"erasing {user_id!r}")
         statements: list[tuple[str, Statement]] = [
             (user_id, self._statements.erase_profile.bind((stamp, user_id))),
             (user_id, self._statements.erase_domains.bind((stamp, user_id))),

@@ -140,6 +140,7 @@ class BatchCore:
         clock: Callable[[], float] = time.time,
         pauses: PausePoints | None = None,
         routing: Routing | None = None,
+        reannounce: bool = False,
     ) -> None:
         self.encoder = encoder
         self.routing = routing
@@ -161,6 +162,9 @@ class BatchCore:
         # What flushes stored and did not return yet (a flush that raised keeps them for
         # the retry, so a stored profile is always announced).
         self._stored = BatchOutcome()
+        # Fences claimed anew whose pending users are not re-read yet (see `_claim`).
+        self._unread: set[str] = set()
+        self.reannounce = reannounce
 
     @property
     def params(self) -> InterestParams:
@@ -198,7 +202,10 @@ class BatchCore:
             if new:
                 fresh[user_id] = new
             elif (
-                profile is not None and user_id not in self.pending and redelivered(profile, items)
+                self.reannounce
+                and profile is not None
+                and user_id not in self.pending
+                and redelivered(profile, items)
             ):
                 self.pending[user_id] = Pending(
                     profile,
@@ -244,14 +251,10 @@ class BatchCore:
         flush lose and fold again. Under a fence claimed just now, nothing read before
         counts: its users are read from the store, and their pending events re-folded.
         """
-        claimed = self.store.claim(set(fences.values()))
+        self._claim(set(fences.values()))
         self.pauses.reach(points.AFTER_CLAIM)
-        stale = {u for u, fence in fences.items() if fence in claimed}
-        rebase = {u: self.pending[u] for u in stale if u in self.pending}
-        if rebase:
-            self._refold(rebase, outcome)
-            for user_id in (stale & self.pending.keys()) - rebase.keys():
-                del self.pending[user_id]  # the other writer had applied all its events
+        stale = {u for u, fence in fences.items() if fence in self._unread}
+        self._rebase_unread(outcome)
         found = {u: self.pending[u].profile for u in fences if u in self.pending}
         cached, missing = self.cache.lookup(u for u in fences if u not in found and u not in stale)
         outcome.cached_reads += len(cached)
@@ -321,6 +324,7 @@ class BatchCore:
         return, and what it did not is still pending: calling it again goes on.
         """
         outcome = self._stored
+        self._rebase_unread(outcome)  # a fold that raised between a claim and its re-read
         pending = dict(self.pending)
         for attempt in range(MAX_FENCE_RETRIES):
             if not pending:
@@ -365,14 +369,44 @@ class BatchCore:
         self._stored = BatchOutcome()
         return outcome
 
+    def _claim(self, fences: set[str]) -> None:
+        """Hold `fences`; those claimed anew are unread until their pending users have been
+        re-folded onto a fresh read (kept across errors: a retry still re-reads), and
+        nothing cached from before counts."""
+        claimed = self.store.claim(fences)
+        if claimed:
+            self._unread |= claimed
+            self.cache.invalidate()
+
+    def _rebase_unread(self, outcome: BatchOutcome) -> None:
+        """Re-fold every pending user under a fence claimed anew (in this batch or not)
+        onto a fresh read; then those fences are read."""
+        unread = set(self._unread)
+        if not unread:
+            return
+        rebase = {u: p for u, p in self.pending.items() if p.fence in unread}
+        if rebase:
+            remaining = dict(rebase)
+            self._refold(remaining, outcome)
+            for user_id in rebase.keys() - remaining.keys():
+                del self.pending[user_id]  # the other writer had applied all its events
+        self._unread -= unread
+
     def _refold(self, pending: dict[str, Pending], outcome: BatchOutcome) -> None:
         """Fold the pending events of users whose write was lost onto what is stored now,
-        read under a new claim of their fences."""
-        self.store.claim({entry.fence for entry in pending.values()})
+        read under a new claim of their fences. `pending` holds every pending user under
+        those fences."""
+        fences = {entry.fence for entry in pending.values()}
+        self._claim(fences)
         self.pauses.reach(points.AFTER_CLAIM)
         stored = self._read(sorted(pending), outcome)
         for user_id, entry in pending.items():
             profile = stored.get(user_id) or self._new(user_id)
+            if entry.reannounce:
+                # Announce what is stored now, if anything (an erased user: nothing).
+                entry.profile, entry.base_version = profile, profile.version
+                entry.base_domains = frozenset(profile.domains)
+                continue
             result = fold_events(profile, entry.events, self.params, updated_at=self._clock())
             outcome.erased += result.erased
             entry.profile = result.profile
@@ -380,12 +414,19 @@ class BatchCore:
             entry.base_domains = frozenset(profile.domains)
             entry.applied = result.applied
         # Users whose events the other writer had all applied are done: nothing to write.
-        for user_id in [u for u, entry in pending.items() if not entry.applied]:
+        done = [
+            u
+            for u, entry in pending.items()
+            if (entry.base_version == 0 if entry.reannounce else not entry.applied)
+        ]
+        for user_id in done:
             del pending[user_id]
+        self._unread -= fences
 
     def discard(self) -> None:
         """Forget pending profiles without writing them (their partitions were revoked:
         the events come again to whoever owns them now) and empty the cache."""
         self.pending.clear()
         self._stored = BatchOutcome()
+        self._unread.clear()
         self.cache.invalidate()

@@ -47,6 +47,9 @@ def dead_letter(rejection: Rejection, max_bytes: int = DEFAULT_MAX_BYTES) -> Dea
         ("source.partition", str(origin.partition).encode()),
         ("source.offset", str(origin.offset).encode()),
     ]
+    if origin.first_source is not None:  # forwarded: where it first arrived, too
+        headers.append(("first.source", origin.first_source.encode()))
+        headers.append(("first.offset", str(origin.first_offset).encode()))
     if truncated:
         headers.append(("original.bytes", str(len(raw)).encode()))
     return DeadLetter(origin.key, raw[:max_bytes] if truncated else raw, headers, truncated)

@@ -47,6 +47,14 @@ class Candidate:
         return self.origin.offset
 
     @property
+    def first_source(self) -> str | None:
+        return self.origin.first_source
+
+    @property
+    def first_offset(self) -> int | None:
+        return self.origin.first_offset
+
+    @property
     def fence(self) -> str:
         """The write fence of this event's user: its input partition (store/base.py)."""
         partition = self.origin.partition

@@ -73,7 +73,6 @@ def forward_headers(forward: Forward) -> list[tuple[str, bytes]]:
 class FirstArrival:
     """Where a forwarded event first arrived, read back from its headers."""
 
-    topic: str | None  # without the deployment's topic prefix
     source: str | None  # "topic:partition", prefixed, as dedup and erasures name sources
     offset: int | None
 
@@ -82,8 +81,4 @@ def first_arrival(headers: Sequence[tuple[str, bytes]] | None) -> FirstArrival:
     """What `forward_headers` wrote (None for what is missing or unreadable)."""
     found = {name: value.decode("utf-8", "replace") for name, value in headers or ()}
     offset = found.get("source.offset", "")
-    return FirstArrival(
-        found.get("source.topic") or None,
-        found.get("source.name") or None,
-        int(offset) if offset.isdigit() else None,
-    )
+    return FirstArrival(found.get("source.name") or None, int(offset) if offset.isdigit() else None)

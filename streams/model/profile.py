@@ -114,7 +114,8 @@ class UserProfile:
 
 
 class Delivered(Protocol):
-    """Anything that says which event it is and where it was delivered from."""
+    """Anything that says which event it is and where it was delivered from (and, if it
+    was forwarded to its user's partition, where it first arrived)."""
 
     @property
     def event_id(self) -> str: ...
@@ -122,6 +123,20 @@ class Delivered(Protocol):
     def source(self) -> str | None: ...
     @property
     def offset(self) -> int | None: ...
+    @property
+    def first_source(self) -> str | None: ...
+    @property
+    def first_offset(self) -> int | None: ...
+
+
+def position(event: Delivered) -> tuple[str | None, int | None]:
+    """Where dedup by offset places an event: where it first arrived. A forwarded event
+    may be forwarded twice (a retried publish, a crash before the ack) and get two
+    offsets in the repartition topic, but it has one first arrival; forwards of one input
+    partition reach their owner in that partition's order."""
+    if event.first_source is not None:
+        return event.first_source, event.first_offset
+    return event.source, event.offset
 
 
 D = TypeVar("D", bound=Delivered)
@@ -159,8 +174,9 @@ def redelivered(profile: UserProfile | None, events: Sequence[Delivered]) -> boo
 
 def _replayed(offsets: Mapping[str, int], event: Delivered) -> bool:
     """Whether `event` comes from at or below its source's applied high-water offset."""
-    high_water = offsets.get(event.source or "")
-    return event.offset is not None and high_water is not None and event.offset <= high_water
+    source, offset = position(event)
+    high_water = offsets.get(source or "")
+    return offset is not None and high_water is not None and offset <= high_water
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,8 +224,9 @@ def _recent_ids(
 def _offsets(current: Mapping[str, int], events: Sequence[WeightedEvent]) -> dict[str, int]:
     offsets = dict(current)
     for event in events:
-        if event.source is not None and event.offset is not None:
-            offsets[event.source] = max(offsets.get(event.source, -1), event.offset)
+        source, offset = position(event)
+        if source is not None and offset is not None:
+            offsets[source] = max(offsets.get(source, -1), offset)
     return offsets
 
 
@@ -269,8 +286,7 @@ def before_erasure(profile: UserProfile, event: WeightedEvent) -> bool:
     """Whether `event` is from before the user's erasure: by its offset where the erasure
     bounds its input source (offsets, not clocks: a producer's clock may run ahead), else
     by its time (files, sources the erasure did not see)."""
-    source = event.first_source or event.source
-    offset = event.first_offset if event.first_source else event.offset
+    source, offset = position(event)
     bound = profile.erased_before.get(source) if source is not None else None
     if bound is not None and offset is not None:
         return offset < bound

@@ -8,12 +8,15 @@ import json
 import threading
 from collections.abc import Callable
 
+import pytest
+
 from interest_stream.encoders.hashing import HashingEncoder
 from interest_stream.schemas.records import RawRecord
 from interest_stream.store import ProfileStore
 from interest_stream.store.base import partition_fence
 from interest_stream.streams.core import pauses
 from interest_stream.streams.core.batch import BatchCore
+from interest_stream.streams.errors import StoreError
 from tests.contract.conftest import Opener
 
 NOW = 1_800_000_000.0
@@ -106,3 +109,29 @@ def test_a_new_owner_writing_between_a_writers_read_and_its_write_is_not_overwri
     _held(old, pauses.AFTER_READ, [_click(3)], lambda: new.process([_click(2)]))
     # Click 2 was acknowledged by the new owner: it must still be in the profile.
     assert _event_ids(new.store, "u") == {"u-1", "u-2", "u-3"}
+
+
+def test_a_read_that_fails_after_a_new_claim_is_retried_before_anything_is_written(
+    opener: Opener,
+):
+    """The writer's pending user was folded under a hold that `forget` took away; the
+    flush claims again, and the read after that claim fails once (a store timeout). The
+    retried flush must still fold onto a fresh read, not write what it had."""
+    store = opener()
+    core = _core(store)
+    core.fold([_click(1), _click(2)])  # pending, not written
+    opener().erase("u", fence=FENCE, at=NOW, reason="test")
+    real_get = store.get
+    failures = [StoreError("read timed out")]
+
+    def get_failing_once(user_ids):  # type: ignore[no-untyped-def]
+        if failures:
+            raise failures.pop()
+        return real_get(user_ids)
+
+    store.get = get_failing_once  # type: ignore[method-assign]
+    with pytest.raises(StoreError):
+        core.flush()  # loses the fence, claims it again, then the read fails
+    core.flush()
+    assert _event_ids(store, "u") == set()
+    assert "u" not in store.get(["u"])

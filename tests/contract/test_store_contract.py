@@ -146,7 +146,7 @@ def test_erase_removes_the_profile_records_it_and_fences_the_holder(opener: Open
     erased = writer.erased(["gone", "kept"])
     assert list(erased) == ["gone"] and erased["gone"].at == pytest.approx(1.8e9)
     assert erased["gone"].before == {}
-    admin.bound_erasure("gone", {"t-clicks:3": 41, "t-reviews:3": 0})
+    admin.bound_erasure("gone", {"t-clicks:3": 41, "t-reviews:3": 0}, fence=FENCE)
     assert writer.erased(["gone"])["gone"].before == {"t-clicks:3": 41, "t-reviews:3": 0}
     # The worker that held the partition must read again before it writes there.
     late = replace(_profile("kept", seed=5), version=9)

@@ -64,7 +64,19 @@ def test_replaying_the_same_records_changes_nothing(tmp_path: Path):
     before = {u: p.version for u, p in _profiles(core).items()}
     outcome = core.process(records)
     assert outcome.applied == 0 and outcome.duplicates == len(records)
-    assert outcome.texts_encoded == 0 and outcome.updates == []
+    assert outcome.texts_encoded == 0 and outcome.updates == [] and outcome.writes == 0
+    assert {u: p.version for u, p in _profiles(core).items()} == before
+    assert outcome.reannounced == []  # the embedded mode announces nothing
+
+
+def test_a_worker_reannounces_what_comes_again_through_a_write(tmp_path: Path):
+    core = _core(tmp_path / "p.db")
+    core.reannounce = True  # as a worker's core is built
+    records = _records(generate(users=5, events_per_user=20, seed=4).events)
+    _run(core, records)
+    before = {u: p.version for u, p in _profiles(core).items()}
+    outcome = core.process(records)
+    assert outcome.applied == 0 and outcome.updates == []
     assert {u: p.version for u, p in _profiles(core).items()} == before
     # A redelivery may follow a crash between the write and the publish: the stored
     # profiles are announced again, at the versions they have, each through a write of

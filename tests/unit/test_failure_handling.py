@@ -126,7 +126,9 @@ def test_a_flush_that_fails_keeps_its_reannouncements_for_the_retry(tmp_path: Pa
                 raise StoreError("connection reset")
             return super().apply(writes)
 
-    core = BatchCore(encoder=HashingEncoder(), store=FailingOnce(path), clock=lambda: NOW)
+    core = BatchCore(
+        encoder=HashingEncoder(), store=FailingOnce(path), clock=lambda: NOW, reannounce=True
+    )
     core.process(_records("a", 2))
     # A crash after the write, before the announcement: the records come again. Then the
     # store fails the flush once; the retry must still announce the stored profile.

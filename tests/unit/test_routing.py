@@ -81,3 +81,32 @@ def test_a_worker_refuses_another_partition_count_than_the_store_was_written_for
     check_partition_count(store, settings, 4)  # the same count: fine, again and again
     with pytest.raises(ConfigurationError, match="have 6 partitions, but the profiles in"):
         check_partition_count(store, settings, 6)
+
+
+def test_an_event_forwarded_twice_is_applied_once_however_much_came_between(tmp_path: Path):
+    owner = partition_of(b"ann", PARTITIONS)
+    core = _core(tmp_path)
+
+    def forwarded(offset_here: int) -> RawRecord:
+        record = _record("ann", owner, 7)  # first arrived at clicks:(elsewhere), offset 7
+        origin = replace(
+            record.origin,
+            source=f"events-by-user:{owner}",
+            offset=offset_here,
+            routed=True,
+            first_source=f"clicks:{(owner + 1) % PARTITIONS}",
+            first_offset=7,
+        )
+        return replace(record, origin=origin)
+
+    assert core.process([forwarded(1)]).applied == 1
+    # More than the 64 ids dedup by id remembers, from the owner's own partition.
+    many = [
+        replace(_record("ann", owner, n), value=_record("ann", owner, n).value)
+        for n in range(100, 170)
+    ]
+    assert core.process(many).applied == 70
+    # The same forward again (a retried publish): another offset here, the same first one.
+    outcome = core.process([forwarded(2)])
+    assert outcome.applied == 0 and outcome.duplicates == 1
+    assert core.store.get(["ann"])["ann"].event_count == 71
