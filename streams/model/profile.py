@@ -283,13 +283,14 @@ def _bounded_domains(
 
 
 def before_erasure(profile: UserProfile, event: WeightedEvent) -> bool:
-    """Whether `event` is from before the user's erasure: by its offset where the erasure
-    bounds its input source (offsets, not clocks: a producer's clock may run ahead), else
-    by its time (files, sources the erasure did not see)."""
+    """Whether `event` is from before the user's erasure: produced before it (its offset
+    below the erasure's bound for its input source, whatever its timestamp says: a
+    producer's clock may run ahead), or stamped before it (a late arrival of old activity,
+    and the only test for sources the erasure did not see, such as files)."""
     source, offset = position(event)
     bound = profile.erased_before.get(source) if source is not None else None
-    if bound is not None and offset is not None:
-        return offset < bound
+    if bound is not None and offset is not None and offset < bound:
+        return True
     return profile.forgotten_at is not None and event.ts < profile.forgotten_at
 
 

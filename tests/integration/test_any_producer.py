@@ -180,8 +180,9 @@ def test_an_erasure_is_bound_to_the_input_offsets_not_to_the_clocks(
     before.append({**_clicks(user, 1, now_ms + 240_000, "ahead")[0]})  # a clock 4 min ahead
     publish(servers["bootstrap"], servers["prefix"], event_messages(before))
     _forget(servers, user, "--wait", "0")  # no worker runs yet
-    backfill = _clicks(user, 1, now_ms - 1_800_000, "backfill")  # after it, stamped earlier
-    publish(servers["bootstrap"], servers["prefix"], event_messages(backfill))
+    late = _clicks(user, 1, now_ms - 1_800_000, "late")  # after it, stamped before: dropped
+    fresh = _clicks(user, 1, int(time.time() * 1000) + 1000, "fresh")  # new activity
+    publish(servers["bootstrap"], servers["prefix"], event_messages(late + fresh))
     worker = WorkerProcess(
         bootstrap=servers["bootstrap"],
         prefix=servers["prefix"],
@@ -203,4 +204,4 @@ def test_an_erasure_is_bound_to_the_input_offsets_not_to_the_clocks(
         profile = store.get([user])[user]
     finally:
         store.close()
-    assert set(profile.recent_ids) == {event_key(backfill[0]["event_id"])}
+    assert set(profile.recent_ids) == {event_key(fresh[0]["event_id"])}

@@ -295,13 +295,14 @@ def test_an_erasure_bounded_by_offsets_ignores_the_event_clocks():
 
     events = [
         click(1, T0 + 240, 99),  # produced before the erasure, its clock 4 minutes ahead
-        click(2, T0 - 3600, 100),  # produced after it, stamped an hour earlier (a backfill)
+        click(2, T0 - 3600, 100),  # produced after it, stamped an hour before: late, old
+        click(3, T0 + 60, 101),  # produced and stamped after it: new activity
         # Forwarded from another partition: its first arrival counts, not the forward's.
-        click(3, T0 + 10, 7, first_source="p-clicks:2", first_offset=98),
-        # A source the erasure did not see (a file): its time counts.
+        click(4, T0 + 10, 7, first_source="p-clicks:2", first_offset=98),
+        # A source the erasure did not see (a file): its time alone counts.
         WeightedEvent("f1", T0 - 1, 1.0, "t", vector, source="file:x", offset=1),
         WeightedEvent("f2", T0 + 1, 1.0, "t", vector, source="file:x", offset=2),
     ]
     outcome = fold_events(erased, events, PRODUCTION, updated_at=0.0)
-    assert outcome.erased == 3 and outcome.applied == 2
-    assert outcome.profile.event_count == 2
+    assert outcome.erased == 4 and outcome.applied == 2
+    assert set(outcome.profile.recent_ids) == {event_key("c3"), event_key("f2")}
