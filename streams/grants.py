@@ -83,13 +83,15 @@ READER_TABLES = {
     "settings": ("SELECT",),
 }
 # `forget` reads whether a profile exists, claims the user's fence (an LWT: SELECT and
-# MODIFY), deletes the user's rows and records the erasure.
+# MODIFY), deletes the user's rows and records the erasure under the store's erasure key
+# (kept in `settings` with its fingerprint when ERASURE_KEY is not set).
 ERASER_TABLES = {
     "profiles": ("SELECT", "MODIFY"),
     "profile_domains": ("MODIFY",),
     "profile_ann": ("MODIFY",),
     "fences": ("SELECT", "MODIFY"),
     "erasures": ("SELECT", "MODIFY"),
+    "settings": ("SELECT", "MODIFY"),
 }
 
 

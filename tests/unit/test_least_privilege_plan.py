@@ -93,6 +93,7 @@ def test_cassandra_tables_by_duty() -> None:
     assert all(tables[("r", t)] == {"SELECT"} for t in reader)
     assert tables[("w", "ks.erasures")] == {"SELECT"}  # the worker never writes erasures
     assert tables[("e", "ks.erasures")] == {"SELECT", "MODIFY"}
+    assert tables[("e", "ks.settings")] == {"SELECT", "MODIFY"}  # the erasure key
     assert ("e", "ks.items") not in tables
     # no schema rights for anyone: permissions are SELECT and MODIFY only
     assert set().union(*tables.values()) == {"SELECT", "MODIFY"}
