@@ -13,7 +13,9 @@ from interest_stream.store.base import ItemCatalog, ProfileStore
 from interest_stream.streams.core.batch import BatchCore
 from interest_stream.streams.core.pauses import PausePoints
 from interest_stream.streams.core.routing import Routing
-from interest_stream.streams.settings import Settings, load_settings, parse_duration
+from interest_stream.streams.errors import ConfigurationError
+from interest_stream.streams.model.horizons import DAY, HOUR
+from interest_stream.streams.settings import Settings, load_settings
 
 __all__ = ["EncoderKind", "build_core", "build_encoder", "load_settings", "open_store"]
 
@@ -80,3 +82,25 @@ def pause_points(settings: Settings) -> PausePoints:
 def half_life(value: str | None) -> float | None:
     """A half-life flag ('6h', '30d', plain seconds) in seconds; None passes through."""
     return None if value is None else parse_duration(value)
+
+
+def parse_duration(text: str) -> float:
+    """Read a duration.
+
+    Args:
+        text: `90s`, `15m`, `6h`, `30d`, `2w` or plain seconds.
+
+    Returns:
+        Seconds.
+
+    Raises:
+        ConfigurationError: `text` is no duration.
+    """
+    units = {"s": 1.0, "m": 60.0, "h": HOUR, "d": DAY, "w": 7 * DAY}
+    value = text.strip().lower()
+    try:
+        if value and value[-1] in units:
+            return float(value[:-1]) * units[value[-1]]
+        return float(value)
+    except ValueError as exc:
+        raise ConfigurationError(f"bad duration {text!r}: use e.g. 90s, 15m, 6h, 30d") from exc

@@ -458,26 +458,12 @@ class Settings(BaseSettings):
         return mechanism
 
     def topic(self, name: str) -> str:
-        """Prefix a topic name (tests and multi-tenant clusters use a prefix).
-
-        Args:
-            name: The topic's name without the prefix, e.g. `clicks`.
-
-        Returns:
-            The configured prefix followed by `name`.
-        """
+        """`name` (e.g. `clicks`) with the configured prefix (tests and multi-tenant clusters)."""
         return f"{self.topic_prefix}{name}"
 
 
 def env_name(field: str) -> str:
-    """The environment variable of a settings field.
-
-    Args:
-        field: The field's name, e.g. `store_url`.
-
-    Returns:
-        The variable, e.g. `INTEREST_STREAM_STORE_URL`.
-    """
+    """The environment variable of a settings field: `store_url` -> `INTEREST_STREAM_STORE_URL`."""
     prefix = Settings.model_config.get("env_prefix", "")
     return f"{prefix}{field}".upper()
 
@@ -502,25 +488,3 @@ def load_settings(**overrides: Any) -> Settings:
             f"{'.'.join(str(p) for p in e['loc']) or 'settings'}: {e['msg']}" for e in exc.errors()
         )
         raise ConfigurationError(f"invalid configuration: {problems}") from exc
-
-
-def parse_duration(text: str) -> float:
-    """Read a duration.
-
-    Args:
-        text: `90s`, `15m`, `6h`, `30d`, `2w` or plain seconds.
-
-    Returns:
-        Seconds.
-
-    Raises:
-        ConfigurationError: `text` is no duration.
-    """
-    units = {"s": 1.0, "m": 60.0, "h": HOUR, "d": DAY, "w": 7 * DAY}
-    value = text.strip().lower()
-    try:
-        if value and value[-1] in units:
-            return float(value[:-1]) * units[value[-1]]
-        return float(value)
-    except ValueError as exc:
-        raise ConfigurationError(f"bad duration {text!r}: use e.g. 90s, 15m, 6h, 30d") from exc

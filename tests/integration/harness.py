@@ -114,7 +114,8 @@ def oracle(
 ) -> dict[str, UserProfile]:
     """Profiles from one clean embedded pass over the same events (the expected result)."""
     store = open_store(f"sqlite:///{tmp}/oracle.db")
-    core = BatchCore(encoder=encoder or HashingEncoder(), store=store, clock=lambda: now)
+    encoder = encoder if encoder is not None else HashingEncoder()  # a cache may be empty: falsy
+    core = BatchCore(encoder=encoder, store=store, clock=lambda: now)
     records = [RawRecord.at(json.dumps(e).encode(), "oracle", i) for i, e in enumerate(events, 1)]
     for start in range(0, len(records), 500):
         core.process(records[start : start + 500])
@@ -183,7 +184,7 @@ def reference_sums(
     from interest_stream.schemas.events import parse_timestamp
     from interest_stream.streams.core.sentiment import SentimentScorer
 
-    encoder = encoder or HashingEncoder()
+    encoder = encoder if encoder is not None else HashingEncoder()
     params = InterestParams()
     unique = {e["event_id"]: e for e in events}
     texts = sorted({e["text"] for e in unique.values()})

@@ -297,14 +297,11 @@ def test_worker_rides_out_broker_and_store_restarts(cluster: dict[str, str], tmp
 
 
 def _group_members(bootstrap: str, group: str) -> int:
-    from kafka.admin import KafkaAdminClient
+    from confluent_kafka.admin import AdminClient
 
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
-    try:
-        [described] = admin.describe_consumer_groups([group])
-        return len(described.members)
-    finally:
-        admin.close()
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    [future] = admin.describe_consumer_groups([group], request_timeout=10).values()
+    return len(future.result().members)
 
 
 def test_two_workers_in_one_group_end_at_the_oracle(cluster: dict[str, str], tmp_path: Path):
@@ -549,6 +546,7 @@ def test_a_publish_that_can_never_succeed_stops_the_worker_with_a_clear_message(
             )
         )
         topics.append(NewTopic(f"{topic_prefix}interest-stream-dlq", 2, 1))
+        topics.append(NewTopic(f"{topic_prefix}events-by-user", 2, 1))
         topics.append(
             NewTopic(f"{topic_prefix}items", 2, 1, topic_configs={"cleanup.policy": "compact"})
         )
@@ -615,7 +613,7 @@ def test_a_worker_without_its_topics_or_with_odd_partitions_refuses_to_start_in_
     assert f"topic {topic_prefix}clicks does not exist" in missing and "init" in missing
     assert not [t for t in kafka_admin.list_topics() if t.startswith(topic_prefix)]
     counts = {"clicks": 2, "reviews": 3, "queries": 2, "profile-updates": 2, "items": 2}
-    counts["interest-stream-dlq"] = 2
+    counts["interest-stream-dlq"] = counts["events-by-user"] = 2
     kafka_admin.create_topics([NewTopic(topic_prefix + t, n, 1) for t, n in counts.items()])
     odd = start()
     assert "partition counts" in odd and f"{topic_prefix}reviews 3" in odd, odd
