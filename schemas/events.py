@@ -27,7 +27,7 @@ from pydantic import (
     field_validator,
 )
 
-from interest_stream.schemas.records import Provenance, Rejection
+from interest_stream.schemas.records import Provenance, Rejection, RejectKind
 
 EventType = Literal["click", "review", "query"]
 
@@ -181,15 +181,16 @@ def _excerpt(value: Any, limit: int = 60) -> str:
     return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} chars)"
 
 
-def _describe(error: ValidationError) -> str:
+def _describe(error: ValidationError) -> tuple[str, str]:
+    """The field at fault and the reason, from pydantic's first error."""
     first = error.errors(include_url=False)[0]
     field = ".".join(str(part) for part in first["loc"] if not str(part).startswith(("str", "int")))
     message = first["msg"]
     if first["type"] == "missing":
-        return f"field '{field}': required"
+        return field, f"field '{field}': required"
     if first["type"] == "literal_error":
         message = "must be one of click, review, query"
-    return f"field '{field}': {message} (got {_excerpt(first.get('input'))})"
+    return field, f"field '{field}': {message} (got {_excerpt(first.get('input'))})"
 
 
 _VARYING = (
@@ -214,23 +215,24 @@ def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON value")
 
 
-def _json_object(raw: bytes) -> dict[str, Any] | str:
-    """The message as a JSON object, or the reason it is not one."""
+def _json_object(raw: bytes) -> dict[str, Any] | tuple[RejectKind, str]:
+    """The message as a JSON object, or why it is not one (kind and reason)."""
     if len(raw) > MAX_MESSAGE_BYTES:
-        return f"message is {len(raw)} bytes, over the {MAX_MESSAGE_BYTES}-byte limit"
+        limit = f"message is {len(raw)} bytes, over the {MAX_MESSAGE_BYTES}-byte limit"
+        return RejectKind.TOO_LARGE, limit
     try:
         document = json.loads(raw.decode("utf-8"), parse_constant=_no_constant)
     except UnicodeDecodeError as exc:
-        return f"not UTF-8: invalid byte at position {exc.start}"
+        return RejectKind.NOT_UTF8, f"not UTF-8: invalid byte at position {exc.start}"
     except json.JSONDecodeError as exc:
-        return f"not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+        return RejectKind.NOT_JSON, f"not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
     except RecursionError:
-        return "not JSON: nested too deeply"
+        return RejectKind.NOT_JSON, "not JSON: nested too deeply"
     except ValueError as exc:
         # An integer too long to convert, or NaN/Infinity, which JSON does not have.
-        return f"not JSON: {str(exc).split(':', 1)[0]}"
+        return RejectKind.NOT_JSON, f"not JSON: {str(exc).split(':', 1)[0]}"
     if not isinstance(document, dict):
-        return f"not a JSON object: got {type(document).__name__}"
+        return RejectKind.NOT_AN_OBJECT, f"not a JSON object: got {type(document).__name__}"
     return document
 
 
@@ -240,39 +242,50 @@ def parse_event(
     """Decode and validate one message; a bad message comes back as a `Rejection`."""
     topic, key = origin.topic, origin.key
 
-    def reject(reason: str) -> Rejection:
-        return Rejection(raw, reason, origin)
+    def reject(kind: RejectKind, reason: str, field: str | None = None) -> Rejection:
+        return Rejection(raw, reason, origin, kind, field)
+
+    def bad(field: str, reason: str) -> Rejection:
+        return reject(RejectKind.FIELD, reason, field)
 
     document = _json_object(raw)
-    if isinstance(document, str):
-        return reject(document)
+    if isinstance(document, tuple):
+        return reject(*document)
     try:
         model = EventModel.model_validate(document)
     except ValidationError as exc:
-        return reject(_describe(exc))
+        return bad(*_describe(exc))
     ts = parse_timestamp(model.ts)
     if ts < rules.min_epoch_s:
-        return reject(
-            f"field 'ts': before {format_time(rules.min_epoch_s)} (got {_excerpt(model.ts)})"
+        return bad(
+            "ts", f"field 'ts': before {format_time(rules.min_epoch_s)} (got {_excerpt(model.ts)})"
         )
     if ts > now + rules.max_future_skew_s:
         ahead = ts - now
-        return reject(
+        return bad(
+            "ts",
             f"field 'ts': more than {rules.max_future_skew_s:.0f} s in the future"
-            f" (got {_excerpt(model.ts)}, {ahead:.0f} s ahead)"
+            f" (got {_excerpt(model.ts)}, {ahead:.0f} s ahead)",
         )
     if topic is not None and TYPE_OF_TOPIC.get(topic, model.type) != model.type:
-        return reject(f"field 'type': '{model.type}' does not belong on topic '{topic}'")
+        return bad("type", f"field 'type': '{model.type}' does not belong on topic '{topic}'")
     if model.text is None and (model.type != "click" or model.item_id is None):
-        return reject("field 'text': required (only a click with an item_id may leave it out)")
+        return bad("text", "field 'text': required (only a click with an item_id may leave it out)")
     if model.rating is not None and model.type != "review":
-        return reject(f"field 'rating': only reviews carry a rating (type is '{model.type}')")
+        return bad(
+            "rating", f"field 'rating': only reviews carry a rating (type is '{model.type}')"
+        )
     if key is None and origin.partition is not None:
         return reject(
-            "message key: missing; key every event by its user_id (the topology partitions by user)"
+            RejectKind.MESSAGE_KEY,
+            "message key: missing; key every event by its user_id"
+            " (the topology partitions by user)",
         )
     if key is not None and key != model.user_id.encode():
-        return reject(f"message key {_excerpt(key)} does not match user_id {model.user_id!r}")
+        return reject(
+            RejectKind.MESSAGE_KEY,
+            f"message key {_excerpt(key)} does not match user_id {model.user_id!r}",
+        )
     return Event(
         event_id=model.event_id,
         user_id=model.user_id,
@@ -315,20 +328,24 @@ def parse_item(raw: bytes | None, origin: Provenance) -> Item | Rejection:
     """Decode one `items` message; a null value with a key is an erasure."""
     key = origin.key
 
-    def reject(reason: str) -> Rejection:
-        return Rejection(raw or b"", reason, origin)
+    def reject(kind: RejectKind, reason: str, field: str | None = None) -> Rejection:
+        return Rejection(raw or b"", reason, origin, kind, field)
 
     if raw is None:
         if not key:
-            return reject("tombstone without a key")
+            return reject(RejectKind.MESSAGE_KEY, "tombstone without a key")
         return Item(key.decode("utf-8", errors="replace"), None)
     document = _json_object(raw)
-    if isinstance(document, str):
-        return reject(document)
+    if isinstance(document, tuple):
+        return reject(*document)
     try:
         model = ItemModel.model_validate(document)
     except ValidationError as exc:
-        return reject(_describe(exc))
+        field, reason = _describe(exc)
+        return reject(RejectKind.FIELD, reason, field)
     if key is not None and key != model.item_id.encode():
-        return reject(f"message key {_excerpt(key)} does not match item_id {model.item_id!r}")
+        return reject(
+            RejectKind.MESSAGE_KEY,
+            f"message key {_excerpt(key)} does not match item_id {model.item_id!r}",
+        )
     return Item(model.item_id, model.text, model.domain)

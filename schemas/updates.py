@@ -12,8 +12,8 @@ from datetime import UTC, datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from interest_stream.streams.model.profile import UserProfile
-from interest_stream.streams.model.scoring import ProfileVectors
+from interest_stream.streams.interest.profile import UserProfile
+from interest_stream.streams.interest.scoring import ProfileVectors
 
 
 class ClusterSummary(BaseModel):

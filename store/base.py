@@ -31,7 +31,7 @@ import numpy as np
 import numpy.typing as npt
 
 from interest_stream.streams.errors import StoreRefusedError
-from interest_stream.streams.model.profile import UserProfile
+from interest_stream.streams.interest.profile import UserProfile
 
 EMBEDDED = "embedded"
 """The fence of writers that read no Kafka partition (the embedded mode, tools)."""

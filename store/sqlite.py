@@ -35,8 +35,12 @@ from interest_stream.store.base import (
     erasure_subject,
 )
 from interest_stream.streams.errors import ConfigurationError, StoreError, StoreRefusedError
-from interest_stream.streams.model.codec import ProfileFormatError, decode_profile, encode_profile
-from interest_stream.streams.model.profile import UserProfile
+from interest_stream.streams.interest.codec import (
+    ProfileFormatError,
+    decode_profile,
+    encode_profile,
+)
+from interest_stream.streams.interest.profile import UserProfile
 
 LAYOUT = "3"
 """Written to `meta` at creation; an older file (no meta, or another value) is refused."""

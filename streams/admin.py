@@ -18,6 +18,7 @@ from typing import Any, Literal
 from interest_stream.schemas.events import INPUT_TOPICS
 from interest_stream.store.base import ProfileStore
 from interest_stream.store.cassandra import LOCAL_REPLICATION, SchemaReport
+from interest_stream.streams.connection import KafkaConnection
 from interest_stream.streams.core import pauses as points
 from interest_stream.streams.core.pauses import PausePoints
 from interest_stream.streams.errors import (
@@ -106,7 +107,7 @@ def admin_client(settings: Settings, *, timeout_s: float = 15.0) -> Any:
     options = security_options(settings)
     try:
         return KafkaAdminClient(
-            bootstrap_servers=[b.strip() for b in settings.brokers.split(",") if b.strip()],
+            bootstrap_servers=KafkaConnection.from_settings(settings).servers(),
             client_id="interest-stream-init",
             request_timeout_ms=int(timeout_s * 1000),
             bootstrap_timeout_ms=int(timeout_s * 1000),

@@ -14,7 +14,7 @@ from interest_stream.streams.core.batch import BatchCore
 from interest_stream.streams.core.pauses import PausePoints
 from interest_stream.streams.core.routing import Routing
 from interest_stream.streams.errors import ConfigurationError
-from interest_stream.streams.model.horizons import DAY, HOUR
+from interest_stream.streams.interest.horizons import DAY, HOUR
 from interest_stream.streams.settings import Settings, load_settings
 
 __all__ = ["EncoderKind", "build_core", "build_encoder", "load_settings", "open_store"]

@@ -34,7 +34,7 @@ from interest_stream.streams.errors import (
     SourceError,
     UnknownUserError,
 )
-from interest_stream.streams.model.scoring import (
+from interest_stream.streams.interest.scoring import (
     FloatArray,
     ProfileVectors,
     Scores,

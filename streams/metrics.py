@@ -3,18 +3,18 @@ rejects, errors and the encoder's speed, served on `INTEREST_STREAM_METRICS_PORT
 
 Names follow Prometheus conventions (`interest_stream_` prefix, base units in the name,
 `_total` for counters) and every label has a bounded set of values: topics, partitions,
-reason kinds, store operations. Never a user id, never free text: `reason_kind` folds a
-rejection's reason into a fixed vocabulary. Each `WorkerMetrics` has its own registry, so
-tests and several workers in one process never share counters.
+reject kinds, store operations. Never a user id, never free text: a rejection is counted
+by its `RejectKind` (schemas/records.py), a fixed vocabulary. Each `WorkerMetrics` has its
+own registry, so tests and several workers in one process never share counters.
 """
 
 from __future__ import annotations
 
-import re
 import threading
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
+from interest_stream.schemas.records import Rejection
 from interest_stream.streams.errors import MissingExtraError
 
 if TYPE_CHECKING:
@@ -27,25 +27,6 @@ LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0
 
 # What the worker asks of the store, as the `operation` label of store errors.
 STORE_OPERATIONS = ("fold", "flush", "discard", "items")
-
-# The fields a rejection can name; anything else (an unknown field) counts as "other".
-_FIELDS = frozenset(
-    {"event_id", "user_id", "ts", "type", "text", "item_id", "rating", "domain", "key"}
-)
-_FIELD = re.compile(r"field '([a-z_]+)'")
-
-
-def reason_kind(reason: str) -> str:
-    """A rejection reason as a label value from a small fixed set."""
-    lowered = reason.lower()
-    match = _FIELD.match(lowered)
-    if match is not None:
-        name = match.group(1)
-        return f"field:{name}" if name in _FIELDS else "field:other"
-    for kind in ("not json", "not utf-8", "not an object", "too large", "message key", "erased"):
-        if lowered.startswith(kind) or kind in lowered[:40]:
-            return kind.replace(" ", "_").replace("-", "")
-    return "other"
 
 
 class WorkerMetrics:
@@ -174,10 +155,11 @@ class WorkerMetrics:
         self._server: Any = None
         self._lock = threading.Lock()
 
-    def observe_rejects(self, rejects: Iterable[Any]) -> None:
+    def observe_rejects(self, rejects: Iterable[Rejection]) -> None:
+        """Count rejections by topic and kind (`Rejection.label`: a small fixed set)."""
         for rejection in rejects:
             topic = rejection.origin.topic or "unknown"
-            self.rejected.labels(topic=topic, reason=reason_kind(rejection.reason)).inc()
+            self.rejected.labels(topic=topic, reason=rejection.label()).inc()
 
     def serve(self, host: str, port: int) -> int:
         """Serve /metrics on host:port (0: any free port); returns the port."""

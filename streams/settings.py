@@ -17,8 +17,8 @@ from interest_stream.schemas.events import ValidationRules, parse_time_bound
 from interest_stream.store.cassandra.connect import CassandraOptions
 from interest_stream.streams.core.scoring_profile import ScoringProfile, load_scoring_profile
 from interest_stream.streams.errors import ConfigurationError
-from interest_stream.streams.model.horizons import DAY, HOUR, InterestParams
-from interest_stream.streams.model.scoring import ScoreWeights
+from interest_stream.streams.interest.horizons import DAY, HOUR, InterestParams
+from interest_stream.streams.interest.scoring import ScoreWeights
 
 
 class Settings(BaseSettings):
@@ -127,7 +127,7 @@ class Settings(BaseSettings):
     summary_size: int = Field(
         24, ge=1, description="Events kept in the summary the clusters come from."
     )
-    # None: the store's calibration (streams/core/calibration.py, model/clusters.py).
+    # None: the store's calibration (streams/core/calibration.py, interest/clusters.py).
     cluster_background: float | None = Field(
         None,
         gt=-1,
@@ -433,37 +433,27 @@ class Settings(BaseSettings):
             min_epoch_s=parse_time_bound(self.min_event_time),
         )
 
-    def kafka_mechanism(self) -> str:
-        """The SASL mechanism of the SASL protocols (SCRAM-SHA-512 unless configured).
+    def topic(self, name: str) -> str:
+        """Prefix a topic name (tests and multi-tenant clusters use a prefix).
+
+        Args:
+            name: The topic's name without the prefix, e.g. `clicks`.
 
         Returns:
-            The mechanism's name, as Kafka clients take it.
-
-        Raises:
-            ConfigurationError: PLAIN over an unencrypted connection, which would send the
-                password in clear, unless `allow_plaintext_password` says so.
+            The configured prefix followed by `name`.
         """
-        mechanism = self.kafka_sasl_mechanism or "SCRAM-SHA-512"
-        protocol = self.kafka_security_protocol
-        if (
-            mechanism == "PLAIN"
-            and protocol == "SASL_PLAINTEXT"
-            and not self.allow_plaintext_password
-        ):
-            raise ConfigurationError(
-                f"Kafka SASL PLAIN over {protocol} would send the password of user"
-                f" {self.kafka_username!r} in clear: use SASL_SSL (or SCRAM), or set"
-                f" {env_name('allow_plaintext_password')}=true on a network you trust"
-            )
-        return mechanism
-
-    def topic(self, name: str) -> str:
-        """`name` (e.g. `clicks`) with the configured prefix (tests and multi-tenant clusters)."""
         return f"{self.topic_prefix}{name}"
 
 
 def env_name(field: str) -> str:
-    """The environment variable of a settings field: `store_url` -> `INTEREST_STREAM_STORE_URL`."""
+    """The environment variable of a settings field.
+
+    Args:
+        field: The field's name, e.g. `store_url`.
+
+    Returns:
+        The variable, e.g. `INTEREST_STREAM_STORE_URL`.
+    """
     prefix = Settings.model_config.get("env_prefix", "")
     return f"{prefix}{field}".upper()
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-import ssl
 import tempfile
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -35,6 +34,7 @@ from interest_stream.schemas.events import INPUT_TOPICS
 from interest_stream.schemas.records import Provenance, RawRecord, Rejection
 from interest_stream.schemas.updates import ProfileUpdate
 from interest_stream.store.base import ProfileStore
+from interest_stream.streams.connection import KafkaConnection
 from interest_stream.streams.core import pauses as points
 from interest_stream.streams.core.batch import BatchCore, BatchOutcome
 from interest_stream.streams.core.dead_letters import dead_letter
@@ -53,24 +53,19 @@ MAX_PENDING_USERS = 20_000
 """A flush comes at the latest when this many users are pending (memory stays bounded)."""
 
 
-def _credentials(settings: Settings) -> Any:
+def _credentials(connection: KafkaConnection) -> Any:
+    """Faust's credentials object for `connection` (None for PLAINTEXT)."""
     import faust
 
-    if settings.kafka_security_protocol == "PLAINTEXT":
+    if connection.protocol == "PLAINTEXT":
         return None
-    context = None
-    if settings.kafka_security_protocol in ("SSL", "SASL_SSL"):
-        context = ssl.create_default_context(
-            cafile=str(settings.kafka_ssl_cafile) if settings.kafka_ssl_cafile else None
-        )
-    if settings.kafka_security_protocol == "SSL":
-        return faust.SSLCredentials(context)
-    password = settings.kafka_password.get_secret_value() if settings.kafka_password else None
+    if connection.protocol == "SSL":
+        return faust.SSLCredentials(connection.ssl_context())
     return faust.SASLCredentials(
-        username=settings.kafka_username,
-        password=password,
-        mechanism=settings.kafka_mechanism(),
-        ssl_context=context,
+        username=connection.username,
+        password=connection.password,
+        mechanism=connection.mechanism,
+        ssl_context=connection.ssl_context(),
     )
 
 
@@ -144,7 +139,7 @@ def create_app(settings: Settings, core: BatchCore, metrics: WorkerMetrics | Non
     app = faust.App(
         settings.consumer_group,
         broker=[f"kafka://{b.strip()}" for b in settings.brokers.split(",")],
-        broker_credentials=_credentials(settings),
+        broker_credentials=_credentials(KafkaConnection.from_settings(settings)),
         value_serializer="raw",
         key_serializer="raw",
         store="memory://",

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from interest_stream.streams.model.profile import UserProfile
+from interest_stream.streams.interest.profile import UserProfile
 
 log = logging.getLogger(__name__)
 

@@ -59,8 +59,12 @@ from interest_stream.store.cassandra.statements import (
     vector_bytes,
 )
 from interest_stream.streams.errors import StoreError, StoreRefusedError
-from interest_stream.streams.model.codec import ProfileFormatError, decode_profile, encode_profile
-from interest_stream.streams.model.profile import UserProfile
+from interest_stream.streams.interest.codec import (
+    ProfileFormatError,
+    decode_profile,
+    encode_profile,
+)
+from interest_stream.streams.interest.profile import UserProfile
 
 if TYPE_CHECKING:
     from cassandra.cluster import Cluster, Session

@@ -17,7 +17,7 @@ from interest_stream.streams.cli import options
 from interest_stream.streams.cli.group import main
 from interest_stream.streams.cli.output import out, profiles_table, quiet_driver_logs
 from interest_stream.streams.errors import InterestStreamError, SourceError
-from interest_stream.streams.model.scoring import ScoreWeights
+from interest_stream.streams.interest.scoring import ScoreWeights
 
 _DEFAULT_WEIGHTS = ScoreWeights()
 _FROM = " [default: the scoring profile's, else {}]"

@@ -38,8 +38,8 @@ from interest_stream.streams.core.prepare import (
 from interest_stream.streams.core.profile_cache import ProfileCache
 from interest_stream.streams.core.routing import Forward, Routing
 from interest_stream.streams.errors import ModelMismatchError, StoreError
-from interest_stream.streams.model.horizons import InterestParams
-from interest_stream.streams.model.profile import (
+from interest_stream.streams.interest.horizons import InterestParams
+from interest_stream.streams.interest.profile import (
     UserProfile,
     WeightedEvent,
     fold_events,

@@ -4,8 +4,8 @@ unrelated texts (the background).
 
 Both exist because real catalogue texts share a lot ("Title (1995). Genres: ..."): every
 pair of such texts is similar through the template alone. Clusters are measured against
-the background (model/clusters.py says why), and rankers score in the space centred on
-the catalogue's mean (model/scoring.py): without centring, cosines to a profile barely tell
+the background (interest/clusters.py says why), and rankers score in the space centred on
+the catalogue's mean (interest/scoring.py): without centring, cosines to a profile barely tell
 two titles apart (measured on a public rating log: +11% over popularity at Recall@20
 uncentred, +31% centred).
 
@@ -35,8 +35,8 @@ import numpy.typing as npt
 from interest_stream.encoders.base import Encoder
 from interest_stream.store.base import ProfileStore
 from interest_stream.streams.errors import ConfigurationError
-from interest_stream.streams.model.clusters import background_cosine
-from interest_stream.streams.model.horizons import InterestParams
+from interest_stream.streams.interest.clusters import background_cosine
+from interest_stream.streams.interest.horizons import InterestParams
 
 log = logging.getLogger(__name__)
 

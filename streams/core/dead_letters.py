@@ -43,6 +43,7 @@ def dead_letter(rejection: Rejection, max_bytes: int = DEFAULT_MAX_BYTES) -> Dea
         )
     headers = [
         ("reason", reason.encode()),
+        ("reason.kind", rejection.label().encode()),  # a fixed vocabulary, for routing
         ("source.topic", (origin.topic or "").encode()),
         ("source.partition", str(origin.partition).encode()),
         ("source.offset", str(origin.offset).encode()),

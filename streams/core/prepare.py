@@ -18,12 +18,12 @@ import numpy.typing as npt
 
 from interest_stream.encoders.base import Encoder
 from interest_stream.schemas.events import Event, ValidationRules, parse_event
-from interest_stream.schemas.records import Provenance, RawRecord, Rejection
+from interest_stream.schemas.records import Provenance, RawRecord, Rejection, RejectKind
 from interest_stream.store.base import EMBEDDED, ItemCatalog, partition_fence
 from interest_stream.streams.core.sentiment import SentimentScorer
-from interest_stream.streams.model.horizons import InterestParams
-from interest_stream.streams.model.profile import WeightedEvent
-from interest_stream.streams.model.sentiment import event_weight
+from interest_stream.streams.interest.horizons import InterestParams
+from interest_stream.streams.interest.profile import WeightedEvent
+from interest_stream.streams.interest.sentiment import event_weight
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,7 +113,8 @@ def resolve_items(
             reason = (
                 f"field 'item_id': unknown item {event.item_id!r} and the click carries no text"
             )
-            rejects.append(Rejection(candidate.raw, reason, candidate.origin))
+            kind = RejectKind.UNKNOWN_ITEM
+            rejects.append(Rejection(candidate.raw, reason, candidate.origin, kind, "item_id"))
             continue
         if item.model_id == model_id:
             vectors[item.text] = item.vector

@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 
-from interest_stream.streams.model.profile import UserProfile
+from interest_stream.streams.interest.profile import UserProfile
 
 
 class ProfileCache:

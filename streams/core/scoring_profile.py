@@ -5,7 +5,7 @@ configured (setting SCORING_PROFILE) and the shipped defaults otherwise.
 
 The file also carries the half-lives the fit chose. Half-lives are a property of how
 profiles are folded, not of how they are read (a stored profile keeps the half-lives it
-was folded with, model/profile.py), so they reach only writers that start with the file
+was folded with, interest/profile.py), so they reach only writers that start with the file
 configured and no half-life set explicitly; readers score any stored profile correctly
 either way. Everything else in the file (where it was fitted, the validation curve, the
 test lift) is provenance for people and is not read back.
@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from interest_stream.streams.errors import ConfigurationError
-from interest_stream.streams.model.scoring import ScoreWeights
+from interest_stream.streams.interest.scoring import ScoreWeights
 
 PROFILE_FORMAT = "interest-stream scoring profile v1"
 _WEIGHT_FIELDS = set(ScoreWeights.__dataclass_fields__)

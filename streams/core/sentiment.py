@@ -2,7 +2,7 @@
 
 For the encoder the project ships (all-MiniLM-L6-v2, any precision) a linear head fitted on
 its vectors scores the text (`model.sentiment.SentimentHead`, weights in
-`streams/model/sentiment_head.json`): one (n, 384) x (384, 3) product per batch, nothing
+`streams/interest/sentiment_head.json`): one (n, 384) x (384, 3) product per batch, nothing
 next to the cost of encoding. For any other encoder, whose vector space the head does not
 know, it falls back to zero-shot anchors: cosine to phrases of clear praise and of clear
 complaint, encoded once per process.
@@ -20,7 +20,7 @@ import numpy.typing as npt
 
 from interest_stream.encoders.base import Encoder
 from interest_stream.streams.errors import ConfigurationError
-from interest_stream.streams.model.sentiment import (
+from interest_stream.streams.interest.sentiment import (
     NEGATIVE_ANCHORS,
     POSITIVE_ANCHORS,
     SentimentHead,
@@ -29,7 +29,7 @@ from interest_stream.streams.model.sentiment import (
     text_pieces,
 )
 
-HEAD_PACKAGE = "interest_stream.streams.model"
+HEAD_PACKAGE = "interest_stream.streams.interest"
 HEAD_FILE = "sentiment_head.json"
 
 

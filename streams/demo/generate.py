@@ -185,8 +185,8 @@ def generate(
     timed.sort(key=lambda pair: (pair[0], pair[1]["event_id"]))
     ordered = [event for _, event in timed]
     if duplicates > 0:
-        # A duplicate is a producer's retry: it follows its original closely, as the
-        # event contract assumes (dedup by id covers each user's recent events; model/profile.py).
+        # A duplicate is a producer's retry: it follows its original closely, as the event
+        # contract assumes (dedup by id covers each user's recent events; interest/profile.py).
         for index in sorted(rng.sample(range(len(ordered)), int(len(ordered) * duplicates)))[::-1]:
             ordered.insert(index + 1 + rng.randrange(RETRY_SPREAD), dict(ordered[index]))
     topic_of_text = {item.text: item.topic for item in items}

@@ -18,7 +18,8 @@ import ssl
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from interest_stream.streams.errors import BrokerError, ConfigurationError, MissingExtraError
+from interest_stream.streams.connection import KafkaConnection
+from interest_stream.streams.errors import BrokerError, MissingExtraError
 from interest_stream.streams.settings import Settings
 
 BOOTSTRAP_TIMEOUT_S = 10.0
@@ -29,13 +30,6 @@ def _require_kafka() -> None:
         import kafka  # noqa: F401
     except ImportError as exc:
         raise MissingExtraError("kafka-python", "kafka") from exc
-
-
-def bootstrap_servers(settings: Settings) -> list[str]:
-    servers = [b.strip() for b in settings.brokers.split(",") if b.strip()]
-    if not servers:
-        raise ConfigurationError("no Kafka brokers configured: pass --brokers host:port")
-    return servers
 
 
 class _HideSaslPassword(logging.Filter):
@@ -54,30 +48,6 @@ def _hide_password_from_debug_logs() -> None:
         logger.addFilter(_HideSaslPassword())
 
 
-def security_options(settings: Settings) -> dict[str, Any]:
-    """kafka-python keyword arguments for the configured security protocol."""
-    protocol = settings.kafka_security_protocol
-    options: dict[str, Any] = {"security_protocol": protocol}
-    if protocol in ("SSL", "SASL_SSL"):
-        options["ssl_check_hostname"] = True  # kafka-python's default, stated: never off
-        if settings.kafka_ssl_cafile is not None:
-            options["ssl_cafile"] = str(settings.kafka_ssl_cafile)
-    if protocol.startswith("SASL"):
-        if settings.kafka_username is None or settings.kafka_password is None:
-            raise ConfigurationError(
-                f"security protocol {protocol} needs INTEREST_STREAM_KAFKA_USERNAME and"
-                " INTEREST_STREAM_KAFKA_PASSWORD"
-            )
-        _hide_password_from_debug_logs()
-        options.update(
-            # The worker's too: SCRAM-SHA-512 unless configured, never PLAIN in clear.
-            sasl_mechanism=settings.kafka_mechanism(),
-            sasl_plain_username=settings.kafka_username,
-            sasl_plain_password=settings.kafka_password.get_secret_value(),
-        )
-    return options
-
-
 def unreachable(settings: Settings, exc: BaseException) -> BrokerError:
     """The one-line error for a cluster that cannot be reached or refuses us."""
     detail = str(exc).strip() or type(exc).__name__
@@ -87,26 +57,12 @@ def unreachable(settings: Settings, exc: BaseException) -> BrokerError:
     return BrokerError(f"cannot reach Kafka at {settings.brokers}: {detail}")
 
 
-def ssl_context(settings: Settings) -> ssl.SSLContext:
-    """The TLS context of the SSL and SASL_SSL protocols: the configured CA (else the system's),
-    host names checked."""
-    cafile = settings.kafka_ssl_cafile
-    try:
-        return ssl.create_default_context(cafile=str(cafile) if cafile else None)
-    except (OSError, ssl.SSLError) as exc:
-        raise ConfigurationError(f"cannot use Kafka CA file {cafile}: {exc}") from exc
-
-
-def aiokafka_security(settings: Settings) -> dict[str, Any]:
-    """aiokafka keyword arguments for the configured security protocol (aiokafka takes an
-    SSL context where kafka-python takes a CA file)."""
-    options = {
-        k: v
-        for k, v in security_options(settings).items()
-        if k not in ("ssl_cafile", "ssl_check_hostname")
-    }
-    if settings.kafka_security_protocol.endswith("SSL"):
-        options["ssl_context"] = ssl_context(settings)
+def security_options(settings: Settings) -> dict[str, Any]:
+    """kafka-python keyword arguments for the configured security (streams/connection.py);
+    with SASL, kafka-python's DEBUG logs of its configuration hide the password."""
+    options = KafkaConnection.from_settings(settings).kafka_python()
+    if "sasl_plain_password" in options:
+        _hide_password_from_debug_logs()
     return options
 
 
@@ -129,8 +85,9 @@ def refusal_reason(settings: Settings, timeout_s: float = 5.0) -> str | None:
     options: dict[str, Any] = {"request_timeout_ms": 3000}
 
     async def attempt() -> None:
-        host, _, port = bootstrap_servers(settings)[0].rpartition(":")
-        options.update(aiokafka_security(settings))
+        connection = KafkaConnection.from_settings(settings)
+        host, _, port = connection.servers()[0].rpartition(":")
+        options.update(connection.aiokafka())
         conn = await asyncio.wait_for(create_conn(host, int(port), **options), timeout_s)
         conn.close()
 
@@ -163,7 +120,7 @@ def make_producer(settings: Settings, **config: Any) -> Any:
     from kafka.errors import KafkaError
 
     options = {
-        "bootstrap_servers": bootstrap_servers(settings),
+        "bootstrap_servers": KafkaConnection.from_settings(settings).servers(),
         "client_id": "interest-stream-publish",
         "bootstrap_timeout_ms": int(BOOTSTRAP_TIMEOUT_S * 1000),
         **security_options(settings),
@@ -184,7 +141,7 @@ def make_consumer(settings: Settings, **config: Any) -> Any:
     from kafka.errors import KafkaError
 
     options = {
-        "bootstrap_servers": bootstrap_servers(settings),
+        "bootstrap_servers": KafkaConnection.from_settings(settings).servers(),
         "client_id": "interest-stream-watch",
         "bootstrap_timeout_ms": int(BOOTSTRAP_TIMEOUT_S * 1000),
         **security_options(settings),

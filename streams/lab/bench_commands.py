@@ -225,7 +225,7 @@ def bench_clusters_command(
     "--write-head",
     type=click.Path(dir_okay=False, path_type=Path),
     help="Also fit the head on every site and neutral text and write it here (the shipped"
-    " one is streams/model/sentiment_head.json).",
+    " one is streams/interest/sentiment_head.json).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
 def bench_sentiment_command(

@@ -18,7 +18,7 @@ from interest_stream.store import open_store
 from interest_stream.streams.core.batch import BatchCore
 from interest_stream.streams.core.calibration import calibrate
 from interest_stream.streams.demo import generate
-from interest_stream.streams.model.horizons import InterestParams
+from interest_stream.streams.interest.horizons import InterestParams
 
 TARGET_WITHIN_ONE = 0.8
 

@@ -18,7 +18,7 @@ import numpy.typing as npt
 
 from interest_stream.encoders.base import Encoder
 from interest_stream.streams.core.sentiment import SentimentScorer
-from interest_stream.streams.model.sentiment import SentimentHead
+from interest_stream.streams.interest.sentiment import SentimentHead
 
 Labels = npt.NDArray[np.int64]
 

@@ -15,10 +15,10 @@ import numpy as np
 
 from interest_stream.encoders.base import Encoder
 from interest_stream.streams.demo import TOPICS, catalogue
-from interest_stream.streams.model.codec import encode_profile
-from interest_stream.streams.model.horizons import DAY, InterestParams
-from interest_stream.streams.model.profile import UserProfile, WeightedEvent, fold_events
-from interest_stream.streams.model.sentiment import event_weight
+from interest_stream.streams.interest.codec import encode_profile
+from interest_stream.streams.interest.horizons import DAY, InterestParams
+from interest_stream.streams.interest.profile import UserProfile, WeightedEvent, fold_events
+from interest_stream.streams.interest.sentiment import event_weight
 
 GENRES = [
     "Action",

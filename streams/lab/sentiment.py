@@ -29,13 +29,13 @@ import numpy.typing as npt
 
 from interest_stream.encoders.base import Encoder
 from interest_stream.streams.errors import SourceError
-from interest_stream.streams.lab.neutral_texts import neutral_split
-from interest_stream.streams.model.sentiment import (
+from interest_stream.streams.interest.sentiment import (
     NEGATIVE_ANCHORS,
     POSITIVE_ANCHORS,
     SentimentHead,
     anchor_sentiment,
 )
+from interest_stream.streams.lab.neutral_texts import neutral_split
 
 SITES = ("amazon_cells", "imdb", "yelp")
 SENTENCES_DIR = "sentiment-labelled-sentences"
@@ -319,7 +319,9 @@ def fit_shipped_head(
         "fitted_with": encoder.model_id,
         "fitted_on": {s.name: len(s.texts) for s in sites} | {"neutral": len(neutral)},
         "l2": l2,
-        "command": "interest-stream bench sentiment --write-head streams/model/sentiment_head.json",
+        "command": (
+            "interest-stream bench sentiment --write-head streams/interest/sentiment_head.json"
+        ),
     }
     return head, about
 

@@ -69,7 +69,7 @@ def _held(core: BatchCore, point: str, records: list[RawRecord], act: Callable[[
 
 def _event_ids(store: ProfileStore, user: str) -> set[str]:
     """The ids of the events the stored profile of `user` remembers (recent ids by key)."""
-    from interest_stream.streams.model.summary import event_key
+    from interest_stream.streams.interest.summary import event_key
 
     profile = store.get([user]).get(user)
     if profile is None:

@@ -15,8 +15,8 @@ from interest_stream.store.base import (
     StoredItem,
     partition_fence,
 )
-from interest_stream.streams.model.horizons import InterestParams
-from interest_stream.streams.model.profile import UserProfile, WeightedEvent, fold_events
+from interest_stream.streams.interest.horizons import InterestParams
+from interest_stream.streams.interest.profile import UserProfile, WeightedEvent, fold_events
 from tests.contract.conftest import Opener
 
 DIM = 384

@@ -18,9 +18,9 @@ from interest_stream.schemas.events import TOPIC_OF_TYPE
 from interest_stream.schemas.records import RawRecord
 from interest_stream.store import open_store
 from interest_stream.streams.core.batch import BatchCore
+from interest_stream.streams.interest.horizons import InterestParams
+from interest_stream.streams.interest.profile import UserProfile
 from interest_stream.streams.lab import worker_process
-from interest_stream.streams.model.horizons import InterestParams
-from interest_stream.streams.model.profile import UserProfile
 from interest_stream.streams.settings import load_settings
 
 ROOT = Path(__file__).resolve().parents[2]

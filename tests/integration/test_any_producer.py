@@ -172,7 +172,7 @@ def test_a_record_too_large_to_copy_whole_goes_to_the_dlq_as_a_reference(
 def test_an_erasure_is_bound_to_the_input_offsets_not_to_the_clocks(
     servers: dict[str, str], tmp_path: Path
 ) -> None:
-    from interest_stream.streams.model.summary import event_key
+    from interest_stream.streams.interest.summary import event_key
 
     user = "clock-ahead"
     now_ms = int(time.time() * 1000)

@@ -25,8 +25,8 @@ from interest_stream.store.cassandra import (
     vector_bytes,
 )
 from interest_stream.streams.errors import ConfigurationError, StoreError
-from interest_stream.streams.model.horizons import InterestParams
-from interest_stream.streams.model.profile import UserProfile, WeightedEvent, fold_events
+from interest_stream.streams.interest.horizons import InterestParams
+from interest_stream.streams.interest.profile import UserProfile, WeightedEvent, fold_events
 
 DIM = 384
 PARAMS = InterestParams()

@@ -8,8 +8,8 @@ from collections.abc import Sequence
 import numpy as np
 
 from interest_stream.store.cassandra.ann import AnnCopy, AnnRefresher, moved
-from interest_stream.streams.model.horizons import InterestParams
-from interest_stream.streams.model.profile import UserProfile, WeightedEvent, fold_events
+from interest_stream.streams.interest.horizons import InterestParams
+from interest_stream.streams.interest.profile import UserProfile, WeightedEvent, fold_events
 
 DIM = 8
 

@@ -16,6 +16,7 @@ from interest_stream.encoders.hashing import HashingEncoder
 from interest_stream.streams.cli import main
 from interest_stream.streams.demo import catalogue, generate
 from interest_stream.streams.errors import ConfigurationError, SourceError
+from interest_stream.streams.interest.horizons import HOUR
 from interest_stream.streams.lab.evaluate import (
     EvalConfig,
     Evaluation,
@@ -34,7 +35,6 @@ from interest_stream.streams.lab.evaluate import (
     user_vectors,
     validation_splits,
 )
-from interest_stream.streams.model.horizons import HOUR
 
 T0 = 1_780_000_000  # epoch seconds, well inside the accepted window
 NOW = T0 + 400 * 24 * HOUR

@@ -16,6 +16,7 @@ from interest_stream.streams.cli import main
 from interest_stream.streams.core.scoring_profile import load_scoring_profile
 from interest_stream.streams.demo import generate
 from interest_stream.streams.errors import ConfigurationError
+from interest_stream.streams.interest.horizons import HOUR
 from interest_stream.streams.lab.evaluate import (
     EvalConfig,
     Evaluation,
@@ -23,7 +24,6 @@ from interest_stream.streams.lab.evaluate import (
     evaluate,
     events_from_dicts,
 )
-from interest_stream.streams.model.horizons import HOUR
 
 NOW = 1_780_000_000 + 400 * 24 * HOUR
 STRATEGIES = ("popular", "mean+popular", "product")
@@ -74,8 +74,8 @@ def test_the_fitters_arithmetic_is_the_products(fitted: Evaluation):
     """With the shipped defaults, the fitter's vectorised scorer ranks the test split
     exactly as the product strategy does (score_candidates user by user)."""
     from interest_stream.streams.core.calibration import SAMPLE, Catalogue
+    from interest_stream.streams.interest.scoring import ScoreWeights
     from interest_stream.streams.lab.evaluate import PartsScorer, text_of
-    from interest_stream.streams.model.scoring import ScoreWeights
 
     corpus = fitted.corpus
     events = [e for user in fitted.by_user.values() for e in user]

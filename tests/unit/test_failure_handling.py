@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from interest_stream.encoders.hashing import HashingEncoder
-from interest_stream.schemas.records import Provenance, RawRecord, Rejection
+from interest_stream.schemas.records import Provenance, RawRecord, Rejection, RejectKind
 from interest_stream.store import open_store
 from interest_stream.store.sqlite import SqliteStore
 from interest_stream.streams.core.batch import BatchCore
@@ -83,10 +83,13 @@ def test_a_programming_error_is_raised_as_it_is():
 
 def test_a_record_too_large_for_the_dlq_becomes_a_bounded_reference():
     origin = Provenance("clicks:2", 41, "clicks", 2, b"u")
-    small = dead_letter(Rejection(b"{bad", "not JSON", origin), max_bytes=1024)
+    small = dead_letter(Rejection(b"{bad", "not JSON", origin, RejectKind.NOT_JSON), max_bytes=1024)
     assert small.value == b"{bad" and not small.truncated
     assert dict(small.headers)["source.offset"] == b"41"
-    big = dead_letter(Rejection(b"x" * 5000, "not JSON", origin), max_bytes=1024)
+    assert dict(small.headers)["reason.kind"] == b"not_json"
+    big = dead_letter(
+        Rejection(b"x" * 5000, "not JSON", origin, RejectKind.NOT_JSON), max_bytes=1024
+    )
     assert big.truncated and big.value == b"x" * 1024 and big.key == b"u"
     headers = dict(big.headers)
     assert headers["original.bytes"] == b"5000"

@@ -9,7 +9,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from interest_stream.streams.model.horizons import (
+from interest_stream.streams.interest.horizons import (
     DAY,
     HOUR,
     HorizonState,
@@ -17,7 +17,12 @@ from interest_stream.streams.model.horizons import (
     fold_horizon,
     seed_ema,
 )
-from interest_stream.streams.model.profile import UserProfile, WeightedEvent, event_key, fold_events
+from interest_stream.streams.interest.profile import (
+    UserProfile,
+    WeightedEvent,
+    event_key,
+    fold_events,
+)
 
 DIM = 8
 # Dedup by id unbounded here (the window and count bounds have their own test below).

@@ -16,7 +16,7 @@ from interest_stream.store.sqlite import SqliteStore
 from interest_stream.streams.core.batch import BatchCore
 from interest_stream.streams.core.profile_cache import ProfileCache
 from interest_stream.streams.demo import generate
-from interest_stream.streams.model.profile import UserProfile
+from interest_stream.streams.interest.profile import UserProfile
 
 NOW = 1_800_000_000.0
 

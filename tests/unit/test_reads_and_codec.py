@@ -12,10 +12,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from interest_stream.streams.model.codec import ProfileFormatError, decode_profile, encode_profile
-from interest_stream.streams.model.horizons import DAY, HOUR, InterestParams
-from interest_stream.streams.model.profile import UserProfile, WeightedEvent, fold_events
-from interest_stream.streams.model.scoring import ProfileVectors, ScoreWeights, score_candidates
+from interest_stream.streams.interest.codec import (
+    ProfileFormatError,
+    decode_profile,
+    encode_profile,
+)
+from interest_stream.streams.interest.horizons import DAY, HOUR, InterestParams
+from interest_stream.streams.interest.profile import UserProfile, WeightedEvent, fold_events
+from interest_stream.streams.interest.scoring import ProfileVectors, ScoreWeights, score_candidates
 
 DIM = 16
 PARAMS = InterestParams(summary_size=12, max_domains=4)

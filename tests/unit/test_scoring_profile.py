@@ -22,8 +22,8 @@ from interest_stream.streams.core.scoring_profile import (
     write_scoring_profile,
 )
 from interest_stream.streams.errors import ConfigurationError
-from interest_stream.streams.model.horizons import DAY, HOUR
-from interest_stream.streams.model.scoring import (
+from interest_stream.streams.interest.horizons import DAY, HOUR
+from interest_stream.streams.interest.scoring import (
     ProfileVectors,
     ScoreWeights,
     combine_parts,

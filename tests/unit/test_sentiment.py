@@ -14,14 +14,14 @@ from interest_stream.encoders.base import Encoder
 from interest_stream.encoders.hashing import HashingEncoder
 from interest_stream.streams.core.sentiment import SentimentScorer, shipped_head
 from interest_stream.streams.errors import ConfigurationError, SourceError
-from interest_stream.streams.lab import sentiment as lab
-from interest_stream.streams.lab.long_reviews import build_long_texts, measure_long_texts
-from interest_stream.streams.lab.neutral_texts import NEUTRAL_TEXTS, neutral_split
-from interest_stream.streams.model.sentiment import (
+from interest_stream.streams.interest.sentiment import (
     SentimentHead,
     pooled_probabilities,
     text_pieces,
 )
+from interest_stream.streams.lab import sentiment as lab
+from interest_stream.streams.lab.long_reviews import build_long_texts, measure_long_texts
+from interest_stream.streams.lab.neutral_texts import NEUTRAL_TEXTS, neutral_split
 
 LABELLED = Path(__file__).parents[1] / "data" / "sentiment_labelled.jsonl"
 

@@ -18,10 +18,8 @@ from interest_stream.schemas.updates import ClusterSummary, ProfileUpdate
 from interest_stream.streams.cli import main
 from interest_stream.streams.client import ProfileClient
 from interest_stream.streams.errors import ConfigurationError, ModelMismatchError, UnknownUserError
-from interest_stream.streams.kafka.publish import publish_events
-from interest_stream.streams.kafka.watch import follow_updates, format_update, update_json
-from interest_stream.streams.model.clusters import Cluster, contextual_profile
-from interest_stream.streams.model.scoring import (
+from interest_stream.streams.interest.clusters import Cluster, contextual_profile
+from interest_stream.streams.interest.scoring import (
     ProfileVectors,
     ScoreWeights,
     contextual_vector,
@@ -29,6 +27,8 @@ from interest_stream.streams.model.scoring import (
     ranking,
     score_candidates,
 )
+from interest_stream.streams.kafka.publish import publish_events
+from interest_stream.streams.kafka.watch import follow_updates, format_update, update_json
 
 NOW = 1_790_000_000.0  # 2026-09-21
 DIM = 8

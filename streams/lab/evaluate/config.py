@@ -9,7 +9,7 @@ import numpy as np
 import numpy.typing as npt
 
 from interest_stream.streams.errors import ConfigurationError
-from interest_stream.streams.model.horizons import (
+from interest_stream.streams.interest.horizons import (
     DAY,
     HOUR,
     InterestParams,

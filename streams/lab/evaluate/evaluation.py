@@ -16,6 +16,11 @@ from interest_stream.encoders.base import Encoder
 from interest_stream.schemas.events import Event
 from interest_stream.streams.core.calibration import Catalogue, sample_texts
 from interest_stream.streams.errors import ConfigurationError, SourceError
+from interest_stream.streams.interest.horizons import (
+    DAY,
+    HOUR,
+    InterestParams,
+)
 from interest_stream.streams.lab.evaluate.config import (
     BLENDS,
     GRID_LONG_HALF_LIVES,
@@ -46,11 +51,6 @@ from interest_stream.streams.lab.evaluate.metrics import (
 from interest_stream.streams.lab.evaluate.profiles import positive_rule, user_vectors
 from interest_stream.streams.lab.evaluate.ranking import Popularity, make_scorers, rank_targets
 from interest_stream.streams.lab.evaluate.split import UserSplit, split_users, validation_splits
-from interest_stream.streams.model.horizons import (
-    DAY,
-    HOUR,
-    InterestParams,
-)
 
 
 @dataclass(frozen=True)

@@ -36,14 +36,8 @@ import numpy.typing as npt
 
 from interest_stream.schemas.events import Event
 from interest_stream.streams.errors import ConfigurationError
-from interest_stream.streams.lab.evaluate.config import EvalConfig, FloatMatrix
-from interest_stream.streams.lab.evaluate.data import Corpus
-from interest_stream.streams.lab.evaluate.metrics import per_user_metrics
-from interest_stream.streams.lab.evaluate.profiles import UserVectors, user_vectors
-from interest_stream.streams.lab.evaluate.ranking import Popularity
-from interest_stream.streams.lab.evaluate.split import UserSplit
-from interest_stream.streams.model.horizons import DAY, HOUR
-from interest_stream.streams.model.scoring import (
+from interest_stream.streams.interest.horizons import DAY, HOUR
+from interest_stream.streams.interest.scoring import (
     CONTEXT_MODES,
     ProfileVectors,
     ScoreWeights,
@@ -52,6 +46,12 @@ from interest_stream.streams.model.scoring import (
     mass_prior,
     scoring_space,
 )
+from interest_stream.streams.lab.evaluate.config import EvalConfig, FloatMatrix
+from interest_stream.streams.lab.evaluate.data import Corpus
+from interest_stream.streams.lab.evaluate.metrics import per_user_metrics
+from interest_stream.streams.lab.evaluate.profiles import UserVectors, user_vectors
+from interest_stream.streams.lab.evaluate.ranking import Popularity
+from interest_stream.streams.lab.evaluate.split import UserSplit
 
 TEMPERATURES = (0.02, 0.05, 0.1, 0.2, 0.5)
 BETA_RANGE = (0.5, 32.0)

@@ -10,6 +10,13 @@ import numpy as np
 import numpy.typing as npt
 
 from interest_stream.schemas.events import Event
+from interest_stream.streams.interest.horizons import (
+    InterestParams,
+    InterestState,
+    seed_ema,
+)
+from interest_stream.streams.interest.profile import UserProfile, WeightedEvent, fold_events
+from interest_stream.streams.interest.scoring import ProfileVectors
 from interest_stream.streams.lab.evaluate.config import (
     EvalConfig,
     FloatMatrix,
@@ -18,13 +25,6 @@ from interest_stream.streams.lab.evaluate.config import (
 )
 from interest_stream.streams.lab.evaluate.data import Corpus, text_of
 from interest_stream.streams.lab.evaluate.split import UserSplit, is_positive, weigh
-from interest_stream.streams.model.horizons import (
-    InterestParams,
-    InterestState,
-    seed_ema,
-)
-from interest_stream.streams.model.profile import UserProfile, WeightedEvent, fold_events
-from interest_stream.streams.model.scoring import ProfileVectors
 
 
 def weighted_events(

@@ -9,6 +9,7 @@ import numpy as np
 import numpy.typing as npt
 
 from interest_stream.schemas.events import Event
+from interest_stream.streams.interest.scoring import ScoreWeights, score_candidates
 from interest_stream.streams.lab.evaluate.config import (
     BLENDS,
     USER_CHUNK,
@@ -20,7 +21,6 @@ from interest_stream.streams.lab.evaluate.config import (
 from interest_stream.streams.lab.evaluate.data import Corpus
 from interest_stream.streams.lab.evaluate.profiles import UserVectors, positive_rule
 from interest_stream.streams.lab.evaluate.split import UserSplit
-from interest_stream.streams.model.scoring import ScoreWeights, score_candidates
 
 
 class Popularity:

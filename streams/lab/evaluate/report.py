@@ -12,10 +12,10 @@ from typing import Any
 
 import numpy as np
 
+from interest_stream.streams.interest.horizons import DAY, HOUR
 from interest_stream.streams.lab.evaluate.evaluation import Evaluation, EvaluationReport
 from interest_stream.streams.lab.evaluate.metrics import Estimate
 from interest_stream.streams.lab.evaluate.profiles import fold_history
-from interest_stream.streams.model.horizons import DAY, HOUR
 
 
 def planted_recovery(evaluation: Evaluation, workload: Any) -> dict[str, Any]:

@@ -7,9 +7,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from interest_stream.schemas.events import Event
+from interest_stream.streams.interest.horizons import InterestParams
+from interest_stream.streams.interest.sentiment import event_weight, rating_sentiment
 from interest_stream.streams.lab.evaluate.data import text_of
-from interest_stream.streams.model.horizons import InterestParams
-from interest_stream.streams.model.sentiment import event_weight, rating_sentiment
 
 
 def is_positive(event: Event, sentiment: Mapping[str, float], threshold: float) -> bool:

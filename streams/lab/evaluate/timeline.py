@@ -9,12 +9,12 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from interest_stream.schemas.events import Event
+from interest_stream.streams.interest.horizons import InterestParams
+from interest_stream.streams.interest.profile import UserProfile, fold_events
 from interest_stream.streams.lab.evaluate.config import FloatMatrix
 from interest_stream.streams.lab.evaluate.data import Corpus
 from interest_stream.streams.lab.evaluate.evaluation import Evaluation
 from interest_stream.streams.lab.evaluate.profiles import unit_or_zeros, weighted_events
-from interest_stream.streams.model.horizons import InterestParams
-from interest_stream.streams.model.profile import UserProfile, fold_events
 
 
 @dataclass(frozen=True)

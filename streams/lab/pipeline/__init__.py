@@ -75,8 +75,8 @@ def bench_shape(
     env: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """Every measurement of one shape, and its ratios against the targets."""
+    from interest_stream.streams.interest.sentiment import NEGATIVE_ANCHORS, POSITIVE_ANCHORS
     from interest_stream.streams.lab.precomputed import save_vectors
-    from interest_stream.streams.model.sentiment import NEGATIVE_ANCHORS, POSITIVE_ANCHORS
 
     events = shape.events()
     texts = sorted({e["text"] for e in events})

@@ -140,7 +140,7 @@ def raw_vector_rows(
     offsets are committed. No validation, read, fold, fence or publish."""
     from aiokafka import AIOKafkaConsumer
 
-    from interest_stream.streams.kafka.clients import aiokafka_security
+    from interest_stream.streams.connection import KafkaConnection
 
     scratch = Scratch(settings, tag)
     cluster, session = scratch.connect()
@@ -173,7 +173,7 @@ def raw_vector_rows(
             consumer = AIOKafkaConsumer(
                 *(scratch.prefix + t for t in TOPIC_OF_TYPE.values()),
                 bootstrap_servers=settings.brokers,
-                **aiokafka_security(settings),
+                **KafkaConnection.from_settings(settings).aiokafka(),
                 group_id=f"{scratch.prefix}raw",
                 auto_offset_reset="earliest",
                 enable_auto_commit=False,

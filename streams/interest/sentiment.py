@@ -15,7 +15,7 @@ import numpy as np
 import numpy.typing as npt
 
 from interest_stream.streams.errors import ConfigurationError
-from interest_stream.streams.model.horizons import InterestParams
+from interest_stream.streams.interest.horizons import InterestParams
 
 SENTIMENT_CLASSES = ("negative", "neutral", "positive")
 HEAD_FORMAT = "interest-stream sentiment head v1"

@@ -28,19 +28,19 @@ class InterestParams:
     """Knobs of the interest model; defaults follow the design document.
 
     The bounds (`summary_size`, `max_domains`, `recent_ids`) are what keep a stored profile
-    bounded in bytes whatever the number of events; see model/codec.py for the sizes.
+    bounded in bytes whatever the number of events; see interest/codec.py for the sizes.
     """
 
     short_half_life_s: float = 6 * HOUR
     long_half_life_s: float = 30 * DAY
     type_weights: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_TYPE_WEIGHTS))
-    # Events kept to build clusters from (the highest ranked; model/summary.py).
+    # Events kept to build clusters from (the highest ranked; interest/summary.py).
     summary_size: int = 24
     # Interest clusters of liked events, and of disliked (negatively weighted) ones.
     max_clusters: int = 8
     max_disliked: int = 3
     # Clusters: groups merge while their average cosine stays `cluster_margin` above the
-    # catalogue's background cosine, the similarity of unrelated texts (model/clusters.py).
+    # catalogue's background cosine, the similarity of unrelated texts (interest/clusters.py).
     cluster_background: float = 0.1
     cluster_margin: float = 0.1
     # Per-domain horizons kept; more domains fold the least active into OTHER_DOMAIN.

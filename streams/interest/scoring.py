@@ -21,8 +21,8 @@ import numpy as np
 import numpy.typing as npt
 
 from interest_stream.streams.errors import ConfigurationError, InterestStreamError
-from interest_stream.streams.model.clusters import Cluster, contextual_profile
-from interest_stream.streams.model.profile import UserProfile
+from interest_stream.streams.interest.clusters import Cluster, contextual_profile
+from interest_stream.streams.interest.profile import UserProfile
 
 FloatArray = npt.NDArray[np.float32]
 

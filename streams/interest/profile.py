@@ -22,9 +22,9 @@ from typing import Protocol, TypeVar
 import numpy as np
 import numpy.typing as npt
 
-from interest_stream.streams.model.clusters import Cluster, cluster_summary
-from interest_stream.streams.model.horizons import InterestParams, InterestState
-from interest_stream.streams.model.summary import SummaryEntry, event_key, merge_summary
+from interest_stream.streams.interest.clusters import Cluster, cluster_summary
+from interest_stream.streams.interest.horizons import InterestParams, InterestState
+from interest_stream.streams.interest.summary import SummaryEntry, event_key, merge_summary
 
 OTHER_DOMAIN = "(other)"
 """Where the horizons of domains beyond `max_domains` go (the least active ones)."""

@@ -14,7 +14,7 @@ What is stored, and at which precision (docs/model.md gives the byte bounds):
   views: about 1e-4 relative per round trip; a worker keeps folding onto its in-memory
   float64 copy, so rounding adds up only across restarts);
 - the summary: event keys, times and weights exact, labels, 4-bit vectors with a float32
-  scale (model/summary.py); clusters as groups of summary indexes, rebuilt on decode;
+  scale (interest/summary.py); clusters as groups of summary indexes, rebuilt on decode;
 - applied offsets per source and the recent event keys with their times.
 """
 
@@ -29,10 +29,10 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from interest_stream.streams.model.clusters import clusters_of
-from interest_stream.streams.model.horizons import HorizonState, InterestState
-from interest_stream.streams.model.profile import UserProfile
-from interest_stream.streams.model.summary import SummaryEntry
+from interest_stream.streams.interest.clusters import clusters_of
+from interest_stream.streams.interest.horizons import HorizonState, InterestState
+from interest_stream.streams.interest.profile import UserProfile
+from interest_stream.streams.interest.summary import SummaryEntry
 
 FORMAT_VERSION = 3
 MAGIC = b"ISP3"
@@ -74,7 +74,7 @@ def encode_profile(profile: UserProfile, *, horizons_apart: bool = False) -> byt
             entry[horizon] = [*_horizon_meta(part), norm]
         domain_meta.append(entry)
     summary = profile.summary
-    recent = list(profile.recent_ids.items())  # in the order applied (model/profile.py)
+    recent = list(profile.recent_ids.items())  # in the order applied (interest/profile.py)
     arrays: dict[str, npt.NDArray[Any]] = {}
     if not horizons_apart:
         sums = np.stack([state.short.decayed_sum, state.long.decayed_sum])

@@ -1,6 +1,6 @@
 """Multi-interest clusters (PinnerSage-like) of liked and of disliked events.
 
-Clusters are a pure function of the summary (model/summary.py), so arrival order cannot
+Clusters are a pure function of the summary (interest/summary.py), so arrival order cannot
 change them. Liked (positively weighted) and disliked entries are clustered apart, by
 average linkage on cosine: two groups merge while their average cosine stays `margin`
 (in units of the remaining cosine range) above the catalogue's background, the cosine
@@ -29,8 +29,8 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from interest_stream.streams.model.horizons import FloatVector
-from interest_stream.streams.model.summary import FloatMatrix, SummaryEntry, summary_vectors
+from interest_stream.streams.interest.horizons import FloatVector
+from interest_stream.streams.interest.summary import FloatMatrix, SummaryEntry, summary_vectors
 
 
 @dataclass(frozen=True, slots=True)
