@@ -52,12 +52,35 @@ class MissingExtraError(InterestStreamError, ImportError):
 class BrokerError(InterestStreamError):
     """Kafka cannot be reached, lacks a topic, or did not take every message sent to it.
 
-    `retriable` as for StoreError: False when the broker refused (a record too large, a
-    topic not allowed) or a retry budget ran out."""
+    `retriable` as for StoreError. The subclasses name the kind where it is known:
+    `BrokerUnreachableError` (retriable), `BrokerRefusedError` and `TopicLayoutError`
+    (permanent: retrying the same request cannot help)."""
 
     def __init__(self, message: str, *, retriable: bool = True) -> None:
         super().__init__(message)
         self.retriable = retriable
+
+
+class BrokerUnreachableError(BrokerError):
+    """No broker answered (down, a wrong address, a timeout): it may answer later."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, retriable=True)
+
+
+class BrokerRefusedError(BrokerError):
+    """A broker answered and refused: credentials, TLS, an ACL, a record too large."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, retriable=False)
+
+
+class TopicLayoutError(BrokerError):
+    """A topic is missing, has no partitions, or the inputs are not co-partitioned: `init`
+    (or an operator) has to fix the cluster first."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, retriable=False)
 
 
 class UnknownUserError(InterestStreamError):

@@ -108,7 +108,7 @@ class CassandraStore:
         self._key: bytes | None = None
         dim = table_dim(cluster, self.keyspace)
         if dim is None:
-            raise StoreError(
+            raise StoreRefusedError(
                 f"keyspace {self.keyspace} has no profiles table: run"
                 f" `interest-stream init --cassandra` (or open the store with create_schema)"
             )

@@ -14,7 +14,7 @@ from string import Template
 from typing import TYPE_CHECKING, Any
 
 from interest_stream.store.cassandra.connect import checked_keyspace, describe_error, driver_errors
-from interest_stream.streams.errors import ConfigurationError, StoreError
+from interest_stream.streams.errors import ConfigurationError, StoreError, StoreRefusedError
 
 if TYPE_CHECKING:
     from cassandra.cluster import Cluster, Session
@@ -99,7 +99,9 @@ def table_dim(cluster: Cluster, keyspace: str) -> int | None:
         return None
     match = _VECTOR_TYPE.fullmatch(column.cql_type.replace(" ", ""))
     if match is None:
-        raise StoreError(f"{keyspace}.profiles.long is {column.cql_type}, not vector<float, N>")
+        raise StoreRefusedError(
+            f"{keyspace}.profiles.long is {column.cql_type}, not vector<float, N>"
+        )
     return int(match.group(1))
 
 
@@ -113,14 +115,14 @@ def check_layout(cluster: Cluster, keyspace: str) -> None:
     problems += ["profiles.write_id"] if "write_id" in columns else []
     problems += [f"no {t} table" for t in ("fences", "erasures", "settings") if t not in tables]
     if "erasures" in tables and "before" not in tables["erasures"].columns:
-        raise StoreError(
+        raise StoreRefusedError(
             f"{keyspace}.erasures has no `before` column (a keyspace of an earlier version):"
             " run `interest-stream init --cassandra` once to add it"
         )
     if "state" in columns and "profile_states" not in tables and "fences" not in tables:
         problems.append("the layout before profile_states")
     if problems:
-        raise StoreError(
+        raise StoreRefusedError(
             f"keyspace {keyspace} has an older profile layout ({', '.join(problems)}): this"
             " version cannot read its profiles. Rebuild them into a new keyspace (replay the"
             " topics from the start with a new consumer group), or drop this one"
@@ -167,7 +169,7 @@ def ensure_schema(
         ) from exc
     found = table_dim(cluster, keyspace)
     if found != dim:
-        raise StoreError(
+        raise StoreRefusedError(
             f"{keyspace}.profiles stores vector<float, {found}> but the encoder has {dim}"
             " dimensions: use another keyspace (or drop this one)"
         )

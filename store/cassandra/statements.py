@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import numpy.typing as npt
 
-from interest_stream.streams.errors import StoreError
+from interest_stream.streams.errors import StoreRefusedError
 
 if TYPE_CHECKING:
     from cassandra.cluster import Session
@@ -63,7 +63,7 @@ def vector_bytes(vector: npt.NDArray[np.floating], dim: int) -> bytes:
     """
     packed = np.asarray(vector, dtype=">f4")
     if packed.shape != (dim,):
-        raise StoreError(f"vector of shape {packed.shape} for a vector<float, {dim}> column")
+        raise StoreRefusedError(f"vector of shape {packed.shape} for a vector<float, {dim}> column")
     return packed.tobytes()
 
 

@@ -19,7 +19,13 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from interest_stream.streams.connection import KafkaConnection
-from interest_stream.streams.errors import BrokerError, MissingExtraError
+from interest_stream.streams.errors import (
+    BrokerError,
+    BrokerRefusedError,
+    BrokerUnreachableError,
+    MissingExtraError,
+    TopicLayoutError,
+)
 from interest_stream.streams.settings import Settings
 
 BOOTSTRAP_TIMEOUT_S = 10.0
@@ -53,8 +59,8 @@ def unreachable(settings: Settings, exc: BaseException) -> BrokerError:
     detail = str(exc).strip() or type(exc).__name__
     reason = refusal_reason(settings)
     if reason is not None:
-        return BrokerError(f"Kafka at {settings.brokers} {reason}")
-    return BrokerError(f"cannot reach Kafka at {settings.brokers}: {detail}")
+        return BrokerRefusedError(f"Kafka at {settings.brokers} {reason}")
+    return BrokerUnreachableError(f"cannot reach Kafka at {settings.brokers}: {detail}")
 
 
 def security_options(settings: Settings) -> dict[str, Any]:
@@ -154,7 +160,7 @@ def make_consumer(settings: Settings, **config: Any) -> Any:
 
 
 def require_topics(settings: Settings, consumer: Any, topics: Iterable[str]) -> None:
-    """Raise BrokerError naming the first of `topics` the cluster does not have."""
+    """Raise TopicLayoutError naming the first of `topics` the cluster does not have."""
     from kafka.errors import KafkaError
 
     try:
@@ -169,7 +175,7 @@ def require_topics(settings: Settings, consumer: Any, topics: Iterable[str]) -> 
             if settings.kafka_username
             else ""
         )
-        raise BrokerError(
+        raise TopicLayoutError(
             f"topic {missing[0]} does not exist on {settings.brokers}{hidden}"
             + (f" (nor {', '.join(missing[1:])})" if len(missing) > 1 else "")
             + ": run `interest-stream init` (with the same --topic-prefix) first"
@@ -181,7 +187,7 @@ def partition_counts(
     settings: Settings, topics: Sequence[str], *, also_required: Iterable[str] = ()
 ) -> dict[str, int]:
     """The partition count of each of `topics`, after checking that they and
-    `also_required` exist (BrokerError naming the first missing one)."""
+    `also_required` exist (TopicLayoutError naming the first missing one)."""
     from kafka.errors import KafkaError
 
     consumer = make_consumer(settings, group_id=None, enable_auto_commit=False)
@@ -200,8 +206,8 @@ def check_worker_topics(settings: Settings) -> int:
     and the input and repartition topics have equal partition counts (a user's events are
     folded by the owner of one partition across all of them). Returns that count.
 
-    Raises BrokerError with one line; kafka-python's bootstrap is the only cost (well under
-    a second on a reachable cluster).
+    Raises TopicLayoutError (or BrokerUnreachableError, BrokerRefusedError) with one line;
+    kafka-python's bootstrap is the only cost (well under a second on a reachable cluster).
     """
     from interest_stream.schemas.events import INPUT_TOPICS
 
@@ -213,12 +219,12 @@ def check_worker_topics(settings: Settings) -> int:
     )
     if len(set(counts.values())) > 1:
         layout = ", ".join(f"{name} {count}" for name, count in counts.items())
-        raise BrokerError(
+        raise TopicLayoutError(
             f"input topics have partition counts {layout} on {settings.brokers}: the worker"
             " reads them co-partitioned by user, so all of them need the same count"
             " (`interest-stream init` reports it too)"
         )
     count = next(iter(counts.values()))
     if not count:
-        raise BrokerError(f"topic {next(iter(counts))} has no partitions")
+        raise TopicLayoutError(f"topic {next(iter(counts))} has no partitions")
     return count

@@ -18,7 +18,7 @@ import time
 from collections.abc import Sequence
 
 from interest_stream.schemas.events import INPUT_TOPICS
-from interest_stream.streams.errors import BrokerError
+from interest_stream.streams.errors import TopicLayoutError
 from interest_stream.streams.kafka.clients import (
     make_consumer,
     make_producer,
@@ -33,7 +33,7 @@ def input_partitions(settings: Settings) -> int:
     topic = settings.topic(INPUT_TOPICS[0])
     count = partition_counts(settings, [topic])[topic]
     if not count:
-        raise BrokerError(f"topic {topic} has no partitions")
+        raise TopicLayoutError(f"topic {topic} has no partitions")
     return count
 
 

@@ -21,7 +21,7 @@ from pydantic import ValidationError
 from interest_stream.schemas.events import printable
 from interest_stream.schemas.updates import ProfileUpdate
 from interest_stream.streams.core.routing import partition_of
-from interest_stream.streams.errors import BrokerError
+from interest_stream.streams.errors import BrokerError, TopicLayoutError
 from interest_stream.streams.kafka.clients import (
     make_consumer,
     require_topics,
@@ -174,5 +174,5 @@ def _partition_of(consumer: Any, topic: str, user_id: str) -> Any:
 
     partitions = sorted(consumer.partitions_for_topic(topic) or ())
     if not partitions:
-        raise BrokerError(f"topic {topic!r} has no partitions")
+        raise TopicLayoutError(f"topic {topic!r} has no partitions")
     return TopicPartition(topic, partitions[partition_of(user_id.encode(), len(partitions))])

@@ -16,7 +16,14 @@ from interest_stream.store.sqlite import SqliteStore
 from interest_stream.streams.core.batch import BatchCore
 from interest_stream.streams.core.dead_letters import dead_letter
 from interest_stream.streams.core.retry import RetryPolicy, retriable
-from interest_stream.streams.errors import BrokerError, StoreError, StoreRefusedError
+from interest_stream.streams.errors import (
+    BrokerError,
+    BrokerRefusedError,
+    BrokerUnreachableError,
+    StoreError,
+    StoreRefusedError,
+    TopicLayoutError,
+)
 
 NOW = 1_800_000_000.0
 
@@ -143,3 +150,22 @@ def test_a_flush_that_fails_keeps_its_reannouncements_for_the_retry(tmp_path: Pa
     assert [(u.user_id, u.version) for u in outcome.reannounced] == [("a", 1)]
     stored = open_store(f"sqlite:///{path}").get(["a", "b"])
     assert stored["a"].event_count == 2 and stored["b"].event_count == 1
+
+
+def test_broker_failures_are_typed_and_the_policy_reads_their_kind():
+    assert retriable(BrokerUnreachableError("cannot reach Kafka at k:9092"))
+    for permanent in (
+        BrokerRefusedError("Kafka at k:9094 refused the credentials of user 'w'"),
+        TopicLayoutError("topic clicks does not exist on k:9092"),
+    ):
+        assert isinstance(permanent, BrokerError) and not retriable(permanent)
+        calls: list[int] = []
+
+        async def attempt(exc: BrokerError = permanent, seen: list[int] = calls) -> None:
+            seen.append(1)
+            raise exc
+
+        with pytest.raises(BrokerError) as raised:
+            asyncio.run(_policy().run("publish", attempt))
+        assert not raised.value.retriable
+        assert len(calls) == 1  # a permanent failure is not tried again
