@@ -24,11 +24,11 @@ import functools
 import logging
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from interest_stream.schemas.events import INPUT_TOPICS
 from interest_stream.schemas.records import Provenance, RawRecord, Rejection
@@ -44,6 +44,10 @@ from interest_stream.streams.core.routing import Forward, first_arrival, forward
 from interest_stream.streams.errors import ConfigurationError, MissingExtraError, StoreError
 from interest_stream.streams.metrics import WorkerMetrics
 from interest_stream.streams.settings import Settings
+
+if TYPE_CHECKING:
+    from faust import Stream
+    from faust.types import AppT, StreamT
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -126,124 +130,160 @@ class Window:
         self.opened = None
 
 
-def create_app(settings: Settings, core: BatchCore, metrics: WorkerMetrics | None = None) -> Any:
-    """The Faust app with its agents (events, items), ready for `faust.Worker`."""
-    try:
-        import faust
-        from mode import CrashingSupervisor
-    except ImportError as exc:  # pragma: no cover - depends on the installed extras
-        raise MissingExtraError("faust-streaming", "kafka") from exc
+class StreamWorker:
+    """The Faust app and what it runs: the events agent (fold, then flush when due), the
+    items agent, the flush timer, the lag gauge and the rebalance hook, as methods over
+    one `Window` (see the module doc). `app` is ready for `faust.Worker`."""
 
-    metrics = metrics or WorkerMetrics()
-    pipeline = Pipeline(core, metrics, RetryPolicy(budget_s=settings.retry_budget_s))
-    app = faust.App(
-        settings.consumer_group,
-        broker=[f"kafka://{b.strip()}" for b in settings.brokers.split(",")],
-        broker_credentials=_credentials(KafkaConnection.from_settings(settings)),
-        value_serializer="raw",
-        key_serializer="raw",
-        store="memory://",
-        # Faust makes its data folder even with no tables: keep it out of the working
-        # directory (the worker keeps nothing there).
-        datadir=str(Path(tempfile.gettempdir()) / "interest-stream-faust"),
-        web_enabled=settings.web_enabled,
-        web_bind="127.0.0.1",
-        web_port=settings.web_port,
-        topic_disable_leader=True,
-        topic_allow_declare=False,
-        consumer_auto_offset_reset="earliest",
-        broker_session_timeout=settings.kafka_session_timeout_s,
-        broker_heartbeat_interval=max(1.0, settings.kafka_session_timeout_s / 4),
-        # A batch may wait for a restarting store; the poll interval must outlast that.
-        broker_max_poll_interval=settings.kafka_max_poll_interval_s,
-        broker_commit_interval=1.0,
-        producer_acks=-1,
-        stream_wait_empty=True,
-        worker_redirect_stdouts=False,
-    )
-    topic_options: dict[str, Any] = {
-        "key_type": bytes,
-        "value_type": bytes,
-        "value_serializer": "raw",
-        "key_serializer": "raw",
-    }
-    repartition_topic = settings.topic(settings.repartition_topic)
-    # The repartition topic carries events that producers put on another partition than
-    # their user's (streams/core/routing.py); co-partitioned with the inputs.
-    inputs = app.topic(
-        *(settings.topic(name) for name in INPUT_TOPICS), repartition_topic, **topic_options
-    )
-    # A null value erases the item.
-    items = app.topic(settings.topic(settings.items_topic), allow_empty=True, **topic_options)
-    updates_topic = settings.topic(settings.updates_topic)
-    dlq_topic = settings.topic(settings.dlq_topic)
-    window = Window()
-    lock = asyncio.Lock()
-    streams: list[Any] = []
-    flush_interval = settings.flush_interval_ms / 1000
-
-    async def send_rejects(rejections: Sequence[Rejection]) -> list[Awaitable[Any]]:
-        metrics.dlq.inc(len(rejections))
-        futures = []
-        for rejection in rejections:
-            letter = dead_letter(rejection, settings.dlq_max_bytes)
-            futures.append(
-                await app.producer.send(
-                    dlq_topic, letter.key, letter.value, None, None, letter.headers
-                )
-            )
-        return futures
-
-    async def send_confirmed(rejections: Sequence[Rejection]) -> None:
-        await asyncio.gather(*await send_rejects(rejections))
-
-    async def publish(
-        updates: Sequence[ProfileUpdate], rejects: Sequence[Rejection], forwards: Sequence[Forward]
+    def __init__(
+        self, settings: Settings, core: BatchCore, metrics: WorkerMetrics | None = None
     ) -> None:
-        """DLQ records, forwarded events and profile updates of one flush, confirmed by the
-        broker."""
-        futures = await send_rejects(rejects)
-        for forward in forwards:
-            futures.append(
-                await app.producer.send(
-                    repartition_topic,
-                    forward.user_id.encode(),
-                    forward.value,
-                    forward.partition,
-                    None,
-                    forward_headers(forward),
-                )
-            )
-        for update in updates:
-            value = update.model_dump_json().encode()
-            futures.append(
-                await app.producer.send(
-                    updates_topic, update.user_id.encode(), value, None, None, None
-                )
-            )
-        await asyncio.gather(*futures)
+        try:
+            import faust
+            from mode import CrashingSupervisor
+        except ImportError as exc:  # pragma: no cover - depends on the installed extras
+            raise MissingExtraError("faust-streaming", "kafka") from exc
 
-    async def flush_window() -> None:
+        self.settings = settings
+        self.core = core
+        self.metrics = metrics or WorkerMetrics()
+        self.pipeline = Pipeline(core, self.metrics, RetryPolicy(budget_s=settings.retry_budget_s))
+        self.window = Window()
+        self.flush_interval = settings.flush_interval_ms / 1000
+        # Folds and flushes of the events agent and the flush timer take turns.
+        self._lock = asyncio.Lock()
+        self._stream: StreamT[Any] | None = None  # the events agent's, for acks
+        self.app: AppT = faust.App(
+            settings.consumer_group,
+            broker=[f"kafka://{b.strip()}" for b in settings.brokers.split(",")],
+            broker_credentials=_credentials(KafkaConnection.from_settings(settings)),
+            value_serializer="raw",
+            key_serializer="raw",
+            store="memory://",
+            # Faust makes its data folder even with no tables: keep it out of the working
+            # directory (the worker keeps nothing there).
+            datadir=str(Path(tempfile.gettempdir()) / "interest-stream-faust"),
+            web_enabled=settings.web_enabled,
+            web_bind="127.0.0.1",
+            web_port=settings.web_port,
+            topic_disable_leader=True,
+            topic_allow_declare=False,
+            consumer_auto_offset_reset="earliest",
+            broker_session_timeout=settings.kafka_session_timeout_s,
+            broker_heartbeat_interval=max(1.0, settings.kafka_session_timeout_s / 4),
+            # A batch may wait for a restarting store; the poll interval must outlast that.
+            broker_max_poll_interval=settings.kafka_max_poll_interval_s,
+            broker_commit_interval=1.0,
+            producer_acks=-1,
+            stream_wait_empty=True,
+            worker_redirect_stdouts=False,
+        )
+        raw: dict[str, Any] = {
+            "key_type": bytes,
+            "value_type": bytes,
+            "value_serializer": "raw",
+            "key_serializer": "raw",
+        }
+        self.repartition_topic = settings.topic(settings.repartition_topic)
+        self.updates_topic = settings.topic(settings.updates_topic)
+        self.dlq_topic = settings.topic(settings.dlq_topic)
+        # The repartition topic carries events that producers put on another partition than
+        # their user's (streams/core/routing.py); co-partitioned with the inputs.
+        inputs = self.app.topic(
+            *(settings.topic(name) for name in INPUT_TOPICS), self.repartition_topic, **raw
+        )
+        self.app.agent(inputs, supervisor_strategy=CrashingSupervisor, concurrency=1)(
+            self.fold_events
+        )
+        if core.items is not None:
+            # A null value erases the item.
+            items = self.app.topic(settings.topic(settings.items_topic), allow_empty=True, **raw)
+            self.app.agent(items, supervisor_strategy=CrashingSupervisor, concurrency=1)(
+                self.catalogue_items
+            )
+        self.app.timer(interval=max(0.05, self.flush_interval / 2))(self.flush_when_due)
+        self.app.timer(interval=5.0)(self.observe_lag)
+        self.app.on_partitions_revoked.connect(self.drop_pending)
+
+    # -- agents -----------------------------------------------------------------------------
+
+    async def fold_events(self, stream: StreamT[Any]) -> None:
+        """The events agent: fold each batch, flush when caught up or due."""
+        settings, core, window = self.settings, self.core, self.window
+        self._stream = stream
+        async for batch in _batches(stream, settings):
+            records = [
+                RawRecord(event.message.value or b"", _origin(event.message, settings))
+                for event in batch
+            ]
+            async with self._lock:
+                if window.revoked:
+                    await self.flush_window()  # discards what the rebalance invalidated
+                outcome = await self.pipeline.run(core.fold, records, operation="fold")
+                _observe_fold(self.metrics, records, outcome, core)
+                window.add(batch, outcome)
+                caught_up = len(batch) < settings.batch_size
+                if (
+                    caught_up
+                    or window.age() >= self.flush_interval
+                    or len(core.pending) >= MAX_PENDING_USERS
+                ):
+                    await self.flush_window()
+
+    async def catalogue_items(self, stream: StreamT[Any]) -> None:
+        """The items agent: store (or erase) catalogue items, dead-letter the bad ones."""
+        settings, catalog = self.settings, self.core.items
+        assert catalog is not None  # registered only with a catalogue
+        async for batch in _batches(stream, settings):
+            entries = [
+                (
+                    RawRecord(event.message.value or b"", _origin(event.message, settings)),
+                    event.message.value is None,
+                )
+                for event in batch
+            ]
+            outcome = await self.pipeline.run(
+                apply_items, entries, self.core.encoder, catalog, operation="items"
+            )
+            await self.pipeline.publish(
+                "publish", functools.partial(self._send_confirmed, outcome.rejects)
+            )
+            for event in batch:
+                await stream.ack(event)
+            log.info(
+                "items: %d stored, %d erased, %d to DLQ",
+                outcome.stored,
+                outcome.erased,
+                len(outcome.rejects),
+            )
+
+    # -- the flush --------------------------------------------------------------------------
+
+    async def flush_window(self) -> None:
         """Flush, publish, then acknowledge; the caller holds the lock."""
+        core, metrics, window = self.core, self.metrics, self.window
         if window.revoked:
             window.revoked = False
-            await pipeline.run(core.discard, operation="discard")
+            await self.pipeline.run(core.discard, operation="discard")
             window.clear()
             return
         if not window.events:
             return
         started = time.perf_counter()
-        outcome = await pipeline.run(core.flush, operation="flush")
+        outcome = await self.pipeline.run(core.flush, operation="flush")
         metrics.flush_seconds.observe(outcome.write_seconds)
         updates = [*outcome.updates, *outcome.reannounced]
         core.pauses.reach(points.BEFORE_PUBLISH)
-        await pipeline.publish("publish", lambda: publish(updates, window.rejects, window.forwards))
+        await self.pipeline.publish(
+            "publish", lambda: self._publish(updates, window.rejects, window.forwards)
+        )
         published = time.time()
         core.pauses.reach(points.BEFORE_ACK)
         # Acks only now: the profiles, their announcements and the forwarded events are
         # durable.
+        assert self._stream is not None  # events come only through the agent's stream
         for event in window.events:
-            await streams[0].ack(event)
+            await self._stream.ack(event)
         for event in window.events:
             tp = event.message.tp
             window.acked[tp] = max(window.acked.get(tp, 0), event.message.offset + 1)
@@ -271,85 +311,78 @@ def create_app(settings: Settings, core: BatchCore, metrics: WorkerMetrics | Non
         )
         window.clear()
 
-    @app.on_partitions_revoked.connect
-    def drop_pending(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
-        # Another worker may own these users from now on: what is pending is dropped (its
-        # events come again to their owner) and the cache is emptied before the next fold.
-        window.revoked = True
-        core.cache.invalidate()
+    async def _send_rejects(self, rejections: Sequence[Rejection]) -> list[Awaitable[Any]]:
+        self.metrics.dlq.inc(len(rejections))
+        futures = []
+        for rejection in rejections:
+            letter = dead_letter(rejection, self.settings.dlq_max_bytes)
+            futures.append(
+                await self.app.producer.send(
+                    self.dlq_topic, letter.key, letter.value, None, None, letter.headers
+                )
+            )
+        return futures
 
-    @app.agent(inputs, supervisor_strategy=CrashingSupervisor, concurrency=1)
-    async def fold_events(stream: Any) -> None:
-        streams[:] = [stream]
-        async for batch in stream.noack_take(
-            settings.batch_size, within=settings.batch_wait_ms / 1000
-        ):
-            records = [
-                RawRecord(event.message.value or b"", _origin(event.message, settings))
-                for event in batch
-            ]
-            async with lock:
-                if window.revoked:
-                    await flush_window()  # discards what the rebalance invalidated
-                outcome = await pipeline.run(core.fold, records, operation="fold")
-                _observe_fold(metrics, records, outcome, core)
-                window.add(batch, outcome)
-                caught_up = len(batch) < settings.batch_size
-                if (
-                    caught_up
-                    or window.age() >= flush_interval
-                    or len(core.pending) >= MAX_PENDING_USERS
-                ):
-                    await flush_window()
+    async def _send_confirmed(self, rejections: Sequence[Rejection]) -> None:
+        await asyncio.gather(*await self._send_rejects(rejections))
 
-    async def flush_when_due() -> None:
-        if window.events and window.age() >= flush_interval and not lock.locked():
-            async with lock:
-                await flush_window()
+    async def _publish(
+        self,
+        updates: Sequence[ProfileUpdate],
+        rejects: Sequence[Rejection],
+        forwards: Sequence[Forward],
+    ) -> None:
+        """DLQ records, forwarded events and profile updates of one flush, confirmed by the
+        broker."""
+        send = self.app.producer.send
+        futures = await self._send_rejects(rejects)
+        for forward in forwards:
+            key = forward.user_id.encode()
+            headers = forward_headers(forward)
+            futures.append(
+                await send(
+                    self.repartition_topic, key, forward.value, forward.partition, None, headers
+                )
+            )
+        for update in updates:
+            value = update.model_dump_json().encode()
+            futures.append(
+                await send(self.updates_topic, update.user_id.encode(), value, None, None, None)
+            )
+        await asyncio.gather(*futures)
 
-    async def observe_lag() -> None:
-        for tp in app.consumer.assignment():
-            high = app.consumer.highwater(tp)
-            if high is None or tp not in window.acked:
+    # -- timers and the rebalance hook ------------------------------------------------------
+
+    async def flush_when_due(self) -> None:
+        """The flush timer: a window older than the interval is flushed between batches."""
+        due = self.window.events and self.window.age() >= self.flush_interval
+        if due and not self._lock.locked():
+            async with self._lock:
+                await self.flush_window()
+
+    async def observe_lag(self) -> None:
+        """The lag gauge: each assigned partition's high water minus what was acknowledged."""
+        consumer = self.app.consumer
+        for tp in consumer.assignment():
+            high = consumer.highwater(tp)
+            if high is None or tp not in self.window.acked:
                 continue
-            lag = max(0, high - window.acked[tp])
-            metrics.lag.labels(topic=tp.topic, partition=str(tp.partition)).set(lag)
+            lag = max(0, high - self.window.acked[tp])
+            self.metrics.lag.labels(topic=tp.topic, partition=str(tp.partition)).set(lag)
 
-    app.timer(interval=max(0.05, flush_interval / 2))(flush_when_due)
-    app.timer(interval=5.0)(observe_lag)
+    def drop_pending(self, sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+        """On revocation: another worker may own these users from now on. What is pending
+        is dropped (its events come again to their owner) and the cache is emptied before
+        the next fold."""
+        self.window.revoked = True
+        self.core.cache.invalidate()
 
-    if core.items is not None:
-        catalog = core.items
-        encoder = core.encoder
 
-        @app.agent(items, supervisor_strategy=CrashingSupervisor, concurrency=1)
-        async def catalogue_items(stream: Any) -> None:
-            async for batch in stream.noack_take(
-                settings.batch_size, within=settings.batch_wait_ms / 1000
-            ):
-                entries = [
-                    (
-                        RawRecord(event.message.value or b"", _origin(event.message, settings)),
-                        event.message.value is None,
-                    )
-                    for event in batch
-                ]
-                outcome = await pipeline.run(
-                    apply_items, entries, encoder, catalog, operation="items"
-                )
-                await pipeline.publish(
-                    "publish", functools.partial(send_confirmed, outcome.rejects)
-                )
-                for event in batch:
-                    await stream.ack(event)
-                log.info(
-                    "items: %d stored, %d erased, %d to DLQ",
-                    outcome.stored,
-                    outcome.erased,
-                    len(outcome.rejects),
-                )
-
-    return app
+def _batches(stream: StreamT[Any], settings: Settings) -> AsyncIterator[Sequence[Any]]:
+    """Lists of up to `batch_size` events (records with their message), acknowledged by
+    us only; faust types `noack_take` on its Stream class alone, and as yielding values."""
+    events = cast("Stream[Any]", stream)
+    return events.noack_take(settings.batch_size, within=settings.batch_wait_ms / 1000)
 
 
 def _observe_fold(
@@ -426,7 +459,7 @@ def run_worker(settings: Settings, core: BatchCore, loglevel: str) -> None:
     import faust
 
     metrics = WorkerMetrics()
-    app = create_app(settings, core, metrics)
+    app = StreamWorker(settings, core, metrics).app
     if settings.metrics_port is not None:
         port = metrics.serve(settings.metrics_host, settings.metrics_port)
         log.info("metrics on http://%s:%d/metrics", settings.metrics_host, port)
