@@ -130,7 +130,7 @@ class SqliteStore:
             row = self._db.execute("SELECT value FROM meta WHERE key = 'layout'").fetchone()
             found = row[0] if row else None
         if found != LAYOUT:
-            raise StoreError(
+            raise StoreRefusedError(
                 f"{self.path} holds profiles of an earlier layout (layout {found or 2}): this"
                 " version cannot read them. Rebuild them into a new file (run the events"
                 " again with --store sqlite:///new.db) or delete this one"

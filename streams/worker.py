@@ -153,10 +153,11 @@ class StreamWorker:
         # Folds and flushes of the events agent and the flush timer take turns.
         self._lock = asyncio.Lock()
         self._stream: StreamT[Any] | None = None  # the events agent's, for acks
+        connection = KafkaConnection.from_settings(settings)
         self.app: AppT = faust.App(
             settings.consumer_group,
-            broker=[f"kafka://{b.strip()}" for b in settings.brokers.split(",")],
-            broker_credentials=_credentials(KafkaConnection.from_settings(settings)),
+            broker=[f"kafka://{server}" for server in connection.servers()],
+            broker_credentials=_credentials(connection),
             value_serializer="raw",
             key_serializer="raw",
             store="memory://",

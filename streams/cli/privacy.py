@@ -115,7 +115,8 @@ def forget(
             pauses=app.pause_points(settings),
         )
     except BrokerError as exc:
-        raise BrokerError(f"{exc} (for a store without Kafka, add --no-kafka)") from exc
+        hint = f"{exc} (for a store without Kafka, add --no-kafka)"
+        raise BrokerError(hint, retriable=exc.retriable) from exc
     finally:
         store.close()
     for erasure in done:

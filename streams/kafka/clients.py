@@ -60,7 +60,17 @@ def unreachable(settings: Settings, exc: BaseException) -> BrokerError:
     reason = refusal_reason(settings)
     if reason is not None:
         return BrokerRefusedError(f"Kafka at {settings.brokers} {reason}")
+    if _refused(exc):  # an authorization failure, a record too large: the broker said no
+        return BrokerRefusedError(f"Kafka at {settings.brokers} refused: {detail}")
     return BrokerUnreachableError(f"cannot reach Kafka at {settings.brokers}: {detail}")
+
+
+def _refused(exc: BaseException) -> bool:
+    """A kafka-python error the broker answered with and that retrying cannot fix."""
+    from kafka.errors import KafkaError
+
+    kind = type(exc)
+    return isinstance(exc, KafkaError) and kind is not KafkaError and not exc.retriable
 
 
 def security_options(settings: Settings) -> dict[str, Any]:

@@ -89,7 +89,7 @@ class PublishSummary:
 
     def reject(self, rejection: Rejection) -> None:
         self.rejected += 1
-        self.reject_reasons[rejection.reason.split(":", 1)[0]] += 1
+        self.reject_reasons[rejection.label()] += 1  # a bounded set of kinds
         if len(self.first_rejects) < FIRST_REJECTS:
             self.first_rejects.append(rejection.located())
 

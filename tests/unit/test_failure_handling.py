@@ -169,3 +169,17 @@ def test_broker_failures_are_typed_and_the_policy_reads_their_kind():
             asyncio.run(_policy().run("publish", attempt))
         assert not raised.value.retriable
         assert len(calls) == 1  # a permanent failure is not tried again
+
+
+def test_a_broker_refusal_is_told_from_an_unreachable_broker():
+    from kafka.errors import KafkaTimeoutError, TopicAuthorizationFailedError
+
+    from interest_stream.streams.kafka.clients import unreachable
+    from interest_stream.streams.settings import load_settings
+
+    settings = load_settings(brokers="127.0.0.1:1")  # nothing listens: no reason to ask for
+    down = unreachable(settings, KafkaTimeoutError("Unable to bootstrap"))
+    assert isinstance(down, BrokerUnreachableError) and down.retriable
+    denied = unreachable(settings, TopicAuthorizationFailedError())
+    assert isinstance(denied, BrokerRefusedError) and not denied.retriable
+    assert str(denied).startswith("Kafka at 127.0.0.1:1 refused")
