@@ -79,7 +79,8 @@ class KafkaConnection:
             cafile=settings.kafka_ssl_cafile,
         )
 
-    def __repr__(self) -> str:  # the password never reaches a log line
+    def __repr__(self) -> str:
+        """The connection without its password, which never reaches a log line."""
         return (
             f"KafkaConnection(brokers={self.brokers!r}, protocol={self.protocol!r},"
             f" mechanism={self.mechanism!r}, username={self.username!r})"
@@ -105,8 +106,9 @@ class KafkaConnection:
         return servers
 
     def ssl_context(self) -> ssl.SSLContext | None:
-        """The TLS context of the encrypting protocols: the configured CA (else the
-        system's), host names checked.
+        """The TLS context of the encrypting protocols.
+
+        The configured CA (else the system's), host names checked.
 
         Returns:
             The context, or None for PLAINTEXT and SASL_PLAINTEXT.
@@ -144,8 +146,9 @@ class KafkaConnection:
         return {**options, **self._sasl()}
 
     def aiokafka(self) -> dict[str, Any]:
-        """aiokafka keyword arguments for the security part (aiokafka takes an SSL context
-        where kafka-python takes a CA file).
+        """Keyword arguments of aiokafka clients for the security part.
+
+        aiokafka takes an SSL context where kafka-python takes a CA file.
 
         Returns:
             `security_protocol`, the SSL context, the SASL options.

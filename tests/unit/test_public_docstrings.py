@@ -13,6 +13,7 @@ import pytest
 PUBLIC = [
     "interest_stream.streams.client",
     "interest_stream.streams.settings",
+    "interest_stream.streams.connection",
     "interest_stream.store.base",
     "interest_stream.encoders",
     "interest_stream.encoders.base",
