@@ -153,17 +153,59 @@ def cassandra_contact() -> tuple[str, int]:
     return _retry(f"Cassandra at {contact[0]}:{contact[1]}", contact, attempt)
 
 
+class CqlSession:
+    """The tests' own CQL session, which outlives a server restart.
+
+    A test restarts Cassandra under a running worker. After that the driver may keep a
+    defunct connection in its pool, and back off reconnecting for minutes, so every later
+    test's keyspace setup failed with NoHostAvailable. A request that found no host is
+    tried once more on a new connection: NoHostAvailable means no host ran it.
+    """
+
+    def __init__(self, contact: tuple[str, int]) -> None:
+        self._contact = contact
+        self._cluster: Any = None
+        self._session: Any = None
+        self._connect()
+
+    def _connect(self) -> None:
+        from cassandra.cluster import Cluster
+        from cassandra.policies import ConstantReconnectionPolicy
+
+        if self._cluster is not None:
+            self._cluster.shutdown()
+        host, port = self._contact
+        self._cluster = Cluster(
+            [host],
+            port=port,
+            protocol_version=4,
+            connect_timeout=10,
+            reconnection_policy=ConstantReconnectionPolicy(1.0),
+        )
+        self._session = self._cluster.connect()
+        self._session.default_timeout = 30  # the tests' own checks, on a busy machine
+
+    def execute(self, *args: Any, **kwargs: Any) -> Any:
+        from cassandra.cluster import NoHostAvailable
+
+        try:
+            return self._session.execute(*args, **kwargs)
+        except NoHostAvailable:
+            self._connect()
+            return self._session.execute(*args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._session, name)
+
+    def shutdown(self) -> None:
+        self._cluster.shutdown()
+
+
 @pytest.fixture(scope="session")
 def cassandra_session(cassandra_contact: tuple[str, int]) -> Iterator[Any]:
-    from cassandra.cluster import Cluster
-
-    cluster = Cluster(
-        [cassandra_contact[0]], port=cassandra_contact[1], protocol_version=4, connect_timeout=10
-    )
-    session = cluster.connect()
-    session.default_timeout = 30  # reads of the tests' own checks, on a busy machine
+    session = CqlSession(cassandra_contact)
     yield session
-    cluster.shutdown()
+    session.shutdown()
 
 
 @pytest.fixture
@@ -172,7 +214,7 @@ def keyspace(cassandra_session: Any) -> Iterator[str]:
     replication = "{'class': 'SimpleStrategy', 'replication_factor': 1}"
     # Schema changes wait for every node's agreement: generous on a busy 2-core machine.
     cassandra_session.execute(
-        f"CREATE KEYSPACE {name} WITH replication = {replication}", timeout=60
+        f"CREATE KEYSPACE IF NOT EXISTS {name} WITH replication = {replication}", timeout=60
     )
     yield name
     cassandra_session.execute(f"DROP KEYSPACE IF EXISTS {name}", timeout=60)
