@@ -48,7 +48,12 @@ from interest_stream.store.cassandra.connect import (
 )
 from interest_stream.store.cassandra.fences import Fences, clock_us
 from interest_stream.store.cassandra.items import CassandraItems
-from interest_stream.store.cassandra.schema import check_layout, ensure_schema, table_dim
+from interest_stream.store.cassandra.schema import (
+    check_layout,
+    ensure_schema,
+    read_agreed_schema,
+    table_dim,
+)
 from interest_stream.store.cassandra.statements import (
     DOMAIN_COLUMNS,
     PROFILE_COLUMNS,
@@ -106,6 +111,7 @@ class CassandraStore:
             options.erasure_key.get_secret_value() if options.erasure_key is not None else None
         )
         self._key: bytes | None = None
+        read_agreed_schema(cluster, self.keyspace)
         dim = table_dim(cluster, self.keyspace)
         if dim is None:
             raise StoreRefusedError(

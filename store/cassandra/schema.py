@@ -90,6 +90,26 @@ def _schema_objects(cluster: Cluster, keyspace: str) -> set[str]:
     return names
 
 
+SCHEMA_AGREEMENT_S = 60.0
+"""How long opening a store waits for the nodes to agree on the schema (after an `init`)."""
+
+
+def read_agreed_schema(cluster: Cluster, keyspace: str) -> None:
+    """Read `keyspace`'s schema anew once the nodes agree on it.
+
+    The driver reads the schema from one node when it connects; on a cluster where `init`
+    just created tables, that node may not have them yet, and the store would report an
+    older layout. Raises a retriable StoreError when the nodes do not agree in time.
+    """
+    try:
+        cluster.refresh_keyspace_metadata(keyspace, max_schema_agreement_wait=SCHEMA_AGREEMENT_S)
+    except driver_errors() as exc:
+        raise StoreError(
+            f"Cassandra nodes do not agree on the schema of {keyspace} after"
+            f" {SCHEMA_AGREEMENT_S:.0f} s (a schema change in progress?): {describe_error(exc)}"
+        ) from exc
+
+
 def table_dim(cluster: Cluster, keyspace: str) -> int | None:
     """The vector dimension `keyspace.profiles` was created with; None if there is no table."""
     meta = cluster.metadata.keyspaces.get(keyspace)
