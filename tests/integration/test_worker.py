@@ -183,7 +183,12 @@ def test_kill_9_between_coalesced_folds_and_their_flush_loses_nothing(
         "log_path": tmp_path / "worker.log",
         "batch_size": 64,
     }
-    coalescing = WorkerProcess(env={"INTEREST_STREAM_FLUSH_INTERVAL_MS": "60000"}, **common)
+    # Every event is in Kafka before the worker starts, so a batch is short only when a fetch
+    # is slow; a short batch means "caught up" and flushes. A long batch wait keeps a slow
+    # fetch on a loaded machine (CI) from looking like the end of the backlog.
+    coalescing = WorkerProcess(
+        env={"INTEREST_STREAM_FLUSH_INTERVAL_MS": "60000"}, **common, batch_wait_ms=30_000
+    )
     coalescing.start()
     try:
         # Several full batches folded, none flushed: the window is open.
