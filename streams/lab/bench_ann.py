@@ -116,7 +116,7 @@ def _write_copies(
         bound.values[1] = vector_bytes(short[i], DIM)
         bound.values[2] = vector_bytes(long[i], DIM)
         statements.append(bound)
-    meter = CpuMeter(None, {target.port})
+    meter = CpuMeter([], {target.port})
     meter.start()
     started = time.perf_counter()
     results = Requests(session, MAX_IN_FLIGHT).run(statements)

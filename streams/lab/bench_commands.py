@@ -19,6 +19,7 @@ from interest_stream.streams.lab.bench_servers import (
     bench_pipeline_command,
     bench_soak_command,
 )
+from interest_stream.streams.lab.bench_workers import bench_workers_command
 
 
 @click.group()
@@ -267,3 +268,4 @@ def bench_sentiment_command(
 bench.add_command(bench_pipeline_command)
 bench.add_command(bench_soak_command)
 bench.add_command(bench_ann_command)
+bench.add_command(bench_workers_command)

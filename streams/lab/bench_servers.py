@@ -30,7 +30,7 @@ class _RunQueueWaits(logging.Filter):
         return "blocking the event loop" not in record.getMessage()
 
 
-def _quiet_run_queue_waits() -> None:
+def quiet_run_queue_waits() -> None:
     selector = logging.getLogger("kafka.net.selector")
     if not any(isinstance(f, _RunQueueWaits) for f in selector.filters):
         selector.addFilter(_RunQueueWaits())
@@ -112,7 +112,7 @@ def bench_pipeline_command(
     from interest_stream.streams.lab.pipeline import bench_pipeline
     from interest_stream.streams.lab.pipeline.report import print_report
 
-    _quiet_run_queue_waits()
+    quiet_run_queue_waits()
 
     settings = app.load_settings(
         brokers=brokers,

@@ -13,7 +13,7 @@ import socket
 import subprocess
 import sys
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -209,3 +209,45 @@ class WorkerProcess:
 
     def totals(self) -> WorkerTotals:
         return WorkerTotals.of(self.metrics())
+
+
+class WorkerGroup:
+    """Several worker processes of one consumer group on this host, read as one: what the
+    documented way to use more cores looks like (docs/operations.md, "More than one worker
+    per host"). Alive while every member is; its totals are the members' summed."""
+
+    def __init__(self, members: Sequence[WorkerProcess]) -> None:
+        if not members:
+            raise ValueError("a worker group needs at least one process")
+        self.members = list(members)
+
+    def start(self) -> WorkerGroup:
+        for member in self.members:
+            member.start()
+        return self
+
+    @property
+    def pids(self) -> list[int]:
+        return [pid for pid in (m.pid for m in self.members) if pid is not None]
+
+    def alive(self) -> bool:
+        return all(member.alive() for member in self.members)
+
+    def stop(self) -> None:
+        for member in self.members:
+            if member.process is not None and member.alive():
+                member.process.send_signal(signal.SIGTERM)  # all leave the group at once
+        for member in self.members:
+            member.stop()
+
+    def log_tail(self, lines: int = 40) -> str:
+        return "\n".join(
+            f"[worker {i}]\n{member.log_tail(lines)}" for i, member in enumerate(self.members)
+        )
+
+    def totals(self) -> WorkerTotals:
+        summed = WorkerTotals()
+        for member in self.members:
+            for name, value in vars(member.totals()).items():
+                setattr(summed, name, getattr(summed, name) + value)
+        return summed

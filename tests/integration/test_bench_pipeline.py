@@ -69,3 +69,39 @@ def test_bench_ann_writes_copies_and_measures_recall_against_an_exact_scan(
     # 80 vectors fit the index's graph whole: ANN finds (nearly) the exact top 10.
     assert figures["recall_at_10"] >= 0.8
     assert figures["cassandra_cpu_s_per_1000_copies"] is not None
+
+
+def test_bench_workers_drains_the_same_workload_with_one_and_with_two_processes(
+    kafka_bootstrap: str, cassandra_contact: tuple[str, int], onnx_encoder: Encoder
+) -> None:
+    """Two worker processes of one group share the partitions (each consumed some of the
+    events) and together apply every event once; the speed-up is measured, not asserted."""
+    from interest_stream.streams.lab.bench_workers import bench_workers
+
+    host, port = cassandra_contact
+    settings = load_settings(
+        brokers=kafka_bootstrap,
+        store_url=f"cassandra://{host}:{port}/unused",
+        batch_size=32,
+        precision="fp32",
+    )
+    results = bench_workers(
+        settings,
+        onnx_encoder,
+        "default",
+        [1, 2],
+        scale=0.1,  # 20 users: each process's partitions hold some of them
+        env={"INTEREST_STREAM_PRECISION": "fp32", "INTEREST_STREAM_ANN_COPIES": "false"},
+    )
+    events = results["events"]
+    assert events > 50 and results["partitions"] >= 2
+    for count in (1, 2):
+        figures = results["runs"][str(count)]
+        assert "error" not in figures, (count, figures)
+        assert figures["workers"] == count and figures["events"] == events
+        assert 0 < figures["writes"] <= events and figures["lost_fences"] == 0
+        assert figures["cpu_s_per_1000_events"]["worker"] > 0
+        consumed = figures["records_by_worker"]
+        assert len(consumed) == count and all(records > 0 for records in consumed), consumed
+    assert results["runs"]["1"]["speedup"] == 1.0
+    assert results["runs"]["2"]["speedup"] > 0

@@ -50,7 +50,7 @@ def _progress(message: str) -> None:
     print(f"[bench] {message}", file=sys.stderr, flush=True)
 
 
-def _measured(name: str, run: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+def measured(name: str, run: Callable[[], dict[str, Any]]) -> dict[str, Any]:
     """A measurement's figures, or its failure in one line (the others still run)."""
     try:
         return run()
@@ -90,14 +90,14 @@ def bench_shape(
         encoder, texts, len(events), settings.batch_size
     )
     _progress(f"{shape.name}: pipeline with the real encoder")
-    results["pipeline_real_encoder"] = _measured(
+    results["pipeline_real_encoder"] = measured(
         "pipeline", lambda: drain(settings, events, "onnx", f"{shape.name}real", workdir, env)
     )
     vectors_path = workdir / f"vectors-{shape.name}.npz"
     # The sentiment anchors are encoded by the worker too (for unrated reviews).
     save_vectors(vectors_path, [*texts, *POSITIVE_ANCHORS, *NEGATIVE_ANCHORS], encoder)
     _progress(f"{shape.name}: pipeline with encoding excluded (vectors saved beforehand)")
-    results["pipeline_encoding_excluded"] = _measured(
+    results["pipeline_encoding_excluded"] = measured(
         "pipeline without encoding",
         lambda: drain(
             settings, events, f"precomputed:{vectors_path}", f"{shape.name}noenc", workdir, env
@@ -105,14 +105,14 @@ def bench_shape(
     )
     _progress(f"{shape.name}: raw ceiling (aiokafka + one vector row per event)")
     by_text = dict(zip(texts, vectors, strict=True))
-    results["raw_vector_rows"] = _measured(
+    results["raw_vector_rows"] = measured(
         "raw loop", lambda: raw_vector_rows(settings, events, by_text, f"{shape.name}raw")
     )
     _progress(
         f"{shape.name}: freshness at {freshness_rate:.0f} events/s for {freshness_seconds:.0f} s"
     )
     offered = _fresh_events(shape, events, freshness_rate, freshness_seconds)
-    results["freshness"] = _measured(
+    results["freshness"] = measured(
         "freshness",
         lambda: freshness(
             settings, offered, freshness_rate, freshness_seconds, workdir, shape.name, env

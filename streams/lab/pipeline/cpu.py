@@ -5,6 +5,7 @@ the benchmark itself, read from /proc before and after (Linux only; elsewhere em
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 SERVERS = {
@@ -71,10 +72,10 @@ def server_pids(ports: set[int] | None = None) -> dict[str, list[int]]:
 class CpuMeter:
     """CPU seconds used between `start()` and `stop()` by each named process group."""
 
-    def __init__(self, worker_pid: int | None, ports: set[int] | None = None) -> None:
+    def __init__(self, worker_pids: Sequence[int], ports: set[int] | None = None) -> None:
         self.pids = {name: pids for name, pids in server_pids(ports).items() if pids}
-        if worker_pid is not None:
-            self.pids["worker"] = [worker_pid]
+        if worker_pids:
+            self.pids["worker"] = list(worker_pids)
         self.pids["benchmark"] = [os.getpid()]
         self._start: dict[str, float] = {}
 

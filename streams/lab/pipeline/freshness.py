@@ -17,7 +17,7 @@ import numpy as np
 from interest_stream.schemas.events import TOPIC_OF_TYPE
 from interest_stream.streams.errors import InterestStreamError
 from interest_stream.streams.lab.pipeline.scratch import Scratch
-from interest_stream.streams.lab.worker_process import WorkerProcess
+from interest_stream.streams.lab.worker_process import WorkerGroup, WorkerProcess
 from interest_stream.streams.settings import Settings
 
 _EVENT_COUNT = re.compile(rb'"event_count":\s*(\d+)')
@@ -77,7 +77,9 @@ class UpdateWatcher:
         self._consumer.close()
 
 
-def wait_for(condition: Any, worker: WorkerProcess, what: str, timeout_s: float = WAIT_S) -> None:
+def wait_for(
+    condition: Any, worker: WorkerProcess | WorkerGroup, what: str, timeout_s: float = WAIT_S
+) -> None:
     """Poll `condition` until it holds; one-line error if the worker dies or time runs out."""
     deadline = time.monotonic() + timeout_s
     while not condition():

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 from collections import defaultdict, deque
 from collections.abc import Callable, Mapping, Sequence
@@ -24,7 +25,7 @@ from interest_stream.streams.errors import InterestStreamError
 from interest_stream.streams.lab.pipeline.cpu import SERVERS, CpuMeter
 from interest_stream.streams.lab.pipeline.freshness import wait_for
 from interest_stream.streams.lab.pipeline.scratch import Scratch
-from interest_stream.streams.lab.worker_process import WorkerProcess, WorkerTotals
+from interest_stream.streams.lab.worker_process import WorkerGroup, WorkerProcess, WorkerTotals
 from interest_stream.streams.settings import Settings
 
 DRAIN_TIMEOUT_S = 1800.0
@@ -64,33 +65,54 @@ def drain(
     tag: str,
     workdir: Path,
     env: Mapping[str, str] | None = None,
+    workers: int = 1,
+    join_first: bool = False,
 ) -> dict[str, Any]:
-    """Publish everything, start a worker, and time it from its first applied events to the
-    last (read from its metrics every 50 ms): events/s, bytes and writes, CPU by process."""
+    """Publish everything, start `workers` worker processes in one group, and time them
+    from the first consumed event to the last applied (read from their metrics every
+    50 ms): events/s, bytes and writes, CPU by process (the workers' summed).
+
+    With `join_first` the workers start first and the events are published once the group
+    is stable with all of them: otherwise the process that joins first may drain a small
+    workload alone before the others hold partitions."""
     scratch = Scratch(settings, tag)
     try:
-        scratch.publish(events)
-        worker = WorkerProcess(
-            bootstrap=settings.brokers,
-            prefix=scratch.prefix,
-            store_url=scratch.store_url,
-            log_path=workdir / f"worker-{tag}.log",
-            batch_size=settings.batch_size,
-            batch_wait_ms=settings.batch_wait_ms,
-            encoder=encoder_kind,
-            env=env,
+        if not join_first:
+            scratch.publish(events)
+        worker = WorkerGroup(
+            [
+                WorkerProcess(
+                    bootstrap=settings.brokers,
+                    prefix=scratch.prefix,
+                    store_url=scratch.store_url,
+                    log_path=workdir / f"worker-{tag}-{i}.log",
+                    batch_size=settings.batch_size,
+                    batch_wait_ms=settings.batch_wait_ms,
+                    encoder=encoder_kind,
+                    env=env,
+                )
+                for i in range(workers)
+            ]
         ).start()
         try:
-            meter = CpuMeter(worker.pid, server_ports(settings, scratch.store_url))
+            meter = CpuMeter(worker.pids, server_ports(settings, scratch.store_url))
             expected = len(events)
-            # Timed from the first record consumed (the worker's start-up and group join
-            # are not the pipeline's work) to the last event applied.
-            _wait(worker, lambda t: t.records > 0, "the first consumed events")
-            started = time.monotonic()
-            meter.start()
+            if join_first:
+                # Timed from the start of the publish, which the workers consume as it goes.
+                _wait_for_group(settings, f"{scratch.prefix}group", workers, worker)
+                started = time.monotonic()
+                meter.start()
+                scratch.publish(events)
+            else:
+                # Timed from the first record consumed (the worker's start-up and group join
+                # are not the pipeline's work) to the last event applied.
+                _wait(worker, lambda t: t.records > 0, "the first consumed events")
+                started = time.monotonic()
+                meter.start()
             last = _wait(worker, lambda t: t.applied >= expected, f"{expected} events applied")
             seconds = time.monotonic() - started
             cpu = meter.stop()
+            records_by_worker = [member.totals().records for member in worker.members]
         finally:
             worker.stop()
         # ANN copies are written in the background, some (the refresh interval) after the
@@ -101,6 +123,8 @@ def drain(
         counted = expected
         return {
             "events": expected,
+            "workers": workers,
+            "records_by_worker": records_by_worker,
             "seconds": round(seconds, 3),
             "events_per_s": round(counted / seconds, 1) if seconds > 0 else None,
             "flushes": last.flushes,
@@ -117,7 +141,30 @@ def drain(
         scratch.drop()
 
 
-def _wait(worker: WorkerProcess, done: Callable[[WorkerTotals], bool], what: str) -> WorkerTotals:
+def _wait_for_group(settings: Settings, group: str, members: int, workers: WorkerGroup) -> None:
+    """Until the consumer group is Stable (assignment done) with `members` members."""
+    from interest_stream.streams.admin import admin_client
+
+    # Faust's members carry its own assignor's metadata, which kafka-python's describe
+    # cannot decode: it logs a warning with every member's raw bytes at each poll. The
+    # state and the member count are all this needs.
+    logging.getLogger("kafka.admin._groups").setLevel(logging.ERROR)
+    client = admin_client(settings)
+
+    def stable() -> bool:
+        described = client.describe_groups([group]).get(group, {})
+        return bool(
+            described.get("group_state") == "Stable"
+            and len(described.get("members", ())) == members
+        )
+
+    try:
+        wait_for(stable, workers, f"{members} worker(s) in group {group}", timeout_s=120)
+    finally:
+        client.close()
+
+
+def _wait(worker: WorkerGroup, done: Callable[[WorkerTotals], bool], what: str) -> WorkerTotals:
     last: list[WorkerTotals] = []
 
     def reached() -> bool:
