@@ -36,15 +36,32 @@ def quiet_run_queue_waits() -> None:
         selector.addFilter(_RunQueueWaits())
 
 
-@click.command("pipeline")
-@options.brokers
-@click.option(
+CASSANDRA_HOSTS = click.option(
     "--cassandra",
     "cassandra_hosts",
     default="127.0.0.1:9042",
     show_default=True,
     help="Cassandra contact point(s) host:port (scratch keyspaces are made and dropped).",
 )
+SCALE = click.option(
+    "--scale",
+    type=float,
+    default=1.0,
+    show_default=True,
+    help="Fraction of each shape's users (for a quick look; figures then mean less).",
+)
+ANN_COPIES = click.option(
+    "--ann/--no-ann",
+    default=True,
+    show_default=True,
+    help="Whether the workers write the SAI-indexed ANN copies (INTEREST_STREAM_ANN_COPIES):"
+    " --no-ann shows what the vector-index inserts cost.",
+)
+
+
+@click.command("pipeline")
+@options.brokers
+@CASSANDRA_HOSTS
 @click.option(
     "--shape",
     "shapes",
@@ -53,13 +70,7 @@ def quiet_run_queue_waits() -> None:
     show_default=True,
     help="default: 200 users x 50 events; wide: 6,000 users x 1-2 events, 10,000 titles.",
 )
-@click.option(
-    "--scale",
-    type=float,
-    default=1.0,
-    show_default=True,
-    help="Fraction of each shape's users (for a quick look; figures then mean less).",
-)
+@SCALE
 @options.batch_size
 @click.option(
     "--flush-interval-ms",
@@ -67,13 +78,7 @@ def quiet_run_queue_waits() -> None:
     help=options.setting_help("Longest a fold waits for its flush.", "flush_interval_ms"),
 )
 @options.precision
-@click.option(
-    "--ann/--no-ann",
-    default=True,
-    show_default=True,
-    help="Whether the workers write the SAI-indexed ANN copies (INTEREST_STREAM_ANN_COPIES):"
-    " --no-ann shows what the vector-index inserts cost.",
-)
+@ANN_COPIES
 @click.option(
     "--freshness-rate",
     type=float,
@@ -157,13 +162,7 @@ def bench_pipeline_command(
 
 @click.command("soak")
 @options.brokers
-@click.option(
-    "--cassandra",
-    "cassandra_hosts",
-    default="127.0.0.1:9042",
-    show_default=True,
-    help="Cassandra contact point(s) host:port (a scratch keyspace is made and dropped).",
-)
+@CASSANDRA_HOSTS
 @click.option("--minutes", type=float, default=15.0, show_default=True, help="How long to run.")
 @click.option("--rate", type=float, default=200.0, show_default=True, help="Events per second.")
 @click.option(
@@ -206,6 +205,7 @@ def bench_soak_command(
     """
     from interest_stream.streams.lab.soak import Minute, soak, verdicts
 
+    quiet_run_queue_waits()
     settings = app.load_settings(
         brokers=brokers, store_url=f"cassandra://{cassandra_hosts}/soak", precision=precision
     )
@@ -253,13 +253,7 @@ def bench_soak_command(
 
 
 @click.command("ann")
-@click.option(
-    "--cassandra",
-    "cassandra_hosts",
-    default="127.0.0.1:9042",
-    show_default=True,
-    help="Cassandra contact point(s) host:port (a scratch keyspace is made and dropped).",
-)
+@CASSANDRA_HOSTS
 @click.option("--users", type=int, default=3000, show_default=True, help="ANN copies to write.")
 @click.option("--queries", type=int, default=200, show_default=True, help="Queries for recall.")
 @click.option(

@@ -25,7 +25,12 @@ from interest_stream.streams import app
 from interest_stream.streams.cli import options
 from interest_stream.streams.cli.output import console, out
 from interest_stream.streams.errors import InterestStreamError
-from interest_stream.streams.lab.bench_servers import quiet_run_queue_waits
+from interest_stream.streams.lab.bench_servers import (
+    ANN_COPIES,
+    CASSANDRA_HOSTS,
+    SCALE,
+    quiet_run_queue_waits,
+)
 from interest_stream.streams.settings import Settings
 
 
@@ -119,13 +124,7 @@ def _print(results: dict[str, Any]) -> None:
 
 @click.command("workers")
 @options.brokers
-@click.option(
-    "--cassandra",
-    "cassandra_hosts",
-    default="127.0.0.1:9042",
-    show_default=True,
-    help="Cassandra contact point(s) host:port (scratch keyspaces are made and dropped).",
-)
+@CASSANDRA_HOSTS
 @click.option(
     "--shape",
     type=click.Choice(["default", "wide"]),
@@ -139,20 +138,9 @@ def _print(results: dict[str, Any]) -> None:
     show_default=True,
     help="Worker processes per run, comma-separated; speed-ups are over the first.",
 )
-@click.option(
-    "--scale",
-    type=float,
-    default=1.0,
-    show_default=True,
-    help="Fraction of the shape's users (for a quick look; figures then mean less).",
-)
+@SCALE
 @options.batch_size
-@click.option(
-    "--ann/--no-ann",
-    default=True,
-    show_default=True,
-    help="Whether the workers write the SAI-indexed ANN copies.",
-)
+@ANN_COPIES
 @options.as_json("Print every figure as JSON.")
 def bench_workers_command(
     brokers: str | None,

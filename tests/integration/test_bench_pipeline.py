@@ -8,21 +8,26 @@ import pytest
 
 from interest_stream.encoders.base import Encoder
 from interest_stream.streams.lab.pipeline import bench_pipeline
-from interest_stream.streams.settings import load_settings
+from interest_stream.streams.settings import Settings, load_settings
 
 pytestmark = [pytest.mark.kafka, pytest.mark.cassandra, pytest.mark.slow]
 
 
-def test_bench_pipeline_measures_every_stage_of_both_shapes(
-    kafka_bootstrap: str, cassandra_contact: tuple[str, int], onnx_encoder: Encoder
-) -> None:
+def _settings(kafka_bootstrap: str, cassandra_contact: tuple[str, int]) -> Settings:
+    """Small batches and the fp32 encoder (the test's `onnx_encoder`)."""
     host, port = cassandra_contact
-    settings = load_settings(
+    return load_settings(
         brokers=kafka_bootstrap,
         store_url=f"cassandra://{host}:{port}/unused",
         batch_size=32,
         precision="fp32",
     )
+
+
+def test_bench_pipeline_measures_every_stage_of_both_shapes(
+    kafka_bootstrap: str, cassandra_contact: tuple[str, int], onnx_encoder: Encoder
+) -> None:
+    settings = _settings(kafka_bootstrap, cassandra_contact)
     results = bench_pipeline(
         settings,
         onnx_encoder,
@@ -78,13 +83,7 @@ def test_bench_workers_drains_the_same_workload_with_one_and_with_two_processes(
     events) and together apply every event once; the speed-up is measured, not asserted."""
     from interest_stream.streams.lab.bench_workers import bench_workers
 
-    host, port = cassandra_contact
-    settings = load_settings(
-        brokers=kafka_bootstrap,
-        store_url=f"cassandra://{host}:{port}/unused",
-        batch_size=32,
-        precision="fp32",
-    )
+    settings = _settings(kafka_bootstrap, cassandra_contact)
     results = bench_workers(
         settings,
         onnx_encoder,

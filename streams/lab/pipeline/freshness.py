@@ -107,16 +107,7 @@ def freshness(
     offered_events = list(events[: max(1, int(rate * seconds))])
     try:
         watcher = UpdateWatcher(scratch.settings, scratch.prefix + settings.updates_topic)
-        worker = WorkerProcess(
-            bootstrap=settings.brokers,
-            prefix=scratch.prefix,
-            store_url=scratch.store_url,
-            log_path=workdir / f"worker-fresh-{tag}.log",
-            batch_size=settings.batch_size,
-            batch_wait_ms=settings.batch_wait_ms,
-            encoder="onnx",
-            env=env,
-        ).start()
+        worker = scratch.worker(workdir / f"worker-fresh-{tag}.log", "onnx", env).start()
         producer = make_producer(scratch.settings, linger_ms=0)
         try:
             warm = {**offered_events[0], "event_id": "warm-up", "ts": int(time.time() * 1000)}

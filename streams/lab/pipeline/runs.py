@@ -25,7 +25,7 @@ from interest_stream.streams.errors import InterestStreamError
 from interest_stream.streams.lab.pipeline.cpu import SERVERS, CpuMeter
 from interest_stream.streams.lab.pipeline.freshness import wait_for
 from interest_stream.streams.lab.pipeline.scratch import Scratch
-from interest_stream.streams.lab.worker_process import WorkerGroup, WorkerProcess, WorkerTotals
+from interest_stream.streams.lab.worker_process import WorkerGroup, WorkerTotals
 from interest_stream.streams.settings import Settings
 
 DRAIN_TIMEOUT_S = 1800.0
@@ -81,16 +81,7 @@ def drain(
             scratch.publish(events)
         worker = WorkerGroup(
             [
-                WorkerProcess(
-                    bootstrap=settings.brokers,
-                    prefix=scratch.prefix,
-                    store_url=scratch.store_url,
-                    log_path=workdir / f"worker-{tag}-{i}.log",
-                    batch_size=settings.batch_size,
-                    batch_wait_ms=settings.batch_wait_ms,
-                    encoder=encoder_kind,
-                    env=env,
-                )
+                scratch.worker(workdir / f"worker-{tag}-{i}.log", encoder_kind, env)
                 for i in range(workers)
             ]
         ).start()

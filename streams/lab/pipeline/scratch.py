@@ -6,11 +6,13 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from interest_stream.schemas.events import TOPIC_OF_TYPE
 from interest_stream.store.cassandra import CassandraTarget, connect, describe_error, parse_url
+from interest_stream.streams.lab.worker_process import WorkerProcess
 from interest_stream.streams.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -44,6 +46,22 @@ class Scratch:
     def connect(self) -> tuple[Any, Any]:
         """A driver cluster and session on the scratch keyspace, configured as the store's."""
         return connect(self.target, self.settings.cassandra_options())
+
+    def worker(
+        self, log_path: Path, encoder: str, env: Mapping[str, str] | None = None
+    ) -> WorkerProcess:
+        """A worker process (not started) on these topics and keyspace, batching as the
+        settings say."""
+        return WorkerProcess(
+            bootstrap=self.settings.brokers,
+            prefix=self.prefix,
+            store_url=self.store_url,
+            log_path=log_path,
+            batch_size=self.settings.batch_size,
+            batch_wait_ms=self.settings.batch_wait_ms,
+            encoder=encoder,
+            env=env,
+        )
 
     def publish(self, events: Sequence[dict[str, Any]]) -> None:
         from interest_stream.streams.kafka.clients import make_producer
