@@ -14,7 +14,7 @@ import subprocess
 import sys
 import urllib.request
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 from interest_stream.streams.settings import Settings, env_name
@@ -222,8 +222,13 @@ class WorkerGroup:
         self.members = list(members)
 
     def start(self) -> WorkerGroup:
-        for member in self.members:
-            member.start()
+        """Start every member; if one cannot start, stop those that did."""
+        try:
+            for member in self.members:
+                member.start()
+        except BaseException:
+            self.stop()
+            raise
         return self
 
     @property
@@ -233,12 +238,32 @@ class WorkerGroup:
     def alive(self) -> bool:
         return all(member.alive() for member in self.members)
 
-    def stop(self) -> None:
+    def pause(self) -> None:
+        """SIGSTOP every member: frozen where it is, still in the group until its session
+        times out (a caller keeps the pause shorter than that)."""
+        self._signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        self._signal(signal.SIGCONT)
+
+    def _signal(self, signum: signal.Signals) -> None:
         for member in self.members:
             if member.process is not None and member.alive():
-                member.process.send_signal(signal.SIGTERM)  # all leave the group at once
+                member.process.send_signal(signum)
+
+    def stop(self) -> None:
+        """SIGTERM to all at once (they leave the group together), then wait for each; one
+        that does not stop is killed, and the others are still stopped."""
+        self.resume()  # a stopped process cannot act on SIGTERM
+        self._signal(signal.SIGTERM)
+        failure: BaseException | None = None
         for member in self.members:
-            member.stop()
+            try:
+                member.stop()
+            except Exception as exc:  # stop the rest, then report the first
+                failure = failure or exc
+        if failure is not None:
+            raise failure
 
     def log_tail(self, lines: int = 40) -> str:
         return "\n".join(
@@ -246,8 +271,26 @@ class WorkerGroup:
         )
 
     def totals(self) -> WorkerTotals:
+        """The members' totals summed (a member that does not answer counts 0: see
+        `records_by_member` for a reading that must not miss one)."""
         summed = WorkerTotals()
         for member in self.members:
-            for name, value in vars(member.totals()).items():
-                setattr(summed, name, getattr(summed, name) + value)
+            part = member.totals()
+            for item in fields(WorkerTotals):
+                setattr(summed, item.name, getattr(summed, item.name) + getattr(part, item.name))
         return summed
+
+    def records_by_member(self, attempts: int = 5) -> list[int]:
+        """Records each member consumed, read from every member's metrics (retried: a
+        member that does not answer is an error, never a 0)."""
+        counts = []
+        for member in self.members:
+            for attempt in range(attempts):
+                try:
+                    text = member.metrics_text(timeout=10.0)
+                    break
+                except OSError:
+                    if attempt == attempts - 1:
+                        raise
+            counts.append(WorkerTotals.of(parse_metrics(text)).records)
+        return counts

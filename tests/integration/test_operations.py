@@ -157,7 +157,8 @@ def test_one_minute_soak_runs_clean(cluster: dict[str, str], tmp_path: Path) -> 
         timeout=600,
         cwd=tmp_path,
     )
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    # Exit 1 means a verdict was not met; which ones may be is asserted below.
+    assert result.returncode in (0, 1), result.stdout[-3000:] + result.stderr[-3000:]
     figures = json.loads(result.stdout)
     assert figures["errors"] == 0 and figures["rejected"] == 0
     # Rates and lag are the benchmark's to report (they move with the machine's load); the
@@ -170,3 +171,6 @@ def test_one_minute_soak_runs_clean(cluster: dict[str, str], tmp_path: Path) -> 
     assert set(verdicts) == {"no errors", "lag bounded", "memory growth < 5%"}
     assert verdicts["no errors"] == "met"
     assert verdicts["memory growth < 5%"] == "too short to judge"
+    # Lag is the only verdict the load may miss (two CI runs on 2 cores left 1,414 records
+    # behind at 100 events/s), and the exit status says whether one was missed.
+    assert result.returncode == (1 if verdicts["lag bounded"] == "not met" else 0)

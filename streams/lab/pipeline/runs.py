@@ -66,44 +66,46 @@ def drain(
     workdir: Path,
     env: Mapping[str, str] | None = None,
     workers: int = 1,
-    join_first: bool = False,
+    settle_first: bool = False,
 ) -> dict[str, Any]:
     """Publish everything, start `workers` worker processes in one group, and time them
     from the first consumed event to the last applied (read from their metrics every
     50 ms): events/s, bytes and writes, CPU by process (the workers' summed).
 
-    With `join_first` the workers start first and the events are published once the group
-    is stable with all of them: otherwise the process that joins first may drain a small
-    workload alone before the others hold partitions."""
+    With `settle_first` the workers start first. Once the group is Stable with all of them
+    they are paused (SIGSTOP), the workload is published, and the clock starts when they
+    are resumed: each then drains a backlog on its own partitions, and neither the
+    publish nor the group's forming is in the figures. Otherwise the process that joins
+    first could drain a small workload alone before the others hold partitions."""
     scratch = Scratch(settings, tag)
     try:
-        if not join_first:
+        if not settle_first:
             scratch.publish(events)
         worker = WorkerGroup(
             [
                 scratch.worker(workdir / f"worker-{tag}-{i}.log", encoder_kind, env)
                 for i in range(workers)
             ]
-        ).start()
+        )
         try:
+            worker.start()
             meter = CpuMeter(worker.pids, server_ports(settings, scratch.store_url))
             expected = len(events)
-            if join_first:
-                # Timed from the start of the publish, which the workers consume as it goes.
+            publish_seconds = None
+            if settle_first:
                 _wait_for_group(settings, f"{scratch.prefix}group", workers, worker)
-                started = time.monotonic()
-                meter.start()
-                scratch.publish(events)
+                publish_seconds = _publish_paused(scratch, events, worker)
             else:
-                # Timed from the first record consumed (the worker's start-up and group join
-                # are not the pipeline's work) to the last event applied.
+                # The worker's start-up and group join are not the pipeline's work.
                 _wait(worker, lambda t: t.records > 0, "the first consumed events")
-                started = time.monotonic()
-                meter.start()
+            started = time.monotonic()
+            meter.start()
+            if settle_first:
+                worker.resume()
             last = _wait(worker, lambda t: t.applied >= expected, f"{expected} events applied")
             seconds = time.monotonic() - started
             cpu = meter.stop()
-            records_by_worker = [member.totals().records for member in worker.members]
+            records_by_worker = worker.records_by_member()
         finally:
             worker.stop()
         # ANN copies are written in the background, some (the refresh interval) after the
@@ -111,13 +113,15 @@ def drain(
         # The servers' CPU is counted through the stop, so those inserts are in the figures.
         after = meter.stop()
         cpu |= {name: seconds for name, seconds in after.items() if name in SERVERS}
-        counted = expected
         return {
             "events": expected,
             "workers": workers,
             "records_by_worker": records_by_worker,
+            "publish_seconds": publish_seconds,
             "seconds": round(seconds, 3),
-            "events_per_s": round(counted / seconds, 1) if seconds > 0 else None,
+            "events_per_s": round(expected / seconds, 1) if seconds > 0 else None,
+            "applied": last.applied,
+            "duplicates": last.duplicates,
             "flushes": last.flushes,
             "batches": last.batches,
             "writes": last.writes,
@@ -126,24 +130,52 @@ def drain(
             "bytes_written": last.bytes_written,
             "bytes_per_event": round(last.bytes_written / max(last.applied, 1), 1),
             "writes_per_event": round(last.writes / max(last.applied, 1), 4),
-            "cpu_s_per_1000_events": _per_thousand(cpu, counted),
+            "cpu_s_per_1000_events": _per_thousand(cpu, expected),
         }
     finally:
         scratch.drop()
 
 
+def _publish_paused(
+    scratch: Scratch, events: Sequence[dict[str, Any]], workers: WorkerGroup
+) -> float:
+    """Publish while the workers are paused; refuses when the pause outlasted their group
+    session (they would have been dropped from the group, and the run would time a
+    rebalance). Returns the publish's seconds."""
+    workers.pause()
+    started = time.monotonic()
+    scratch.publish(events)
+    seconds = time.monotonic() - started
+    limit = 0.8 * scratch.settings.kafka_session_timeout_s
+    if seconds > limit:
+        raise InterestStreamError(
+            f"publishing took {seconds:.1f} s while the workers were paused, longer than"
+            f" {limit:.1f} s (0.8 of the group session): use a smaller --scale"
+        )
+    return round(seconds, 3)
+
+
 def _wait_for_group(settings: Settings, group: str, members: int, workers: WorkerGroup) -> None:
     """Until the consumer group is Stable (assignment done) with `members` members."""
+    from kafka.errors import KafkaError
+
     from interest_stream.streams.admin import admin_client
 
     # Faust's members carry its own assignor's metadata, which kafka-python's describe
     # cannot decode: it logs a warning with every member's raw bytes at each poll. The
     # state and the member count are all this needs.
-    logging.getLogger("kafka.admin._groups").setLevel(logging.ERROR)
+    groups_log = logging.getLogger("kafka.admin._groups")
+    level = groups_log.level
+    groups_log.setLevel(logging.ERROR)
     client = admin_client(settings)
 
     def stable() -> bool:
-        described = client.describe_groups([group]).get(group, {})
+        try:
+            described = client.describe_groups([group]).get(group, {})
+        except KafkaError as exc:
+            if exc.retriable:  # e.g. the coordinator is not there yet: ask again
+                return False
+            raise
         return bool(
             described.get("group_state") == "Stable"
             and len(described.get("members", ())) == members
@@ -153,6 +185,7 @@ def _wait_for_group(settings: Settings, group: str, members: int, workers: Worke
         wait_for(stable, workers, f"{members} worker(s) in group {group}", timeout_s=120)
     finally:
         client.close()
+        groups_log.setLevel(level)
 
 
 def _wait(worker: WorkerGroup, done: Callable[[WorkerTotals], bool], what: str) -> WorkerTotals:

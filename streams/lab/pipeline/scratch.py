@@ -12,7 +12,7 @@ from typing import Any
 
 from interest_stream.schemas.events import TOPIC_OF_TYPE
 from interest_stream.store.cassandra import CassandraTarget, connect, describe_error, parse_url
-from interest_stream.streams.lab.worker_process import WorkerProcess
+from interest_stream.streams.lab.worker_process import WorkerProcess, security_env
 from interest_stream.streams.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -51,7 +51,8 @@ class Scratch:
         self, log_path: Path, encoder: str, env: Mapping[str, str] | None = None
     ) -> WorkerProcess:
         """A worker process (not started) on these topics and keyspace, batching as the
-        settings say."""
+        settings say, with their credentials (given in the settings, not only in this
+        process's environment) and then `env`."""
         return WorkerProcess(
             bootstrap=self.settings.brokers,
             prefix=self.prefix,
@@ -60,7 +61,7 @@ class Scratch:
             batch_size=self.settings.batch_size,
             batch_wait_ms=self.settings.batch_wait_ms,
             encoder=encoder,
-            env=env,
+            env={**security_env(self.settings), **(env or {})},
         )
 
     def publish(self, events: Sequence[dict[str, Any]]) -> None:
