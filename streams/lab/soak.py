@@ -20,7 +20,7 @@ from interest_stream.streams.demo import generate
 from interest_stream.streams.errors import InterestStreamError
 from interest_stream.streams.lab.pipeline.freshness import UpdateWatcher, latencies, wait_for
 from interest_stream.streams.lab.pipeline.scratch import Scratch
-from interest_stream.streams.lab.worker_process import WorkerProcess, security_env
+from interest_stream.streams.lab.worker_process import WorkerProcess
 from interest_stream.streams.settings import Settings
 
 SAMPLE_S = 5.0
@@ -125,20 +125,10 @@ def soak(
     on_minute: Callable[[Minute], None] = lambda _: None,
 ) -> dict[str, Any]:
     """Run the load, report every minute, and return the figures."""
-    env = {**security_env(settings), **(env or {})}
     scratch = Scratch(settings, "soak")
     try:
         watcher = UpdateWatcher(scratch.settings, scratch.prefix + settings.updates_topic)
-        worker = WorkerProcess(
-            bootstrap=settings.brokers,
-            prefix=scratch.prefix,
-            store_url=scratch.store_url,
-            log_path=workdir / "worker-soak.log",
-            batch_size=settings.batch_size,
-            batch_wait_ms=settings.batch_wait_ms,
-            encoder=encoder,
-            env=env,
-        ).start()
+        worker = scratch.worker(workdir / "worker-soak.log", encoder, env).start()
         offer = Offer(scratch, rate, users)
         samples: list[tuple[float, int]] = []
         reports: list[Minute] = []

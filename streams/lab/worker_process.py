@@ -120,6 +120,7 @@ class WorkerProcess:
         group: str | None = None,
         env: Mapping[str, str] | None = None,
     ) -> None:
+        self.group = group or f"{prefix}group"
         if encoder.startswith("precomputed:"):
             # The lab's own entry: the product's worker with vectors saved beforehand.
             program = ["interest_stream.streams.lab.worker_main", "--vectors", encoder[12:]]
@@ -136,7 +137,7 @@ class WorkerProcess:
             "--store",
             store_url,
             "--group",
-            group or f"{prefix}group",
+            self.group,
             "--batch-size",
             str(batch_size),
             "--batch-wait-ms",

@@ -33,7 +33,6 @@ from interest_stream.streams.errors import InterestStreamError
 from interest_stream.streams.lab.pipeline.freshness import freshness
 from interest_stream.streams.lab.pipeline.runs import drain, encoder_alone, raw_vector_rows
 from interest_stream.streams.lab.pipeline.shapes import SHAPES, Shape
-from interest_stream.streams.lab.worker_process import security_env
 from interest_stream.streams.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -184,7 +183,6 @@ def bench_pipeline(
     """Run every measurement for each shape and return the figures and ratios. The worker
     processes get `env` and the credentials of `settings` (given there, not only in this
     process's environment)."""
-    env = {**security_env(settings), **(env or {})}
     workdir = Path(tempfile.mkdtemp(prefix="interest-stream-bench-"))
     results: dict[str, Any] = {
         "batch_size": settings.batch_size,

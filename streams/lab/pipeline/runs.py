@@ -93,7 +93,7 @@ def drain(
             expected = len(events)
             publish_seconds = None
             if settle_first:
-                _wait_for_group(settings, f"{scratch.prefix}group", workers, worker)
+                _wait_for_group(settings, worker.members[0].group, workers, worker)
                 publish_seconds = _publish_paused(scratch, events, worker)
             else:
                 # The worker's start-up and group join are not the pipeline's work.
