@@ -14,6 +14,7 @@ from rich.markup import escape
 from interest_stream.streams import app
 from interest_stream.streams.cli import options
 from interest_stream.streams.cli.output import console, out
+from interest_stream.streams.lab.bench_core import bench_core_command
 from interest_stream.streams.lab.bench_servers import (
     bench_ann_command,
     bench_pipeline_command,
@@ -265,6 +266,7 @@ def bench_sentiment_command(
         lab.print_figures(figures, out)
 
 
+bench.add_command(bench_core_command)
 bench.add_command(bench_pipeline_command)
 bench.add_command(bench_soak_command)
 bench.add_command(bench_ann_command)
