@@ -8,12 +8,16 @@ the worker and `profile get --json` all print the same shape. A record is read a
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime
 
+import numpy as np
+import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field
 
+from interest_stream.streams.interest.horizons import HorizonState
 from interest_stream.streams.interest.profile import UserProfile
-from interest_stream.streams.interest.scoring import ProfileVectors
+from interest_stream.streams.interest.scoring import short_share
 
 
 class ClusterSummary(BaseModel):
@@ -72,39 +76,59 @@ def profile_update(
     read_at: float | None = None,
 ) -> ProfileUpdate:
     """The update record announcing `profile`, read at `read_at` (default: its write)."""
+    state = profile.state
+    newest = state.long.t_ref
     at = read_at if read_at is not None else profile.updated_at
-    view = ProfileVectors.from_profile(profile, at=max(at, profile.state.long.t_ref or at))
+    at = max(at, newest or at)
+    decay_short, decay_long = profile.decays
+    # The figures of `ProfileVectors.from_profile` at `at`, computed here without its
+    # centroid matrices (a worker builds one record per written profile): masses decayed to
+    # `at`, cluster weights faded by the time since the newest event, in float32 as there.
+    fade = math.exp(-decay_long * max(0.0, at - newest)) if newest is not None else 1.0
+    long_weight = _weight_at(state.long, at, decay_long)
+    short_weight = _weight_at(state.short, at, decay_short)
+    short, long = state.short.profile(), state.long.profile()
     # Built without validation (model_construct): every field comes from a typed profile,
-    # and a worker builds one record per written profile, where validating 768 floats
-    # cost more than the rest of the record. `tolist` gives the same Python floats as
-    # float() of each float32 element, so the JSON is the same.
+    # and validating 768 floats cost more than the rest of the record. `tolist` gives the
+    # same Python floats as float() of each float32 element, so the JSON is the same.
     liked = [
-        ClusterSummary.model_construct(label=label, weight=round(float(weight), 6), size=c.size)
-        for label, weight, c in zip(view.labels, view.cluster_weights, profile.liked, strict=True)
-    ][:top_clusters]
-    disliked = [
-        ClusterSummary.model_construct(label=c.label, weight=round(float(weight), 6), size=c.size)
-        for weight, c in zip(
-            view.disliked_weights if view.disliked_weights is not None else (),
-            profile.disliked,
-            strict=True,
+        ClusterSummary.model_construct(
+            label=c.label, weight=round(float(np.float32(c.weight * fade)), 6), size=c.size
         )
+        for c in profile.liked[:top_clusters]
+    ]
+    disliked = [
+        ClusterSummary.model_construct(
+            label=c.label, weight=round(float(np.float32(c.weight * fade)), 6), size=c.size
+        )
+        for c in profile.disliked
     ]
     return ProfileUpdate.model_construct(
         user_id=profile.user_id,
         version=profile.version,
         model_id=profile.model_id,
         updated_at=_rfc3339(profile.updated_at) or "",
-        read_at=_rfc3339(view.at),
-        event_time=_rfc3339(profile.state.long.t_ref),
+        read_at=_rfc3339(at),
+        event_time=_rfc3339(newest),
         event_count=profile.event_count,
-        drift=profile.drift(),
-        long_weight=round(view.long_weight, 6),
-        short_weight=round(view.short_weight, 6),
-        short_share=round(view.short_share, 6),
+        drift=None if short is None or long is None else float(short @ long),
+        long_weight=round(long_weight, 6),
+        short_weight=round(short_weight, 6),
+        short_share=round(short_share(short_weight, long_weight, profile.half_lives), 6),
         clusters=liked,
         disliked=disliked,
         vectors_included=include_vectors,
-        short=view.short.tolist() if include_vectors and view.short is not None else None,
-        long=view.long.tolist() if include_vectors and view.long is not None else None,
+        short=_floats(short) if include_vectors else None,
+        long=_floats(long) if include_vectors else None,
     )
+
+
+def _weight_at(horizon: HorizonState, at: float, decay: float) -> float:
+    """`horizon.decayed_to(at, decay).weight`, without decaying its vector."""
+    if horizon.t_ref is None or at <= horizon.t_ref:
+        return horizon.weight
+    return horizon.weight * math.exp(-decay * (at - horizon.t_ref))
+
+
+def _floats(unit: npt.NDArray[np.float64] | None) -> list[float] | None:
+    return None if unit is None else unit.astype(np.float32).tolist()

@@ -119,13 +119,18 @@ def _average_linkage(similarity: FloatMatrix, max_groups: int, threshold: float)
     first maximum in row-major order breaks ties the same way on every run.
     """
     n = len(similarity)
+    if n < 2:
+        return [[0]] if n else []
     link = similarity.copy()  # link[a, b] = sum of pairwise similarities between groups
     sizes = np.ones(n)
     members: list[list[int]] = [[i] for i in range(n)]
     valid = np.triu(np.ones((n, n), dtype=bool), 1)
+    # score[a, b] = link[a, b] / (sizes[a]·sizes[b]) over valid pairs, -inf elsewhere. A
+    # merge changes only row and column `a` and retires `b`, so only those are recomputed
+    # (with the same expression, so the values, and the ties, are those of a full rebuild).
+    score = np.where(valid, link / np.outer(sizes, sizes), -np.inf)
     remaining = n
     while remaining > 1:
-        score = np.where(valid, link / np.outer(sizes, sizes), -np.inf)
         a, b = divmod(int(np.argmax(score)), n)
         if score[a, b] < threshold and remaining <= max_groups:
             break
@@ -137,6 +142,10 @@ def _average_linkage(similarity: FloatMatrix, max_groups: int, threshold: float)
         members[a] += members[b]
         members[b] = []
         remaining -= 1
+        score[b, :] = -np.inf
+        score[:, b] = -np.inf
+        score[a, :] = np.where(valid[a, :], link[a, :] / (sizes[a] * sizes), -np.inf)
+        score[:, a] = np.where(valid[:, a], link[:, a] / (sizes * sizes[a]), -np.inf)
     return [group for group in members if group]
 
 

@@ -178,17 +178,16 @@ def decode_profile(
         domains[entry["name"]] = InterestState(parts[0], parts[1])
     codes = arrays["codes"].tobytes()
     width = (dim + 1) // 2
+    # tolist: Python ints and floats in one call, not a numpy scalar per entry and field.
     summary = tuple(
-        SummaryEntry(
-            int(key), float(ts), float(weight), label, codes[i * width : (i + 1) * width], float(s)
-        )
-        for i, (key, ts, weight, label, s) in enumerate(
+        SummaryEntry(key, ts, weight, label, codes[i * width : (i + 1) * width], scale)
+        for i, (key, ts, weight, label, scale) in enumerate(
             zip(
-                arrays["keys"],
-                arrays["times"],
-                arrays["weights"],
+                arrays["keys"].tolist(),
+                arrays["times"].tolist(),
+                arrays["weights"].tolist(),
                 meta["labels"],
-                arrays["scales"],
+                arrays["scales"].tolist(),
                 strict=True,
             )
         )
@@ -214,10 +213,9 @@ def decode_profile(
         summary=summary,
         clusters=clusters,
         applied_offsets={k: int(v) for k, v in meta["offsets"].items()},
-        recent_ids={
-            int(k): float(t)
-            for k, t in zip(arrays["recent_keys"], arrays["recent_times"], strict=True)
-        },
+        recent_ids=dict(
+            zip(arrays["recent_keys"].tolist(), arrays["recent_times"].tolist(), strict=True)
+        ),
         half_lives=half_lives,
         forgotten_at=meta["forgotten_at"],
     )

@@ -244,7 +244,9 @@ def _fold_domains(
             rows_of.setdefault(event.domain, []).append(row)
     for domain in sorted(rows_of):
         previous = domains.get(domain, InterestState.empty(dim))
-        domains[domain] = columns.fold(previous, params, rows_of[domain])
+        rows = rows_of[domain]
+        # All the events in one domain (the common case): no copy of the rows.
+        domains[domain] = columns.fold(previous, params, None if len(rows) == len(events) else rows)
     return _bounded_domains(domains, params)
 
 
@@ -322,7 +324,7 @@ def fold_events(
         [e.ts for e in fresh],
         [e.weight for e in fresh],
         [e.text for e in fresh],
-        np.stack([e.vector for e in fresh]),
+        columns.vectors,  # float64 copies of the float32 vectors: the same codes
     )
     summary = merge_summary(profile.summary, new_entries, params.summary_size, params.long_decay)
     updated = replace(
