@@ -70,6 +70,14 @@ class Settings(BaseSettings):
         description="The SAI-indexed copy of a profile's vectors is rewritten when its cosine to"
         " the profile falls below this; 1.0 rewrites on every change.",
     )
+    ann_fetch_factor: int = Field(
+        4,
+        ge=1,
+        le=20,
+        description="`similar` asks the vector index for this many times the users it returns and"
+        " keeps the most similar: the index searches wider (recall@10 0.91 -> 0.99 measured"
+        " with 4, see the benchmarks); 1: as many as asked.",
+    )
     ann_refresh_interval_s: float = Field(
         30.0,
         ge=0,
@@ -399,6 +407,7 @@ class Settings(BaseSettings):
             max_in_flight=self.cassandra_max_in_flight,
             ann_refresh_cosine=self.ann_refresh_cosine,
             ann_refresh_interval_s=self.ann_refresh_interval_s,
+            ann_fetch_factor=self.ann_fetch_factor,
             ann_copies=self.ann_copies,
             erasure_key=self.erasure_key,
         )
