@@ -281,7 +281,8 @@ def init_cassandra(
             " cassandra://host:9042/keyspace or set INTEREST_STREAM_STORE_URL"
         )
     target = parse_url(settings.store_url)
-    cluster, session = connect(target, settings.cassandra_options())
+    options = settings.cassandra_options()
+    cluster, session = connect(target, options)
     try:
         schema = ensure_schema(
             cluster,
@@ -289,6 +290,7 @@ def init_cassandra(
             target.keyspace,
             replication=replication or LOCAL_REPLICATION,
             dim=dim or DEFAULT_DIM,
+            ann_index_options=dict(options.ann_index_options),
         )
     finally:
         cluster.shutdown()

@@ -15,6 +15,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from interest_stream.schemas.events import ValidationRules, parse_time_bound
 from interest_stream.store.cassandra.connect import CassandraOptions
+from interest_stream.store.cassandra.schema import ann_index_options
 from interest_stream.streams.core.scoring_profile import ScoringProfile, load_scoring_profile
 from interest_stream.streams.errors import ConfigurationError
 from interest_stream.streams.interest.horizons import DAY, HOUR, InterestParams
@@ -73,10 +74,15 @@ class Settings(BaseSettings):
     ann_fetch_factor: int = Field(
         4,
         ge=1,
-        le=20,
-        description="`similar` asks the vector index for this many times the users it returns and"
-        " keeps the most similar: the index searches wider (recall@10 0.91 -> 0.99 measured"
-        " with 4, see the benchmarks); 1: as many as asked.",
+        description="`similar` asks the vector index for this many times the users it returns,"
+        " keeping the most similar: a wider search, better recall (see the benchmarks).",
+    )
+    ann_index_options: str = Field(
+        "",
+        description="key=value,... for the ANN copies' vector indexes when `init` creates them:"
+        " maximum_node_connections, construction_beam_width (on Cassandra 5.0 these need"
+        " -Dcassandra.sai.vector.allow_custom_parameters=true), optimize_for; see the"
+        " benchmarks. Empty: Cassandra's defaults.",
     )
     ann_refresh_interval_s: float = Field(
         30.0,
@@ -380,11 +386,9 @@ class Settings(BaseSettings):
             summary_size=self.summary_size,
             max_clusters=self.max_clusters,
             max_disliked=self.max_disliked,
-            cluster_background=(
-                self.cluster_background
-                if self.cluster_background is not None
-                else InterestParams.cluster_background
-            ),
+            cluster_background=InterestParams.cluster_background
+            if self.cluster_background is None
+            else self.cluster_background,
             cluster_margin=self.cluster_margin,
             max_domains=self.max_domains,
             recent_ids=self.recent_ids,
@@ -408,9 +412,16 @@ class Settings(BaseSettings):
             ann_refresh_cosine=self.ann_refresh_cosine,
             ann_refresh_interval_s=self.ann_refresh_interval_s,
             ann_fetch_factor=self.ann_fetch_factor,
+            ann_index_options=tuple(ann_index_options(self.ann_index_options).items()),
             ann_copies=self.ann_copies,
             erasure_key=self.erasure_key,
         )
+
+    @field_validator("ann_index_options")
+    @classmethod
+    def _check_ann_index_options(cls, value: str) -> str:
+        ann_index_options(value)  # its ConfigurationError names the setting and the fault
+        return value
 
     @field_validator("min_event_time", mode="before")
     @classmethod

@@ -439,8 +439,10 @@ start_cassandra() {
   # the default superuser (replaced at once by `up`) is created without the usual 10 s delay
   [ "$I_SECURE" = 1 ] && topology+=(-Dcassandra.superuser_setup_delay_ms=0)
   # JVM flags: Cassandra 5.0's conf/jvm-server.options and jvm17-server.options, minus
-  # -XX:+AlwaysPreTouch and -Xms=-Xmx (both make the whole heap resident).
+  # -XX:+AlwaysPreTouch and -Xms=-Xmx (both make the whole heap resident), plus the SAI
+  # flag that lets the ANN indexes take a graph size (the ann_index_options setting).
   launch "$I_NAME" "$JAVA" "$(marker "$I_NAME")" \
+    -Dcassandra.sai.vector.allow_custom_parameters=true \
     -Xms256m -Xmx"$I_HEAP" -Xss256k -XX:+ExitOnOutOfMemoryError \
     -XX:ActiveProcessorCount="$CASSANDRA_CPUS" \
     -ea -da:net.openhft... \

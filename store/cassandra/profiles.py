@@ -151,7 +151,8 @@ class CassandraStore:
         cluster, session = connect(target, options)
         try:
             if create_schema:
-                ensure_schema(cluster, session, target.keyspace)
+                ann_options = dict(options.ann_index_options) if options is not None else {}
+                ensure_schema(cluster, session, target.keyspace, ann_index_options=ann_options)
             return cls(cluster, session, target.keyspace, options)
         except BaseException:
             cluster.shutdown()

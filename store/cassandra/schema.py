@@ -28,6 +28,10 @@ LOCAL_REPLICATION: Mapping[str, str | int] = {"class": "SimpleStrategy", "replic
 """One copy: for a single local node. Production: NetworkTopologyStrategy, e.g. {dc: 3}."""
 
 _REPLICATION_WORD = re.compile(r"[A-Za-z0-9_.\-]+")
+ANN_INDEX_OPTIONS = ("maximum_node_connections", "construction_beam_width", "optimize_for")
+"""The options of the ANN copies' vector indexes a deployment may set (`ann_index_options`);
+their similarity function is the schema's (dot product)."""
+_OPTION_VALUE = re.compile(r"[A-Za-z0-9_]+")
 _CREATES = re.compile(r"CREATE (?:CUSTOM )?(KEYSPACE|TABLE|INDEX) IF NOT EXISTS (\w+(?:\.\w+)?)")
 _VECTOR_TYPE = re.compile(r"vector<float,\s*(\d+)>")
 DDL_TIMEOUT_S = 60.0
@@ -57,11 +61,48 @@ def replication_map(replication: Mapping[str, str | int]) -> str:
     return "{" + ", ".join(items) + "}"
 
 
+def ann_index_options(text: str) -> dict[str, str]:
+    """The `ann_index_options` setting ('key=value, ...') as a map, checked.
+
+    Raises:
+        ConfigurationError: an item is not key=value, or not an option `ann_options_cql`
+            takes.
+    """
+    options = {}
+    try:
+        for item in text.split(","):
+            if not item.strip():
+                continue
+            key, equals, value = item.partition("=")
+            if not equals or not key.strip() or not value.strip():
+                raise ConfigurationError(f"{item.strip()!r} is not key=value")
+            options[key.strip()] = value.strip()
+        ann_options_cql(options)
+    except ConfigurationError as exc:
+        raise ConfigurationError(f"invalid configuration: ann_index_options: {exc}") from None
+    return options
+
+
+def ann_options_cql(options: Mapping[str, str]) -> str:
+    """The ANN index options as the rest of a CQL option map (", 'key': 'value'" each)."""
+    items = []
+    for key, value in sorted(options.items()):
+        if key not in ANN_INDEX_OPTIONS:
+            raise ConfigurationError(
+                f"unknown ANN index option {key!r}: choose from {', '.join(ANN_INDEX_OPTIONS)}"
+            )
+        if not _OPTION_VALUE.fullmatch(value):
+            raise ConfigurationError(f"bad value {value!r} for the ANN index option {key}")
+        items.append(f", '{key}': '{value}'")
+    return "".join(items)
+
+
 def schema_statements(
     keyspace: str,
     *,
     replication: Mapping[str, str | int] = LOCAL_REPLICATION,
     dim: int = DEFAULT_DIM,
+    ann_index_options: Mapping[str, str] | None = None,
 ) -> list[str]:
     """schemas/profiles.cql with its placeholders filled in, one CQL statement per item."""
     if dim < 1:
@@ -72,7 +113,10 @@ def schema_statements(
         .read_text(encoding="utf-8")
     )
     text = Template(template).substitute(
-        keyspace=checked_keyspace(keyspace), replication=replication_map(replication), dim=dim
+        keyspace=checked_keyspace(keyspace),
+        replication=replication_map(replication),
+        dim=dim,
+        ann_options=ann_options_cql(ann_index_options or {}),
     )
     # The file has no string literal containing "--" or ";", so this simple split is exact.
     code = "\n".join(line.split("--", 1)[0] for line in text.splitlines())
@@ -157,14 +201,19 @@ def ensure_schema(
     *,
     replication: Mapping[str, str | int] = LOCAL_REPLICATION,
     dim: int = DEFAULT_DIM,
+    ann_index_options: Mapping[str, str] | None = None,
 ) -> SchemaReport:
     """Create the keyspace, tables and indexes that are missing; never alters existing ones.
 
     An existing keyspace keeps its replication (the report shows it); an existing table
     with another vector dimension is an error, since it cannot hold this encoder's vectors.
+    `ann_index_options` apply to the ANN copies' indexes when they are created (existing
+    ones keep theirs: drop the two `profile_ann_*` indexes to rebuild them with others).
     """
     before = _schema_objects(cluster, keyspace)
-    statements = schema_statements(keyspace, replication=replication, dim=dim)
+    statements = schema_statements(
+        keyspace, replication=replication, dim=dim, ann_index_options=ann_index_options
+    )
     expected: list[str] = []
     try:
         for statement in statements:

@@ -125,6 +125,61 @@ def test_schema_renders_keyspace_replication_and_dimension() -> None:
         replication_map({"class": "SimpleStrategy', 'x': '1"})
 
 
+def test_ann_index_options_go_to_the_profile_copies_indexes_only() -> None:
+    options = {"maximum_node_connections": "8", "construction_beam_width": "40"}
+    indexes = [
+        s
+        for s in schema_statements("ks", dim=8, ann_index_options=options)
+        if "StorageAttachedIndex" in s
+    ]
+    tuned = "'construction_beam_width': '40', 'maximum_node_connections': '8'"
+    assert [tuned in s for s in indexes] == [True, True, False]
+    assert all(tuned not in s for s in schema_statements("ks", dim=8))
+    for bad in ({"similarity_function": "cosine"}, {"optimize_for": "recall'}; DROP"}):
+        with pytest.raises(ConfigurationError):
+            schema_statements("ks", ann_index_options=bad)
+
+
+def test_the_ann_index_options_setting_is_checked_when_read() -> None:
+    from interest_stream.streams.settings import load_settings
+
+    text = "maximum_node_connections=8, construction_beam_width=40"
+    assert load_settings(ann_index_options=text).cassandra_options().ann_index_options == (
+        ("maximum_node_connections", "8"),
+        ("construction_beam_width", "40"),
+    )
+    with pytest.raises(ConfigurationError, match="ann_index_options: unknown ANN index option"):
+        load_settings(ann_index_options="similarity_function=cosine")
+    with pytest.raises(ConfigurationError, match="'optimize_for' is not key=value"):
+        load_settings(ann_index_options="optimize_for")
+
+
+@pytest.mark.cassandra
+def test_a_store_created_with_ann_index_options_builds_its_indexes_with_them(
+    url: str,
+) -> None:
+    """deploy/local runs Cassandra with the SAI flag these options need."""
+    options = CassandraOptions(
+        ann_index_options=(("maximum_node_connections", "8"), ("construction_beam_width", "40"))
+    )
+    store = CassandraStore.from_url(url, options=options, create_schema=True)
+    try:
+        keyspace = parse_url(url).keyspace
+        rows = store._session.execute(
+            "SELECT index_name, options FROM system_schema.indexes WHERE keyspace_name = %s",
+            (keyspace,),
+        )
+        found = dict(rows)
+        for horizon in ("short", "long"):
+            index = found[f"profile_ann_{horizon}"]
+            assert index["maximum_node_connections"] == "8"
+            assert index["construction_beam_width"] == "40"
+            assert index["similarity_function"] == "dot_product"
+        assert "maximum_node_connections" not in found["items_ann"]
+    finally:
+        store.close()
+
+
 def test_vector_bytes_are_what_the_driver_would_send() -> None:
     from cassandra.cqltypes import lookup_casstype
 
