@@ -17,7 +17,7 @@ from interest_stream.store.cassandra.connect import (
     driver_errors,
     parse_url,
 )
-from interest_stream.store.cassandra.profiles import ANN_BATCH, CassandraStore
+from interest_stream.store.cassandra.profiles import CassandraStore
 from interest_stream.store.cassandra.schema import (
     DEFAULT_DIM,
     LOCAL_REPLICATION,
@@ -30,7 +30,6 @@ from interest_stream.store.cassandra.schema import (
 from interest_stream.store.cassandra.statements import vector_bytes
 
 __all__ = [
-    "ANN_BATCH",
     "DEFAULT_DIM",
     "DEFAULT_KEYSPACE",
     "DEFAULT_PORT",

@@ -61,7 +61,6 @@ from interest_stream.store.cassandra.statements import (
     Horizon,
     Statements,
     bind_vectors,
-    replica_batches,
     vector_bytes,
 )
 from interest_stream.streams.errors import StoreError, StoreRefusedError
@@ -79,9 +78,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 _WRITE_ATTEMPTS = 3
-ANN_BATCH = 8
-"""ANN copies per batch: under Cassandra's warnings for batches over 10 partitions or
-64 KiB (a copy is about 3.2 KB)."""
 MAX_ANN_FETCH = 1000
 """The most rows one `nearest_users` query asks the index for, whatever the fetch factor."""
 
@@ -360,20 +356,8 @@ class CassandraStore:
             pending = [item for item, _ in failed]
 
     def _write_ann_copies(self, copies: Sequence[AnnCopy]) -> list[BaseException | None]:
-        """The ANN refresher's writer (its own thread): one insert per copy, at the
-        timestamp of the profile write it copies, in batches by replica (`replica_batches`);
-        a batch's failure is each of its copies'."""
-        statements, chunks = replica_batches(
-            self._ann_inserts(copies), self._cluster.metadata, self.keyspace, ANN_BATCH
-        )
-        outcomes: list[BaseException | None] = [None] * len(copies)
-        for chunk, result in zip(chunks, self._requests.run(statements), strict=True):
-            if isinstance(result, BaseException):
-                for index in chunk:
-                    outcomes[index] = result
-        return outcomes
-
-    def _ann_inserts(self, copies: Sequence[AnnCopy]) -> list[Statement]:
+        """The ANN refresher's writer (its own thread): one write per copy, at the
+        timestamp of the profile write it copies."""
         statements = []
         for copy in copies:
             values = [
@@ -387,7 +371,7 @@ class CassandraStore:
             ]
             vectors = {4: copy.vectors[0], 5: copy.vectors[1]}
             statements.append(bind_vectors(self._statements.write_ann, values, vectors, self.dim))
-        return statements
+        return [r if isinstance(r, BaseException) else None for r in self._requests.run(statements)]
 
     def erase(self, user_id: str, *, fence: str, at: float, reason: str) -> bool:
         """Delete the user's profile, domain rows and ANN copies at a timestamp claimed

@@ -17,7 +17,7 @@ from interest_stream.streams.errors import StoreRefusedError
 
 if TYPE_CHECKING:
     from cassandra.cluster import Session
-    from cassandra.query import BoundStatement, PreparedStatement, Statement
+    from cassandra.query import BoundStatement, PreparedStatement
 
 # Columns a profile write sets, in bind order, after user_id.
 PROFILE_COLUMNS = (
@@ -216,46 +216,3 @@ class Statements:
             ann_query.fetch_size = None
             ann_query.is_idempotent = True
         return statements
-
-
-def replica_batches(
-    statements: Sequence[Statement], metadata: Any, keyspace: str, size: int
-) -> tuple[list[Statement], list[list[int]]]:
-    """Independent idempotent writes as fewer requests: unlogged batches of up to `size`
-    statements whose partitions have the same first replica (so a batch goes where its
-    rows live and fans out no further), and which input indexes each request carries.
-
-    A request costs the client about as much as the rows in it (the driver's futures,
-    routing and response handling), so a writer that sends many small rows spends less
-    per row this way. A statement alone in its group is sent as it is.
-    """
-    from cassandra.query import BatchStatement, BatchType
-
-    groups: dict[Any, list[int]] = {}
-    for index, statement in enumerate(statements):
-        groups.setdefault(_first_replica(statement, metadata, keyspace), []).append(index)
-    chunks = [
-        members[start : start + size]
-        for members in groups.values()
-        for start in range(0, len(members), size)
-    ]
-    requests: list[Statement] = []
-    for chunk in chunks:
-        if len(chunk) == 1:
-            requests.append(statements[chunk[0]])
-            continue
-        batch = BatchStatement(batch_type=BatchType.UNLOGGED)
-        for index in chunk:
-            batch.add(statements[index])
-        batch.is_idempotent = True
-        requests.append(batch)
-    return requests, chunks
-
-
-def _first_replica(statement: Statement, metadata: Any, keyspace: str) -> Any:
-    """The first replica of the statement's partition; None without a token map."""
-    try:
-        replicas = metadata.get_replicas(keyspace, statement.routing_key)
-    except Exception:  # grouping is an optimization: never a reason to fail a write
-        return None
-    return replicas[0] if replicas else None

@@ -16,7 +16,6 @@ import pytest
 
 from interest_stream.store.base import ApplyResult, ProfileWrite, partition_fence
 from interest_stream.store.cassandra import (
-    ANN_BATCH,
     CassandraOptions,
     CassandraStore,
     CassandraTarget,
@@ -461,9 +460,8 @@ def test_requests_in_flight_stay_bounded(url: str, monkeypatch: pytest.MonkeyPat
     finally:
         bounded.close()
     # The fence: one SERIAL read, one claim and one advance; 40 user batches (profile and
-    # domain row); 40 ANN copies in batches of ANN_BATCH (one node: one replica); one IN
-    # read for all 40 users.
-    assert counts["total"] == 3 + 40 + 40 // ANN_BATCH + 1
+    # domain row); 40 ANN copies; one IN read for all 40 users.
+    assert counts["total"] == 3 + 40 + 40 + 1
     assert 2 <= counts["peak"] <= 3
 
 

@@ -185,35 +185,3 @@ def test_flush_writes_copies_held_back_by_the_interval():
     assert refresher.flush(5)  # due at once, an hour early
     refresher.close()
     assert writer.written() == [("u", profile.version), ("u", later.version)]
-
-
-def test_replica_batches_group_writes_by_first_replica_in_chunks() -> None:
-    from cassandra.query import BatchStatement, SimpleStatement
-
-    from interest_stream.store.cassandra.statements import replica_batches
-
-    class Metadata:
-        """Partition key 'a...' lives on host A, 'b...' on host B, the rest: no token map."""
-
-        def get_replicas(self, keyspace: str, key: bytes) -> list[str]:
-            assert keyspace == "ks"
-            if key is None:
-                raise ValueError("no routing key")
-            return {"a": ["A", "B"], "b": ["B", "A"]}.get(key.decode()[0], [])
-
-    def write(key: str | None) -> SimpleStatement:
-        statement = SimpleStatement("INSERT ...")
-        statement.routing_key = None if key is None else key.encode()
-        return statement
-
-    keys = ["a1", "b1", "a2", "a3", "b2", "c1", None, "a4", "a5"]
-    statements = [write(k) for k in keys]
-    requests, chunks = replica_batches(statements, Metadata(), "ks", 3)
-    # Host A's five in chunks of three, host B's two, then those without a replica.
-    assert chunks == [[0, 2, 3], [7, 8], [1, 4], [5, 6]]
-    for request, chunk in zip(requests, chunks, strict=True):
-        assert isinstance(request, BatchStatement) and request.is_idempotent
-        assert len(request) == len(chunk)
-    lone = [write("a1"), write("b1")]
-    requests, chunks = replica_batches(lone, Metadata(), "ks", 8)
-    assert chunks == [[0], [1]] and requests == lone  # one write alone is sent as it is
