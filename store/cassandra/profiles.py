@@ -79,7 +79,8 @@ log = logging.getLogger(__name__)
 
 _WRITE_ATTEMPTS = 3
 MAX_ANN_FETCH = 1000
-"""The most rows one `nearest_users` query asks the index for, whatever the fetch factor."""
+"""The most rows one `nearest_users` query asks the index for, whatever the fetch factor
+(and so the most it returns): Cassandra 5.0 refuses ANN queries with a larger limit."""
 
 
 class CassandraStore:

@@ -99,7 +99,8 @@ def bench_ann(
         store.close()
     return {
         "similarity": similarity,
-        "index_options": dict(index_options or {}),
+        # Those the indexes were made with: recreated with these, else the settings'.
+        "index_options": dict(index_options or options.ann_index_options),
         "users": users,
         "queries": queries,
         "failed_writes": failed,

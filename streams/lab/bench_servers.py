@@ -14,6 +14,7 @@ import click
 from interest_stream.streams import app
 from interest_stream.streams.cli import options
 from interest_stream.streams.cli.output import console, out
+from interest_stream.streams.errors import ConfigurationError
 
 
 class _RunQueueWaits(logging.Filter):
@@ -284,14 +285,13 @@ def bench_ann_command(
 ) -> None:
     """What the ANN copies' vector indexes cost Cassandra (CPU-s per 1,000 copies) and the
     recall@10 of `similar` against an exact scan of the same vectors."""
+    from interest_stream.store.cassandra.schema import ann_index_options
     from interest_stream.streams.lab.bench_ann import bench_ann
 
-    parsed = {}
-    for option in index_options:
-        key, equals, value = option.partition("=")
-        if not equals or not key.strip() or not value.strip():
-            raise click.BadParameter(f"{option!r}: use KEY=VALUE", param_hint="--index-option")
-        parsed[key.strip()] = value.strip()
+    try:
+        parsed = ann_index_options(",".join(index_options))
+    except ConfigurationError as exc:
+        raise click.BadParameter(str(exc), param_hint="--index-option") from None
     settings = app.load_settings(store_url=f"cassandra://{cassandra_hosts}/bench")
     figures = bench_ann(
         settings, users=users, queries=queries, similarity=similarity, index_options=parsed
