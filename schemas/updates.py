@@ -15,7 +15,6 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field
 
-from interest_stream.streams.interest.horizons import HorizonState
 from interest_stream.streams.interest.profile import UserProfile
 from interest_stream.streams.interest.scoring import short_share
 
@@ -85,8 +84,8 @@ def profile_update(
     # centroid matrices (a worker builds one record per written profile): masses decayed to
     # `at`, cluster weights faded by the time since the newest event, in float32 as there.
     fade = math.exp(-decay_long * max(0.0, at - newest)) if newest is not None else 1.0
-    long_weight = _weight_at(state.long, at, decay_long)
-    short_weight = _weight_at(state.short, at, decay_short)
+    long_weight = state.long.weight_at(at, decay_long)
+    short_weight = state.short.weight_at(at, decay_short)
     short, long = state.short.profile(), state.long.profile()
     # Built without validation (model_construct): every field comes from a typed profile,
     # and validating 768 floats cost more than the rest of the record. `tolist` gives the
@@ -121,13 +120,6 @@ def profile_update(
         short=_floats(short) if include_vectors else None,
         long=_floats(long) if include_vectors else None,
     )
-
-
-def _weight_at(horizon: HorizonState, at: float, decay: float) -> float:
-    """`horizon.decayed_to(at, decay).weight`, without decaying its vector."""
-    if horizon.t_ref is None or at <= horizon.t_ref:
-        return horizon.weight
-    return horizon.weight * math.exp(-decay * (at - horizon.t_ref))
 
 
 def _floats(unit: npt.NDArray[np.float64] | None) -> list[float] | None:

@@ -101,6 +101,12 @@ class HorizonState:
         factor = math.exp(-decay * (t - self.t_ref))
         return HorizonState(self.decayed_sum * factor, self.weight * factor, t)
 
+    def weight_at(self, t: float, decay: float) -> float:
+        """`decayed_to(t, decay).weight`, without decaying the sum (the same arithmetic)."""
+        if self.t_ref is None or t <= self.t_ref:
+            return self.weight
+        return self.weight * math.exp(-decay * (t - self.t_ref))
+
     def merged(self, other: HorizonState, decay: float) -> HorizonState:
         """The sums of both, referred to the later of their times (still exact)."""
         if other.t_ref is None:

@@ -35,6 +35,7 @@ from interest_stream.store.cassandra.connect import (
     parse_url,
 )
 from interest_stream.store.cassandra.profiles import CassandraStore
+from interest_stream.store.cassandra.schema import ann_options_cql
 from interest_stream.store.cassandra.statements import vector_bytes
 from interest_stream.streams.lab.pipeline.cpu import CpuMeter
 from interest_stream.streams.settings import Settings
@@ -89,8 +90,8 @@ def bench_ann(
             found = dict.fromkeys(FETCHED, 0)
             for query, truth in zip(asked, exact, strict=True):
                 for fetched in FETCHED:
-                    nearest = store.nearest_users(query, horizon="long", limit=fetched)
-                    top = sorted(nearest, key=lambda pair: -pair[1])[:K]
+                    # nearest_users sorts by similarity: its first K are the K most similar.
+                    top = store.nearest_users(query, horizon="long", limit=fetched)[:K]
                     found[fetched] += len({int(u[1:]) for u, _ in top} & set(truth.tolist()))
         finally:
             session.execute(f"DROP KEYSPACE IF EXISTS {target.keyspace}", timeout=120)
@@ -125,9 +126,8 @@ def _write_copies(
     seconds the writes took and how many failed."""
     keyspace = target.keyspace
     if similarity != "schema" or index_options:
-        options = {"similarity_function": "dot_product" if similarity == "schema" else similarity}
-        options |= index_options
-        text = ", ".join(f"'{k}': '{v}'" for k, v in sorted(options.items()))
+        function = "dot_product" if similarity == "schema" else similarity
+        text = f"'similarity_function': '{function}'{ann_options_cql(index_options)}"
         for horizon in ("short", "long"):
             session.execute(f"DROP INDEX IF EXISTS {keyspace}.profile_ann_{horizon}", timeout=120)
             session.execute(

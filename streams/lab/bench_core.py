@@ -123,7 +123,6 @@ def bench_core(
     progress: Callable[[str], None] = lambda message: None,
 ) -> dict[str, Any]:
     """Every shape `rounds` times; the median CPU per event, and the rounds."""
-    settings = settings.model_copy(update={"store_url": "sqlite:///:memory:"})
     results: dict[str, Any] = {"batch_size": settings.batch_size, "shapes": {}}
     with tempfile.TemporaryDirectory(prefix="interest-stream-bench-core-") as scratch:
         workdir = Path(scratch)
