@@ -18,7 +18,7 @@ from typing import Any, Literal
 from interest_stream.schemas.events import INPUT_TOPICS
 from interest_stream.store.base import ProfileStore
 from interest_stream.store.cassandra import LOCAL_REPLICATION, SchemaReport
-from interest_stream.streams.connection import KafkaConnection
+from interest_stream.streams.connection import PRODUCER_BATCH_BYTES, KafkaConnection
 from interest_stream.streams.core import pauses as points
 from interest_stream.streams.core.pauses import PausePoints
 from interest_stream.streams.errors import (
@@ -44,6 +44,7 @@ class TopicReport:
     replication: int
     cleanup_policy: str
     status: Literal["created", "exists"]
+    max_message_bytes: int | None = None
 
 
 @dataclass(frozen=True)
@@ -139,11 +140,17 @@ def _create_missing(client: Any, plan: Mapping[str, dict[str, Any]], timeout_s: 
     return created
 
 
-def _cleanup_policies(client: Any, settings: Settings, names: list[str]) -> dict[str, str]:
+TOPIC_CONFIGS = ("cleanup.policy", "max.message.bytes")
+
+
+def _topic_configs(
+    client: Any, settings: Settings, names: list[str]
+) -> dict[str, dict[str, str | None]]:
+    """The values of TOPIC_CONFIGS of each topic (None where the broker gave none)."""
     from kafka.admin import ConfigResource, ConfigResourceType
 
     resources = [
-        ConfigResource(ConfigResourceType.TOPIC, name, configs={"cleanup.policy": None})
+        ConfigResource(ConfigResourceType.TOPIC, name, configs=dict.fromkeys(TOPIC_CONFIGS))
         for name in names
     ]
     # "all", not the default "modified": a topic on the broker default has no modified value.
@@ -151,8 +158,13 @@ def _cleanup_policies(client: Any, settings: Settings, names: list[str]) -> dict
     for name in names:
         _require_configs(settings, name, described.get(name))
     return {
-        name: described[name].get("cleanup.policy", {}).get("value", "delete") for name in names
+        name: {key: described[name].get(key, {}).get("value") for key in TOPIC_CONFIGS}
+        for name in names
     }
+
+
+def _number(value: str | None) -> int | None:
+    return int(value) if value is not None and value.isdigit() else None
 
 
 def _require_configs(settings: Settings, name: str, configs: Mapping[str, Any] | None) -> None:
@@ -180,7 +192,7 @@ def init_kafka(
     try:
         created = _create_missing(client, plan, timeout_s)
         described = {t["name"]: t for t in client.describe_topics(list(plan))}
-        policies = _cleanup_policies(client, settings, list(plan))
+        configs = _topic_configs(client, settings, list(plan))
         configured = _set_erasure_bounds(client, settings)
         grants = grant_kafka(settings, client)
     except KafkaError as exc:
@@ -198,8 +210,9 @@ def init_kafka(
                 name=name,
                 partitions=len(parts),
                 replication=len(parts[0]["replica_nodes"]) if parts else 0,
-                cleanup_policy=policies[name],
+                cleanup_policy=configs[name].get("cleanup.policy") or "delete",
                 status="created" if name in created else "exists",
+                max_message_bytes=_number(configs[name].get("max.message.bytes")),
             )
         )
     return KafkaInitReport(
@@ -250,11 +263,22 @@ def _layout_problems(
             " the odd ones, or pass --partitions to match the existing ones)"
         )
     updates = settings.topic(settings.updates_topic)
+    # The topics the worker's producer writes, in batches of up to PRODUCER_BATCH_BYTES.
+    written = {settings.topic(n) for n in (settings.updates_topic, settings.dlq_topic)}
+    written.add(settings.topic(settings.repartition_topic))
     for topic in topics:
         if topic.name == updates and topic.cleanup_policy != "compact":
             problems.append(
                 f"{updates} has cleanup.policy={topic.cleanup_policy}, expected compact: set it"
                 f" with kafka-configs --alter --add-config cleanup.policy=compact"
+            )
+        limit = topic.max_message_bytes
+        if topic.name in written and limit is not None and limit < PRODUCER_BATCH_BYTES:
+            problems.append(
+                f"{topic.name} has max.message.bytes={limit}, below the worker's producer"
+                f" batches ({PRODUCER_BATCH_BYTES} bytes): its publishes would be refused; set"
+                f" it with kafka-configs --alter --add-config"
+                f" max.message.bytes={PRODUCER_BATCH_BYTES}"
             )
     return tuple(problems)
 

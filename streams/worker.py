@@ -34,7 +34,7 @@ from interest_stream.schemas.events import INPUT_TOPICS
 from interest_stream.schemas.records import Provenance, RawRecord, Rejection
 from interest_stream.schemas.updates import ProfileUpdate
 from interest_stream.store.base import ProfileStore
-from interest_stream.streams.connection import KafkaConnection
+from interest_stream.streams.connection import PRODUCER_BATCH_BYTES, KafkaConnection
 from interest_stream.streams.core import pauses as points
 from interest_stream.streams.core.batch import BatchCore, BatchOutcome
 from interest_stream.streams.core.dead_letters import dead_letter
@@ -55,11 +55,6 @@ T = TypeVar("T")
 MAX_BACKOFF_S = 30.0
 MAX_PENDING_USERS = 20_000
 """A flush comes at the latest when this many users are pending (memory stays bounded)."""
-PRODUCER_BATCH_BYTES = 256 * 1024
-"""Largest batch of records the producer sends to one partition in one request. aiokafka
-keeps one request in flight per broker, and an update with its vectors is about 16 KiB:
-at Faust's default (16 KiB) a flush's updates went one per partition per round trip
-(0.3-0.5 s for 350 updates, measured). A quarter of Kafka's default `message.max.bytes`."""
 
 
 def _credentials(connection: KafkaConnection) -> Any:

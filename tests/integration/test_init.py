@@ -97,6 +97,30 @@ def test_a_non_compacted_update_topic_is_reported(kafka_settings: Settings) -> N
     assert "cleanup.policy=delete, expected compact" in problem
 
 
+@pytest.mark.kafka
+def test_an_output_topic_that_refuses_the_workers_producer_batches_is_reported(
+    kafka_settings: Settings,
+) -> None:
+    """Each update fits under this limit (about 16 KiB), but the worker's producer batches
+    of up to PRODUCER_BATCH_BYTES would not: every publish would fail for good."""
+    client = admin_client(kafka_settings)
+    try:
+        client.create_topics(
+            {
+                kafka_settings.topic("profile-updates"): {
+                    "num_partitions": 3,
+                    "replication_factor": 1,
+                    "configs": {"cleanup.policy": "compact", "max.message.bytes": "100000"},
+                }
+            }
+        )
+    finally:
+        client.close()
+    (problem,) = init_kafka(kafka_settings).problems
+    name = kafka_settings.topic("profile-updates")
+    assert f"{name} has max.message.bytes=100000" in problem and "262144" in problem
+
+
 def test_an_unreachable_broker_is_one_clear_error() -> None:
     settings = load_settings(brokers="127.0.0.1:1")
     with pytest.raises(TopicSetupError, match=r"cannot reach Kafka at 127\.0\.0\.1:1"):
