@@ -315,6 +315,7 @@ def init_cassandra(
             replication=replication or LOCAL_REPLICATION,
             dim=dim or DEFAULT_DIM,
             ann_index_options=dict(options.ann_index_options),
+            ann_horizons=options.ann_horizons,
         )
     finally:
         cluster.shutdown()

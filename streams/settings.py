@@ -16,6 +16,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from interest_stream.schemas.events import ValidationRules, parse_time_bound
 from interest_stream.store.cassandra.connect import CassandraOptions
 from interest_stream.store.cassandra.schema import ann_index_options
+from interest_stream.streams.core.pauses import PausePoint
 from interest_stream.streams.core.scoring_profile import ScoringProfile, load_scoring_profile
 from interest_stream.streams.errors import ConfigurationError
 from interest_stream.streams.interest.horizons import DAY, HOUR, InterestParams
@@ -83,6 +84,12 @@ class Settings(BaseSettings):
         " maximum_node_connections, construction_beam_width (on Cassandra 5.0 these need"
         " -Dcassandra.sai.vector.allow_custom_parameters=true), optimize_for; see the"
         " benchmarks. Empty: Cassandra's defaults.",
+    )
+    ann_horizons: Literal["long,short", "long", "short"] = Field(
+        "long,short",
+        description="The horizons whose ANN copies `init` indexes, the only ones `similar`"
+        " answers: each index costs Cassandra a graph insert per copy, most of its work for"
+        " new users (see the benchmarks). A store follows its keyspace's indexes.",
     )
     ann_refresh_interval_s: float = Field(
         30.0,
@@ -244,19 +251,7 @@ class Settings(BaseSettings):
         description="How long the worker retries a failing store or broker before it stops"
         " with one line, seconds (below the poll interval).",
     )
-    fault_crash_at: (
-        Literal[
-            "after-claim",
-            "after-read",
-            "before-write",
-            "after-write",
-            "before-publish",
-            "before-ack",
-            "before-erase",
-            "before-tombstone",
-        ]
-        | None
-    ) = Field(
+    fault_crash_at: PausePoint | None = Field(
         None,
         description="Tests only: the process kills itself (SIGKILL) the first time it reaches"
         " this pause point (streams/core/pauses.py). Never set in production.",
@@ -414,6 +409,7 @@ class Settings(BaseSettings):
             ann_fetch_factor=self.ann_fetch_factor,
             ann_index_options=tuple(ann_index_options(self.ann_index_options).items()),
             ann_copies=self.ann_copies,
+            ann_horizons=tuple(self.ann_horizons.split(",")),
             erasure_key=self.erasure_key,
         )
 

@@ -33,13 +33,15 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from interest_stream.store.cassandra.statements import HORIZONS
 from interest_stream.streams.interest.profile import UserProfile
 
 log = logging.getLogger(__name__)
 
 Vector = npt.NDArray[np.floating]
 AnnVectors = tuple[Vector | None, Vector | None]
-"""A profile's (short, long) unit vectors; None while that horizon is empty."""
+"""A profile's (short, long) unit vectors (the order of HORIZONS); None while that horizon
+is empty."""
 
 
 @dataclass(frozen=True)
@@ -61,11 +63,19 @@ def ann_vectors(profile: UserProfile) -> AnnVectors:
     return state.short.profile(), state.long.profile()
 
 
-def moved(current: AnnVectors, indexed: AnnVectors | None, min_cosine: float) -> bool:
-    """Whether `current` has moved away from its indexed copy (or there is none)."""
+def moved(
+    current: AnnVectors,
+    indexed: AnnVectors | None,
+    min_cosine: float,
+    horizons: Sequence[str] = HORIZONS,
+) -> bool:
+    """Whether `current` has moved away from its indexed copy (or there is none), in one
+    of the `horizons` the vector index covers (the others are not written or queried)."""
     if indexed is None:
         return True
-    for now, then in zip(current, indexed, strict=True):
+    for horizon, now, then in zip(HORIZONS, current, indexed, strict=True):
+        if horizon not in horizons:
+            continue
         if now is None or then is None:
             if now is not then:
                 return True
@@ -87,6 +97,7 @@ class AnnRefresher:
         *,
         min_cosine: float,
         min_interval_s: float = 0.0,
+        horizons: Sequence[str] = HORIZONS,
         remembered: int = 50_000,
         round_size: int = 256,
         clock: Callable[[], float] = time.monotonic,
@@ -94,6 +105,7 @@ class AnnRefresher:
         self._write = write
         self._min_cosine = min_cosine
         self._min_interval = min_interval_s
+        self._horizons = tuple(horizons)
         self._clock = clock
         # user -> when this process last wrote the user's copy (clock time), for the interval.
         self._written_at: dict[str, float] = {}
@@ -116,7 +128,8 @@ class AnnRefresher:
         with self._cond:
             for profile, ts in profiles:
                 vectors = ann_vectors(profile)
-                if not moved(vectors, self._indexed.get(profile.user_id), self._min_cosine):
+                indexed = self._indexed.get(profile.user_id)
+                if not moved(vectors, indexed, self._min_cosine, self._horizons):
                     self.skipped += 1
                     self._pending.pop(profile.user_id, None)  # an older pending copy
                     continue

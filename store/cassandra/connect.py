@@ -51,6 +51,7 @@ class CassandraOptions:
     ann_refresh_interval_s: float = 30.0
     ann_fetch_factor: int = 4
     ann_index_options: tuple[tuple[str, str], ...] = ()  # applied when `init` creates them
+    ann_horizons: tuple[str, ...] = ("long", "short")  # the copies' indexes `init` creates
     ann_copies: bool = True
     erasure_key: SecretStr | None = None  # keys the erasure records (store/base.py)
 

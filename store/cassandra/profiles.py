@@ -51,11 +51,13 @@ from interest_stream.store.cassandra.items import CassandraItems
 from interest_stream.store.cassandra.schema import (
     check_layout,
     ensure_schema,
+    indexed_horizons,
     read_agreed_schema,
     table_dim,
 )
 from interest_stream.store.cassandra.statements import (
     DOMAIN_COLUMNS,
+    HORIZONS,
     PROFILE_COLUMNS,
     READ_CHUNK,
     Horizon,
@@ -104,12 +106,6 @@ class CassandraStore:
         self._session = session
         # One bound for every thread of this store (batches and the ANN refresher).
         self._requests = Requests(session, options.max_in_flight)
-        self._ann = AnnRefresher(
-            self._write_ann_copies,
-            min_cosine=options.ann_refresh_cosine,
-            min_interval_s=options.ann_refresh_interval_s,
-        )
-        self._ann_copies = options.ann_copies
         self._ann_fetch_factor = options.ann_fetch_factor
         self._configured_key = (
             options.erasure_key.get_secret_value() if options.erasure_key is not None else None
@@ -124,9 +120,19 @@ class CassandraStore:
             )
         self.dim = dim
         check_layout(cluster, self.keyspace)
+        # The keyspace, not this process's settings, says which copies are indexed: only
+        # those columns are written and queried, and only their movement rewrites a copy.
+        self.ann_horizons = indexed_horizons(cluster, self.keyspace)
+        self._ann = AnnRefresher(
+            self._write_ann_copies,
+            min_cosine=options.ann_refresh_cosine,
+            min_interval_s=options.ann_refresh_interval_s,
+            horizons=self.ann_horizons,
+        )
+        self._ann_copies = options.ann_copies and bool(self.ann_horizons)
         self._items = CassandraItems(self._requests, self.keyspace, dim)
         try:
-            self._statements = Statements.prepare(session, self.keyspace)
+            self._statements = Statements.prepare(session, self.keyspace, self.ann_horizons)
         except driver_errors() as exc:
             raise StoreError(
                 f"cannot prepare statements on {self.keyspace}: {describe_error(exc)}"
@@ -152,8 +158,14 @@ class CassandraStore:
         cluster, session = connect(target, options)
         try:
             if create_schema:
-                ann_options = dict(options.ann_index_options) if options is not None else {}
-                ensure_schema(cluster, session, target.keyspace, ann_index_options=ann_options)
+                given = options or CassandraOptions()
+                ensure_schema(
+                    cluster,
+                    session,
+                    target.keyspace,
+                    ann_index_options=dict(given.ann_index_options),
+                    ann_horizons=given.ann_horizons,
+                )
             return cls(cluster, session, target.keyspace, options)
         except BaseException:
             cluster.shutdown()
@@ -360,17 +372,12 @@ class CassandraStore:
         """The ANN refresher's writer (its own thread): one write per copy, at the
         timestamp of the profile write it copies."""
         statements = []
+        indexed = self.ann_horizons
         for copy in copies:
-            values = [
-                copy.user_id,
-                copy.version,
-                copy.model_id,
-                round(copy.updated_at * 1000),
-                None,  # vectors: pre-serialized by bind_vectors
-                None,
-                copy.ts,
-            ]
-            vectors = {4: copy.vectors[0], 5: copy.vectors[1]}
+            values = [copy.user_id, copy.version, copy.model_id, round(copy.updated_at * 1000)]
+            # The indexed horizons' vectors, pre-serialized by bind_vectors.
+            vectors = {4 + i: copy.vectors[HORIZONS.index(h)] for i, h in enumerate(indexed)}
+            values += [None] * len(indexed) + [copy.ts]
             statements.append(bind_vectors(self._statements.write_ann, values, vectors, self.dim))
         return [r if isinstance(r, BaseException) else None for r in self._requests.run(statements)]
 
@@ -445,8 +452,15 @@ class CassandraStore:
         Approximate and at LOCAL_ONE (Cassandra 5.0 allows no more for ANN): for rankers
         and exploration, not for decisions that need the latest write.
         """
-        if horizon not in self._statements.nearest:
+        if horizon not in HORIZONS:
             raise ValueError(f"horizon must be 'short' or 'long', not {horizon!r}")
+        if horizon not in self._statements.nearest:
+            raise StoreRefusedError(
+                f"keyspace {self.keyspace} has no vector index on the {horizon}-term copies"
+                f" (`init` created it with ANN_HORIZONS={','.join(self.ann_horizons)}): ask"
+                f" for {' or '.join(self.ann_horizons) or 'none'}, or run `init` with"
+                f" ANN_HORIZONS listing {horizon} to create it"
+            )
         packed = vector_bytes(vector, self.dim)
         # The index's search widens with the limit: asking for more and keeping the most
         # similar (each similarity is exact, computed from the stored copy) finds more of

@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from string import Template
 from typing import TYPE_CHECKING, Any
 
 from interest_stream.store.cassandra.connect import checked_keyspace, describe_error, driver_errors
+from interest_stream.store.cassandra.statements import HORIZONS
 from interest_stream.streams.errors import ConfigurationError, StoreError, StoreRefusedError
 
 if TYPE_CHECKING:
@@ -46,6 +47,8 @@ class SchemaReport:
     dim: int
     created: tuple[str, ...]
     existing: tuple[str, ...]
+    unlisted: tuple[str, ...] = ()
+    """ANN copy indexes that exist though `ann_horizons` leaves them out (kept)."""
 
 
 def replication_map(replication: Mapping[str, str | int]) -> str:
@@ -103,8 +106,15 @@ def schema_statements(
     replication: Mapping[str, str | int] = LOCAL_REPLICATION,
     dim: int = DEFAULT_DIM,
     ann_index_options: Mapping[str, str] | None = None,
+    ann_horizons: Sequence[str] = HORIZONS,
 ) -> list[str]:
-    """schemas/profiles.cql with its placeholders filled in, one CQL statement per item."""
+    """schemas/profiles.cql with its placeholders filled in, one CQL statement per item;
+    of the ANN copies' vector indexes only those of `ann_horizons`."""
+    if not ann_horizons or set(ann_horizons) - set(HORIZONS):
+        raise ConfigurationError(
+            f"invalid configuration: ann_horizons: {','.join(ann_horizons)!r} is not one or"
+            f" both of {', '.join(HORIZONS)}"
+        )
     if dim < 1:
         raise ConfigurationError(f"vector dimension must be positive, got {dim}")
     template = (
@@ -120,7 +130,12 @@ def schema_statements(
     )
     # The file has no string literal containing "--" or ";", so this simple split is exact.
     code = "\n".join(line.split("--", 1)[0] for line in text.splitlines())
-    return [" ".join(part.split()) for part in code.split(";") if part.strip()]
+    unindexed = tuple(f"profile_ann_{h} " for h in HORIZONS if h not in ann_horizons)
+    statements = [" ".join(part.split()) for part in code.split(";") if part.strip()]
+    return [s for s in statements if not s.removeprefix(_ANN_INDEX).startswith(unindexed)]
+
+
+_ANN_INDEX = "CREATE CUSTOM INDEX IF NOT EXISTS "
 
 
 def _schema_objects(cluster: Cluster, keyspace: str) -> set[str]:
@@ -169,6 +184,15 @@ def table_dim(cluster: Cluster, keyspace: str) -> int | None:
     return int(match.group(1))
 
 
+def indexed_horizons(cluster: Cluster, keyspace: str) -> tuple[str, ...]:
+    """The horizons of `keyspace.profile_ann` that have a vector index, in HORIZONS order."""
+    table = cluster.metadata.keyspaces[keyspace].tables.get("profile_ann")
+    if table is None:
+        return ()
+    targets = {index.index_options.get("target") for index in table.indexes.values()}
+    return tuple(horizon for horizon in HORIZONS if horizon in targets)
+
+
 def check_layout(cluster: Cluster, keyspace: str) -> None:
     """Refuse a keyspace laid out by an earlier version (version-fenced LWTs with the
     profile in `profile_states`, or the whole profile in `profiles.state` before that):
@@ -202,6 +226,7 @@ def ensure_schema(
     replication: Mapping[str, str | int] = LOCAL_REPLICATION,
     dim: int = DEFAULT_DIM,
     ann_index_options: Mapping[str, str] | None = None,
+    ann_horizons: Sequence[str] = HORIZONS,
 ) -> SchemaReport:
     """Create the keyspace, tables and indexes that are missing; never alters existing ones.
 
@@ -209,10 +234,16 @@ def ensure_schema(
     with another vector dimension is an error, since it cannot hold this encoder's vectors.
     `ann_index_options` apply to the ANN copies' indexes when they are created (existing
     ones keep theirs: drop the two `profile_ann_*` indexes to rebuild them with others).
+    Of those two, only the indexes of `ann_horizons` are created; one that exists though
+    `ann_horizons` leaves it out is kept, and the report names it (`unlisted`).
     """
     before = _schema_objects(cluster, keyspace)
     statements = schema_statements(
-        keyspace, replication=replication, dim=dim, ann_index_options=ann_index_options
+        keyspace,
+        replication=replication,
+        dim=dim,
+        ann_index_options=ann_index_options,
+        ann_horizons=ann_horizons,
     )
     expected: list[str] = []
     try:
@@ -249,6 +280,11 @@ def ensure_schema(
         dim=dim,
         created=tuple(name for name in expected if name not in before),
         existing=tuple(name for name in expected if name in before),
+        unlisted=tuple(
+            name
+            for name in (f"{keyspace}.profile_ann_{h}" for h in HORIZONS if h not in ann_horizons)
+            if name in before
+        ),
     )
 
 

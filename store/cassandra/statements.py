@@ -115,7 +115,10 @@ class Statements:
     nearest: Mapping[str, PreparedStatement]
 
     @classmethod
-    def prepare(cls, session: Session, keyspace: str) -> Statements:
+    def prepare(
+        cls, session: Session, keyspace: str, ann_horizons: Sequence[str] = HORIZONS
+    ) -> Statements:
+        """`ann_horizons`: the copies' indexed columns, the only ones written and queried."""
         from cassandra import ConsistencyLevel
 
         ks = keyspace
@@ -135,8 +138,9 @@ class Statements:
                 f"DELETE FROM {domains} USING TIMESTAMP ? WHERE user_id = ? AND domain = ?"
             ),
             write_ann=session.prepare(
-                f"INSERT INTO {ann} (user_id, version, model_id, updated_at, short, long)"
-                " VALUES (?, ?, ?, ?, ?, ?) USING TIMESTAMP ?"
+                f"INSERT INTO {ann} (user_id, version, model_id, updated_at,"
+                f" {', '.join(ann_horizons)}) VALUES ({_marks(4 + len(ann_horizons))})"
+                " USING TIMESTAMP ?"
             ),
             read_states=session.prepare(
                 f"SELECT user_id, state, short, long FROM {profiles} WHERE user_id IN ({ids})"
@@ -184,7 +188,7 @@ class Statements:
                     f"SELECT user_id, similarity_cosine({horizon}, ?) FROM {ann}"
                     f" ORDER BY {horizon} ANN OF ? LIMIT ?"
                 )
-                for horizon in HORIZONS
+                for horizon in ann_horizons
             },
         )
         # Writes with an explicit timestamp are idempotent: sending one twice stores the

@@ -237,6 +237,12 @@ def _print_init(report: dict[str, Any]) -> None:
             out.print(f"cassandra {name}: created", highlight=False)
         for name in schema["existing"]:
             out.print(f"cassandra {name}: exists", highlight=False)
+        for name in schema["unlisted"]:
+            out.print(
+                f"cassandra {name}: exists, kept though ANN_HORIZONS leaves it out"
+                f" (DROP INDEX {name} ends its inserts)",
+                highlight=False,
+            )
         replication_text = ", ".join(f"{k}={v}" for k, v in schema["replication"].items())
         out.print(
             f"keyspace {schema['keyspace']}: replication {replication_text},"

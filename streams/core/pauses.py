@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 AFTER_CLAIM = "after-claim"
 """The fences of a batch's users are held; their profiles are not read yet."""
@@ -48,6 +49,17 @@ POINTS = (
     BEFORE_ERASE,
     BEFORE_TOMBSTONE,
 )
+PausePoint = Literal[
+    "after-claim",
+    "after-read",
+    "before-write",
+    "after-write",
+    "before-publish",
+    "before-ack",
+    "before-erase",
+    "before-tombstone",
+]
+"""A point's name, as settings take it (the same names as POINTS, in the same order)."""
 
 log = logging.getLogger(__name__)
 

@@ -135,3 +135,9 @@ def test_a_read_that_fails_after_a_new_claim_is_retried_before_anything_is_writt
     core.flush()
     assert _event_ids(store, "u") == set()
     assert "u" not in store.get(["u"])
+
+
+def test_the_settings_take_exactly_the_pause_points_there_are() -> None:
+    from typing import get_args
+
+    assert get_args(pauses.PausePoint) == pauses.POINTS

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
+from dataclasses import replace
 
 import numpy as np
 
@@ -185,3 +186,28 @@ def test_flush_writes_copies_held_back_by_the_interval():
     assert refresher.flush(5)  # due at once, an hour early
     refresher.close()
     assert writer.written() == [("u", profile.version), ("u", later.version)]
+
+
+def test_only_the_indexed_horizons_decide_whether_a_copy_moved():
+    a, b = _unit(1), _unit(2)
+    assert not moved((b, a), (a, a), 0.99, horizons=("long",))
+    assert moved((a, b), (a, a), 0.99, horizons=("long",))
+    assert moved((b, a), (a, a), 0.99, horizons=("short",))
+    assert not moved((None, a), (a, a), 0.99, horizons=("long",))
+    assert moved((b, a), (a, a), 0.99)  # both, by default
+
+
+def test_a_refresher_of_the_long_index_skips_a_profile_whose_long_horizon_stayed():
+    recorder = Recorder()
+    refresher = AnnRefresher(recorder, min_cosine=0.99, horizons=("long",))
+    first = _profile("u", [1, 1, 1])
+    refresher.offer([(first, 1)])
+    assert refresher.flush(5)
+    # Only the short horizon turns: the long one is what the index holds, and it stays.
+    turned = replace(first.state, short=_profile("v", [2]).state.short)
+    same_long = replace(first, interests=turned)
+    refresher.offer([(replace(same_long, version=first.version + 1), 2)])
+    assert refresher.flush(5)
+    refresher.close()
+    assert recorder.written() == [("u", first.version)]
+    assert refresher.skipped == 1
