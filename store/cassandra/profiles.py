@@ -120,19 +120,27 @@ class CassandraStore:
             )
         self.dim = dim
         check_layout(cluster, self.keyspace)
-        # The keyspace, not this process's settings, says which copies are indexed: only
-        # those columns are written and queried, and only their movement rewrites a copy.
+        # The keyspace, not this process's settings, says which copies are indexed (read
+        # once: restart after adding or dropping an index): only those columns are written
+        # and queried, and only their movement rewrites a copy. With none (between a DROP
+        # INDEX and the `init` that rebuilds it) both are written, for the rebuild.
         self.ann_horizons = indexed_horizons(cluster, self.keyspace)
+        self._ann_written = self.ann_horizons or HORIZONS
         self._ann = AnnRefresher(
             self._write_ann_copies,
             min_cosine=options.ann_refresh_cosine,
             min_interval_s=options.ann_refresh_interval_s,
-            horizons=self.ann_horizons,
+            horizons=self._ann_written,
         )
-        self._ann_copies = options.ann_copies and bool(self.ann_horizons)
+        self._ann_copies = options.ann_copies
         self._items = CassandraItems(self._requests, self.keyspace, dim)
         try:
-            self._statements = Statements.prepare(session, self.keyspace, self.ann_horizons)
+            self._statements = Statements.prepare(
+                session,
+                self.keyspace,
+                ann_written=self._ann_written,
+                ann_queried=self.ann_horizons,
+            )
         except driver_errors() as exc:
             raise StoreError(
                 f"cannot prepare statements on {self.keyspace}: {describe_error(exc)}"
@@ -372,12 +380,12 @@ class CassandraStore:
         """The ANN refresher's writer (its own thread): one write per copy, at the
         timestamp of the profile write it copies."""
         statements = []
-        indexed = self.ann_horizons
+        written = self._ann_written
         for copy in copies:
             values = [copy.user_id, copy.version, copy.model_id, round(copy.updated_at * 1000)]
             # The indexed horizons' vectors, pre-serialized by bind_vectors.
-            vectors = {4 + i: copy.vectors[HORIZONS.index(h)] for i, h in enumerate(indexed)}
-            values += [None] * len(indexed) + [copy.ts]
+            vectors = {4 + i: copy.vectors[HORIZONS.index(h)] for i, h in enumerate(written)}
+            values += [None] * len(written) + [copy.ts]
             statements.append(bind_vectors(self._statements.write_ann, values, vectors, self.dim))
         return [r if isinstance(r, BaseException) else None for r in self._requests.run(statements)]
 
@@ -456,10 +464,9 @@ class CassandraStore:
             raise ValueError(f"horizon must be 'short' or 'long', not {horizon!r}")
         if horizon not in self._statements.nearest:
             raise StoreRefusedError(
-                f"keyspace {self.keyspace} has no vector index on the {horizon}-term copies"
-                f" (`init` created it with ANN_HORIZONS={','.join(self.ann_horizons)}): ask"
-                f" for {' or '.join(self.ann_horizons) or 'none'}, or run `init` with"
-                f" ANN_HORIZONS listing {horizon} to create it"
+                f"keyspace {self.keyspace} has no vector index on profile_ann.{horizon}"
+                f" (it indexes: {', '.join(self.ann_horizons) or 'none'}): run `init` with"
+                f" ANN_HORIZONS listing {horizon}, then restart this process"
             )
         packed = vector_bytes(vector, self.dim)
         # The index's search widens with the limit: asking for more and keeping the most

@@ -33,6 +33,7 @@ ANN_INDEX_OPTIONS = ("maximum_node_connections", "construction_beam_width", "opt
 """The options of the ANN copies' vector indexes a deployment may set (`ann_index_options`);
 their similarity function is the schema's (dot product)."""
 _OPTION_VALUE = re.compile(r"[A-Za-z0-9_]+")
+_CUSTOM_INDEX = "CREATE CUSTOM INDEX IF NOT EXISTS "
 _CREATES = re.compile(r"CREATE (?:CUSTOM )?(KEYSPACE|TABLE|INDEX) IF NOT EXISTS (\w+(?:\.\w+)?)")
 _VECTOR_TYPE = re.compile(r"vector<float,\s*(\d+)>")
 DDL_TIMEOUT_S = 60.0
@@ -110,7 +111,11 @@ def schema_statements(
 ) -> list[str]:
     """schemas/profiles.cql with its placeholders filled in, one CQL statement per item;
     of the ANN copies' vector indexes only those of `ann_horizons`."""
-    if not ann_horizons or set(ann_horizons) - set(HORIZONS):
+    if (
+        not ann_horizons
+        or set(ann_horizons) - set(HORIZONS)
+        or len(set(ann_horizons)) < len(ann_horizons)
+    ):
         raise ConfigurationError(
             f"invalid configuration: ann_horizons: {','.join(ann_horizons)!r} is not one or"
             f" both of {', '.join(HORIZONS)}"
@@ -132,10 +137,7 @@ def schema_statements(
     code = "\n".join(line.split("--", 1)[0] for line in text.splitlines())
     unindexed = tuple(f"profile_ann_{h} " for h in HORIZONS if h not in ann_horizons)
     statements = [" ".join(part.split()) for part in code.split(";") if part.strip()]
-    return [s for s in statements if not s.removeprefix(_ANN_INDEX).startswith(unindexed)]
-
-
-_ANN_INDEX = "CREATE CUSTOM INDEX IF NOT EXISTS "
+    return [s for s in statements if not s.removeprefix(_CUSTOM_INDEX).startswith(unindexed)]
 
 
 def _schema_objects(cluster: Cluster, keyspace: str) -> set[str]:
@@ -186,11 +188,17 @@ def table_dim(cluster: Cluster, keyspace: str) -> int | None:
 
 def indexed_horizons(cluster: Cluster, keyspace: str) -> tuple[str, ...]:
     """The horizons of `keyspace.profile_ann` that have a vector index, in HORIZONS order."""
-    table = cluster.metadata.keyspaces[keyspace].tables.get("profile_ann")
+    indexes = _ann_indexes(cluster, keyspace)
+    return tuple(horizon for horizon in HORIZONS if horizon in indexes)
+
+
+def _ann_indexes(cluster: Cluster, keyspace: str) -> dict[str, str]:
+    """horizon -> the name of an index on `keyspace.profile_ann`'s column of it."""
+    meta = cluster.metadata.keyspaces.get(keyspace)
+    table = meta.tables.get("profile_ann") if meta is not None else None
     if table is None:
-        return ()
-    targets = {index.index_options.get("target") for index in table.indexes.values()}
-    return tuple(horizon for horizon in HORIZONS if horizon in targets)
+        return {}
+    return {index.index_options.get("target"): name for name, index in table.indexes.items()}
 
 
 def check_layout(cluster: Cluster, keyspace: str) -> None:
@@ -238,6 +246,7 @@ def ensure_schema(
     `ann_horizons` leaves it out is kept, and the report names it (`unlisted`).
     """
     before = _schema_objects(cluster, keyspace)
+    indexed_before = _ann_indexes(cluster, keyspace)
     statements = schema_statements(
         keyspace,
         replication=replication,
@@ -281,9 +290,9 @@ def ensure_schema(
         created=tuple(name for name in expected if name not in before),
         existing=tuple(name for name in expected if name in before),
         unlisted=tuple(
-            name
-            for name in (f"{keyspace}.profile_ann_{h}" for h in HORIZONS if h not in ann_horizons)
-            if name in before
+            f"{keyspace}.{name}"
+            for horizon, name in sorted(indexed_before.items())
+            if horizon in HORIZONS and horizon not in ann_horizons
         ),
     )
 

@@ -116,9 +116,15 @@ class Statements:
 
     @classmethod
     def prepare(
-        cls, session: Session, keyspace: str, ann_horizons: Sequence[str] = HORIZONS
+        cls,
+        session: Session,
+        keyspace: str,
+        *,
+        ann_written: Sequence[str] = HORIZONS,
+        ann_queried: Sequence[str] = HORIZONS,
     ) -> Statements:
-        """`ann_horizons`: the copies' indexed columns, the only ones written and queried."""
+        """`ann_written`: the copies' columns a copy writes (not empty); `ann_queried`: those
+        nearest-user queries are prepared for (their columns must be indexed)."""
         from cassandra import ConsistencyLevel
 
         ks = keyspace
@@ -139,7 +145,7 @@ class Statements:
             ),
             write_ann=session.prepare(
                 f"INSERT INTO {ann} (user_id, version, model_id, updated_at,"
-                f" {', '.join(ann_horizons)}) VALUES ({_marks(4 + len(ann_horizons))})"
+                f" {', '.join(ann_written)}) VALUES ({_marks(4 + len(ann_written))})"
                 " USING TIMESTAMP ?"
             ),
             read_states=session.prepare(
@@ -188,7 +194,7 @@ class Statements:
                     f"SELECT user_id, similarity_cosine({horizon}, ?) FROM {ann}"
                     f" ORDER BY {horizon} ANN OF ? LIMIT ?"
                 )
-                for horizon in ann_horizons
+                for horizon in ann_queried
             },
         )
         # Writes with an explicit timestamp are idempotent: sending one twice stores the

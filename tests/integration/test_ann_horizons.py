@@ -81,7 +81,9 @@ def test_a_keyspace_indexed_on_the_long_horizon_answers_it_and_refuses_the_short
         store.apply([ProfileWrite(profile, 0, partition_fence(0))])
         assert store.flush_ann(30)
         assert [user for user, _ in store.nearest_users(vector, limit=1)] == ["u1"]
-        with pytest.raises(StoreRefusedError, match="no vector index on the short-term"):
+        with pytest.raises(
+            StoreRefusedError, match=r"no vector index on profile_ann.short \(it indexes: long\)"
+        ):
             store.nearest_users(vector, horizon="short")
     finally:
         store.close()
@@ -108,3 +110,43 @@ def test_init_with_fewer_horizons_keeps_an_existing_index_and_says_how_to_drop_i
         f" out (DROP INDEX {keyspace}.profile_ann_short ends its inserts)"
     ) in again.output
     assert f"cassandra {keyspace}.profile_ann_long: exists" in again.output
+
+
+@pytest.mark.cassandra
+@pytest.mark.parametrize("dropped", [(), ("long",), ("long", "short")])
+def test_a_store_follows_the_indexes_its_keyspace_has_not_its_settings(
+    url: str, dropped: tuple[str, ...]
+) -> None:
+    """Opened with ANN_HORIZONS=long on a keyspace indexed otherwise: both indexed, short
+    only, or none (between a DROP INDEX and the `init` that rebuilds it: both are written)."""
+    keyspace = parse_url(url).keyspace
+    CassandraStore.from_url(url, create_schema=True).close()
+    setup = CassandraStore.from_url(url)
+    for horizon in dropped:
+        setup._session.execute(f"DROP INDEX {keyspace}.profile_ann_{horizon}", timeout=60)
+    setup.close()
+    store = CassandraStore.from_url(url, options=CassandraOptions(ann_horizons=("long",)))
+    try:
+        indexed = tuple(h for h in ("short", "long") if h not in dropped)
+        assert store.ann_horizons == indexed
+        vector = np.random.default_rng(4).standard_normal(DIM).astype(np.float32)
+        vector /= np.linalg.norm(vector)
+        event = WeightedEvent("e1", 1.7e9, 1.0, "text", vector)
+        profile = fold_events(
+            UserProfile.new("u1", "m", DIM), [event], InterestParams(), updated_at=1.7e9
+        ).profile
+        store.claim({partition_fence(0)})
+        store.apply([ProfileWrite(profile, 0, partition_fence(0))])
+        assert store.flush_ann(30)
+        (row,) = store._session.execute(f"SELECT short, long FROM {keyspace}.profile_ann")
+        written = indexed or ("short", "long")
+        for horizon in ("short", "long"):
+            assert (row[("short", "long").index(horizon)] is not None) == (horizon in written)
+            if horizon in indexed:
+                hits = store.nearest_users(vector, horizon=horizon, limit=1)
+                assert hits[0][0] == "u1" and hits[0][1] == pytest.approx(1.0, abs=1e-4)
+            else:
+                with pytest.raises(StoreRefusedError, match=f"profile_ann.{horizon}"):
+                    store.nearest_users(vector, horizon=horizon)
+    finally:
+        store.close()

@@ -79,20 +79,19 @@ def test_an_input_topic_with_another_partition_count_is_reported(kafka_settings:
     assert f"{kafka_settings.topic('reviews')} 2" in problem and "co-partitioned" in problem
 
 
-@pytest.mark.kafka
-def test_a_non_compacted_update_topic_is_reported(kafka_settings: Settings) -> None:
-    client = admin_client(kafka_settings)
+def _create_updates_topic(settings: Settings, configs: dict[str, str]) -> None:
+    """profile-updates made by hand before `init`, 3 partitions, with these configs."""
+    client = admin_client(settings)
     try:
-        client.create_topics(
-            {
-                kafka_settings.topic("profile-updates"): {
-                    "num_partitions": 3,
-                    "replication_factor": 1,
-                }
-            }
-        )
+        spec = {"num_partitions": 3, "replication_factor": 1, "configs": configs}
+        client.create_topics({settings.topic("profile-updates"): spec})
     finally:
         client.close()
+
+
+@pytest.mark.kafka
+def test_a_non_compacted_update_topic_is_reported(kafka_settings: Settings) -> None:
+    _create_updates_topic(kafka_settings, {})
     (problem,) = init_kafka(kafka_settings).problems
     assert "cleanup.policy=delete, expected compact" in problem
 
@@ -103,19 +102,9 @@ def test_an_output_topic_that_refuses_the_workers_producer_batches_is_reported(
 ) -> None:
     """Each update fits under this limit (about 16 KiB), but the worker's producer batches
     of up to PRODUCER_BATCH_BYTES would not: every publish would fail for good."""
-    client = admin_client(kafka_settings)
-    try:
-        client.create_topics(
-            {
-                kafka_settings.topic("profile-updates"): {
-                    "num_partitions": 3,
-                    "replication_factor": 1,
-                    "configs": {"cleanup.policy": "compact", "max.message.bytes": "100000"},
-                }
-            }
-        )
-    finally:
-        client.close()
+    _create_updates_topic(
+        kafka_settings, {"cleanup.policy": "compact", "max.message.bytes": "100000"}
+    )
     (problem,) = init_kafka(kafka_settings).problems
     name = kafka_settings.topic("profile-updates")
     assert f"{name} has max.message.bytes=100000" in problem and "262144" in problem
