@@ -120,10 +120,8 @@ class CassandraStore:
             )
         self.dim = dim
         check_layout(cluster, self.keyspace)
-        # The keyspace, not this process's settings, says which copies are indexed (read
-        # once: restart after adding or dropping an index): only those columns are written
-        # and queried, and only their movement rewrites a copy. With none (between a DROP
-        # INDEX and the `init` that rebuilds it) both are written, for the rebuild.
+        # The keyspace's indexes (read once), not the settings, say which copy columns are
+        # written, queried and refresh a copy; with none (mid-rebuild) both are written.
         self.ann_horizons = indexed_horizons(cluster, self.keyspace)
         self._ann_written = self.ann_horizons or HORIZONS
         self._ann = AnnRefresher(
@@ -135,11 +133,9 @@ class CassandraStore:
         self._ann_copies = options.ann_copies
         self._items = CassandraItems(self._requests, self.keyspace, dim)
         try:
+            written, queried = self._ann_written, self.ann_horizons
             self._statements = Statements.prepare(
-                session,
-                self.keyspace,
-                ann_written=self._ann_written,
-                ann_queried=self.ann_horizons,
+                session, self.keyspace, ann_written=written, ann_queried=queried
             )
         except driver_errors() as exc:
             raise StoreError(
