@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 from interest_stream.schemas.records import Provenance
 from interest_stream.streams.errors import MissingExtraError
@@ -27,6 +28,13 @@ def partition_of(key: bytes, partitions: int) -> int:
     except ImportError as exc:  # pragma: no cover - depends on the installed extras
         raise MissingExtraError("kafka-python", "kafka") from exc
     return int(murmur2(key) & 0x7FFFFFFF) % partitions
+
+
+@lru_cache(maxsize=1 << 14)
+def _owner(user_id: str, partitions: int) -> int:
+    """`partition_of` a user id, cached: murmur2 in pure Python costs ~14 µs, asked for
+    every event a worker validates, and the same users come back batch after batch."""
+    return partition_of(user_id.encode(), partitions)
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,7 +54,7 @@ class Routing:
     partitions: int
 
     def owner(self, user_id: str) -> int:
-        return partition_of(user_id.encode(), self.partitions)
+        return _owner(user_id, self.partitions)
 
     def misplaced(self, user_id: str, origin: Provenance) -> int | None:
         """The partition to forward an event of `user_id` to, or None if it is where it

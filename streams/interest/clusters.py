@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 import numpy.typing as npt
@@ -123,30 +124,38 @@ def _average_linkage(similarity: FloatMatrix, max_groups: int, threshold: float)
         return [[0]] if n else []
     link = similarity.copy()  # link[a, b] = sum of pairwise similarities between groups
     sizes = np.ones(n)
+    alive = np.ones(n, dtype=bool)
     members: list[list[int]] = [[i] for i in range(n)]
-    valid = np.triu(np.ones((n, n), dtype=bool), 1)
-    # score[a, b] = link[a, b] / (sizes[a]·sizes[b]) over valid pairs, -inf elsewhere. A
-    # merge changes only row and column `a` and retires `b`, so only those are recomputed
-    # (with the same expression, so the values, and the ties, are those of a full rebuild).
-    score = np.where(valid, link / np.outer(sizes, sizes), -np.inf)
+    # score[a, b] = link[a, b] / (sizes[a]·sizes[b]) for live groups a < b, -inf elsewhere.
+    # A merge changes only row and column `a` and retires `b`, so only the live entries of
+    # those are recomputed, in place (the values, and so the ties, of a full rebuild).
+    score = np.where(_upper_triangle(n), link, -np.inf)
     remaining = n
     while remaining > 1:
-        a, b = divmod(int(np.argmax(score)), n)
+        a, b = divmod(int(score.argmax()), n)
         if score[a, b] < threshold and remaining <= max_groups:
             break
-        link[a, :] += link[b, :]
+        link[a] += link[b]
         link[:, a] += link[:, b]
         sizes[a] += sizes[b]
-        valid[b, :] = False
-        valid[:, b] = False
+        alive[b] = False
         members[a] += members[b]
         members[b] = []
         remaining -= 1
-        score[b, :] = -np.inf
+        score[b] = -np.inf
         score[:, b] = -np.inf
-        score[a, :] = np.where(valid[a, :], link[a, :] / (sizes[a] * sizes), -np.inf)
-        score[:, a] = np.where(valid[:, a], link[:, a] / (sizes * sizes[a]), -np.inf)
+        scale = sizes[a] * sizes
+        np.divide(link[a, a + 1 :], scale[a + 1 :], out=score[a, a + 1 :], where=alive[a + 1 :])
+        np.divide(link[:a, a], scale[:a], out=score[:a, a], where=alive[:a])
     return [group for group in members if group]
+
+
+@lru_cache(maxsize=64)
+def _upper_triangle(n: int) -> npt.NDArray[np.bool_]:
+    """The pairs a < b of an n×n matrix (shared and read-only: one per summary size)."""
+    mask = np.triu(np.ones((n, n), dtype=bool), 1)
+    mask.flags.writeable = False
+    return mask
 
 
 def _summarize(
@@ -156,14 +165,17 @@ def _summarize(
     mass: FloatVector,
 ) -> Cluster:
     index = np.array(members)
+    rows = vectors[index]
     strength = np.abs(mass[index])
-    centroid = strength @ vectors[index]
+    centroid = strength @ rows
     norm = float(np.linalg.norm(centroid))
     unit = centroid / norm if norm > 0 else centroid
-    centrality = (vectors[index] @ vectors[index].T) @ strength
-    # The medoid: the member most similar (by decayed mass) to the others; ties by key.
-    best = min(range(len(members)), key=lambda k: (-centrality[k], summary[members[k]].key))
-    medoid = members[best]
+    medoid = members[0]
+    if len(members) > 1:
+        # The medoid: the member most similar (by decayed mass) to the others; ties by key.
+        centrality = ((rows @ rows.T) @ strength).tolist()
+        best = min(range(len(members)), key=lambda k: (-centrality[k], summary[members[k]].key))
+        medoid = members[best]
     return Cluster(
         centroid=unit.astype(np.float32),
         weight=float(mass[index].sum()),
