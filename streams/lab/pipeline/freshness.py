@@ -8,7 +8,7 @@ import re
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -78,16 +78,21 @@ class UpdateWatcher:
 
 
 def wait_for(
-    condition: Any, worker: WorkerProcess | WorkerGroup, what: str, timeout_s: float = WAIT_S
+    condition: Any,
+    worker: WorkerProcess | WorkerGroup,
+    what: str,
+    timeout_s: float = WAIT_S,
+    pause_s: Callable[[], float] = lambda: 0.05,
 ) -> None:
-    """Poll `condition` until it holds; one-line error if the worker dies or time runs out."""
+    """Poll `condition` until it holds, `pause_s()` apart; one-line error if the worker
+    dies or time runs out."""
     deadline = time.monotonic() + timeout_s
     while not condition():
         if not worker.alive():
             raise InterestStreamError(f"the worker died waiting for {what}\n{worker.log_tail()}")
         if time.monotonic() > deadline:
             raise InterestStreamError(f"timed out waiting for {what}\n{worker.log_tail()}")
-        time.sleep(0.05)
+        time.sleep(pause_s())
 
 
 def freshness(
