@@ -83,6 +83,8 @@ def load_encoder(
     model_dir: Path | None = None,
     cache_size: int = 100_000,
     device: str = "auto",
+    *,
+    reserve_cache: bool = False,
 ) -> CachedEncoder[OnnxEncoder]:
     """Load the exported encoder behind an LRU cache.
 
@@ -91,6 +93,8 @@ def load_encoder(
         model_dir: Where the exports are; None for `~/.cache/interest-stream/models`.
         cache_size: Vectors the LRU keeps (0: none).
         device: `auto`, `cpu` or `cuda`.
+        reserve_cache: Make the whole cache resident now (a long-running process: its
+            memory then does not climb as the cache fills).
 
     Returns:
         The cached encoder: `model_id`, `dim` and `device` like the bare encoder; its
@@ -113,7 +117,7 @@ def load_encoder(
     encoder = _open(chosen, model_dir, device)
     if precision == "auto" and chosen == "fp16" and encoder.device != "cuda":
         encoder = _open(resolve_precision("auto", model_dir, on_gpu=False), model_dir, "cpu")
-    return CachedEncoder(encoder, capacity=cache_size)
+    return CachedEncoder(encoder, capacity=cache_size, reserve=reserve_cache)
 
 
 def _open(precision: str, model_dir: Path | None, device: str) -> OnnxEncoder:

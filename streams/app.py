@@ -23,9 +23,12 @@ EncoderKind = Literal["onnx", "hashing"]
 ENCODER_KINDS: tuple[EncoderKind, ...] = ("onnx", "hashing")
 
 
-def build_encoder(settings: Settings, kind: EncoderKind = "onnx") -> Encoder:
+def build_encoder(
+    settings: Settings, kind: EncoderKind = "onnx", *, reserve_cache: bool = False
+) -> Encoder:
     """The exported ONNX sentence encoder (precision and cache from settings), or the
-    model-free hashing encoder for plumbing checks."""
+    model-free hashing encoder for plumbing checks; a long-running process (the worker)
+    reserves its whole cache at start (encoders/cache.py)."""
     if kind == "hashing":
         from interest_stream.encoders.hashing import HashingEncoder
 
@@ -36,6 +39,7 @@ def build_encoder(settings: Settings, kind: EncoderKind = "onnx") -> Encoder:
         precision=settings.precision,
         model_dir=settings.model_dir,
         cache_size=settings.encoder_cache_size,
+        reserve_cache=reserve_cache,
     )
 
 

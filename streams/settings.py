@@ -124,7 +124,10 @@ class Settings(BaseSettings):
         " held, else `fp32`.",
     )
     encoder_cache_size: int = Field(
-        100_000, ge=0, description="Encoded texts kept in memory (LRU)."
+        100_000,
+        ge=0,
+        description="Encoded texts kept in memory (LRU): 4·dim bytes each (150 MB at the"
+        " default), which a worker holds from its start.",
     )
 
     # Interest model

@@ -96,7 +96,7 @@ def worker(
     except BaseException:
         store.close()
         raise
-    encoder = app.build_encoder(settings, encoder_kind)
+    encoder = app.build_encoder(settings, encoder_kind, reserve_cache=True)
     core = app.build_core(settings, encoder, store, partitions=partitions)
     run_worker(settings, core, loglevel)
 
